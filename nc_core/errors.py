@@ -1,0 +1,36 @@
+"""Errors a user can cause, each with a sentence the user understands.
+
+Pages show ``str(error)`` with ``st.error``; the command line prints it on one line and exits 2.
+Everything a user can get wrong raises a subclass of :class:`NCError`, so callers need one
+``except`` clause to turn bad input into a message instead of a traceback.
+
+    >>> raise InvalidDataError("The data holds no images.")
+"""
+
+
+class NCError(Exception):
+    """Base class of every error caused by what a user brought or asked for."""
+
+
+class ModelLoadError(NCError):
+    """The model file is missing, unreadable, unsafe, or not an image classifier."""
+
+
+class UnsafeModelError(ModelLoadError):
+    """The model holds code (a ``Lambda`` layer, a custom object) that safe mode refuses to run."""
+
+
+class InvalidDataError(NCError):
+    """The data is missing, unreadable, empty, or does not fit the model."""
+
+
+class InvalidParameterError(NCError):
+    """A run parameter (target class, epochs, batch size, ...) is out of range."""
+
+
+class StoreError(NCError):
+    """The run store cannot be read or written (unwritable directory, disk full, corrupt run)."""
+
+
+class RunCancelled(NCError):
+    """A run was cancelled by the user; what finished before the cancel is kept."""
