@@ -1,0 +1,169 @@
+"""The command line, the contract other tools call: ``python -m nc_core scan|reverse ...``.
+
+``scan`` prints one JSON object with ``--format json`` (model, verdict, anomaly_index, flagged,
+seconds, classes); ``reverse`` writes mask, pattern and fusion PNGs and a result JSON. A finished
+run exits 0 whatever the verdict; bad input exits 2 with one line on stderr; Ctrl-C during a scan
+cancels it, prints and writes the classes that finished, and exits 130.
+
+    $ python -m nc_core scan sample_models/signs_backdoored.keras sample_models/signs_data.npz --format json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from nc_core.errors import InvalidParameterError, NCError
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
+
+
+def _class_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"classes must be comma-separated integers, not {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m nc_core", description="Find backdoors in Keras image classifiers (Neural Cleanse).")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("model", help="a .keras or .h5 image classifier (loaded in safe mode)")
+        sub.add_argument("data", help="clean samples: .npz (x, y, class_names), a .zip or folder of class folders")
+        sub.add_argument("--epochs", type=int, help="most epochs per class (product default 60)")
+        sub.add_argument("--batch-size", type=int, help="mini-batch size (default 32)")
+        sub.add_argument("--learning-rate", type=float, help="Adam learning rate (default 0.1)")
+        sub.add_argument("--method", choices=["neural-cleanse", "plain"], default="neural-cleanse")
+        sub.add_argument("--engine", choices=["keras", "legacy"], default="keras")
+        sub.add_argument("--pixel-range", help="0-1, 0-255, -1-1 or meanstd:M/S (default: guessed)")
+        sub.add_argument("--max-samples", type=int, help="use at most this many clean samples")
+        sub.add_argument("--seed", type=int, help="seed of the random start (default 0)")
+        sub.add_argument("--original", action="store_true", help="the paper's defaults (1000 epochs, patience 5/25)")
+        sub.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+    scan = commands.add_parser("scan", help="reverse-engineer every class and flag outliers")
+    common(scan)
+    scan.add_argument("--classes", type=_class_list, help="comma-separated class ids (default: all)")
+    scan.add_argument("--out", type=Path, help="folder for report.json and per-class PNGs")
+    scan.add_argument("--format", choices=["json", "text"], default="text")
+
+    reverse = commands.add_parser("reverse", help="reverse-engineer one target class")
+    common(reverse)
+    reverse.add_argument("--target", type=int, required=True, help="target class id")
+    reverse.add_argument("--out", type=Path, required=True, help="folder for the PNGs and result.json")
+    return parser
+
+
+def _config(args: argparse.Namespace):
+    from nc_core.cleanse import CleanseConfig
+
+    base = CleanseConfig.original() if args.original else CleanseConfig()
+    overrides = {
+        "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+        "seed": args.seed, "method": args.method, "engine": args.engine,
+    }
+    return base.replace(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _progress_printer(quiet: bool):
+    if quiet:
+        return None
+    live = sys.stderr.isatty()
+
+    def show(event) -> None:
+        if event.kind == "epoch" and live:
+            m = event.metrics
+            print(f"\rclass {event.target} ({event.class_index + 1}/{event.num_classes})  epoch {event.epoch:4d}  "
+                  f"ASR {m['asr']:.3f}  L1 {m['l1']:8.2f}  lambda {m['lam']:.2e}  [{event.fraction:5.1%}]",
+                  end="", file=sys.stderr, flush=True)
+        elif event.kind == "class_done":
+            print(f"\rclass {event.target} ({event.class_index + 1}/{event.num_classes}) done: L1 {event.metrics['l1']:.2f}  ASR {event.metrics['asr']:.3f}"
+                  + " " * 30, file=sys.stderr, flush=True)
+    return show
+
+
+def _write_scan_outputs(report, out: Path) -> None:
+    from nc_core.images import save_trigger_images
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(report.to_json())
+    (out / "summary.json").write_text(json.dumps(report.summary(), indent=2))
+    for result in report.results:
+        save_trigger_images(result.mask, result.pattern, out / "classes", prefix=f"{result.target:03d}_")
+
+
+def _text_summary(report) -> str:
+    lines = [
+        f"model: {report.model}   data: {report.data}   pixel range: {report.pixel_range}",
+        f"verdict: {report.verdict.upper()}   anomaly index: {report.anomaly_index:.2f}   "
+        f"flagged: {report.flagged or 'none'}   median L1: {report.median:.2f}   MAD: {report.mad:.2f}",
+        f"{'class':>5}  {'name':<24} {'L1':>9} {'index':>7} {'ASR':>6}  flag",
+    ]
+    for row in sorted(report.rows, key=lambda r: r.l1):
+        lines.append(f"{row.class_id:>5}  {row.name[:24]:<24} {row.l1:9.2f} {row.anomaly_index:7.2f} "
+                     f"{row.asr:6.3f}  {'<-- backdoor' if row.flagged else ''}")
+    lines.append(f"{len(report.rows)} classes in {report.seconds:.1f} s" + ("  (cancelled)" if report.cancelled else ""))
+    return "\n".join(lines)
+
+
+def run_scan(args: argparse.Namespace) -> int:
+    from nc_core.inputs import load_inputs
+    from nc_core.progress import CancelToken
+    from nc_core.scan import scan
+
+    inputs = load_inputs(args.model, args.data, args.pixel_range, args.max_samples)
+    token = CancelToken()
+    previous = signal.signal(signal.SIGINT, lambda *_: token.cancel())
+    try:
+        report = scan(inputs.classifier, inputs.data, args.classes, _config(args),
+                      on_event=_progress_printer(args.quiet), cancel=token, model_name=inputs.model_name)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if args.out:
+        _write_scan_outputs(report, args.out)
+    print(json.dumps(report.summary()) if args.format == "json" else _text_summary(report))
+    return EXIT_CANCELLED if report.cancelled else EXIT_OK
+
+
+def run_reverse(args: argparse.Namespace) -> int:
+    from nc_core.images import save_trigger_images
+    from nc_core.inputs import load_inputs
+    from nc_core.report import result_to_dict
+    from nc_core.scan import reverse_engineer
+
+    inputs = load_inputs(args.model, args.data, args.pixel_range, args.max_samples)
+    result = reverse_engineer(inputs.classifier, inputs.data, args.target, _config(args),
+                              on_event=_progress_printer(args.quiet))
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_trigger_images(result.mask, result.pattern, args.out)
+    payload = {"model": inputs.model_name, "data": inputs.data.source,
+               "pixel_range": inputs.data.pixel_range.label, **result_to_dict(result)}
+    (args.out / "result.json").write_text(json.dumps(payload))
+    print(f"class {result.target}: L1 {result.l1:.2f}, ASR {result.asr:.3f}, "
+          f"{'reached' if result.reached_threshold else 'did NOT reach'} the ASR threshold; "
+          f"{result.epochs} epochs in {result.seconds:.1f} s -> {args.out}")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "reverse" and args.out.exists() and not args.out.is_dir():
+            raise InvalidParameterError(f"--out {args.out} exists and is not a folder.")
+        return run_scan(args) if args.command == "scan" else run_reverse(args)
+    except NCError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("\ncancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    except Exception as error:  # a bug, not bad input: still one line, never a traceback
+        print(f"error: unexpected failure ({type(error).__name__}: {error})", file=sys.stderr)
+        return EXIT_FAILURE

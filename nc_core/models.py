@@ -1,0 +1,349 @@
+"""Load the Keras image classifier a user brings, check it, and make it output probabilities.
+
+Model files come from strangers, so loading is safe-mode only and the architecture is read
+and vetted *before* Keras sees it: any ``Lambda`` layer or serialised Python function is
+refused, because deserialising it can run arbitrary code. Every failure becomes a
+:class:`ModelLoadError` (or :class:`UnsafeModelError`) with one sentence a user understands.
+
+    >>> model = load_model("classifier.keras"); info = inspect_model(model)
+"""
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import keras
+import numpy as np
+
+from nc_core.errors import InvalidDataError, InvalidParameterError, ModelLoadError, UnsafeModelError
+
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+# Largest config.json we parse, and largest total uncompressed size of a .keras archive.
+MAX_CONFIG_BYTES = 32 * 1024 * 1024
+MAX_KERAS_ARCHIVE_BYTES = 4 * 1024**3
+# Class names that carry Python code: Keras 3 Lambda, tf.keras op lambdas, marshalled lambdas.
+UNSAFE_CLASS_NAMES = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda", "__lambda__"})
+# Config keys that only code-carrying layers use (Lambda's ``function``, tf.keras ``function_type``).
+UNSAFE_CONFIG_KEYS = frozenset({"function", "function_type", "output_shape_type"})
+# Rows of a sample that decide whether outputs are probabilities.
+PROBE_ROWS = 64
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the scanner needs to know about a classifier, shown on the model page.
+
+    >>> ModelInfo((32, 32, 3), 10, 1234, True, "cifar_cnn").num_classes
+    10
+    """
+
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    num_params: int
+    outputs_probabilities: bool
+    name: str
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_model(path: str | Path) -> keras.Model:
+    """Load a ``.keras`` or ``.h5`` model in safe mode, after refusing code-carrying layers.
+
+    Keras is never asked to deserialise a file we have not vetted ourselves, so a safe-mode gap
+    in Keras cannot run an uploaded ``Lambda``.
+
+    >>> load_model("mnist.keras").name
+    'mnist_cnn'
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in MODEL_SUFFIXES:
+        raise ModelLoadError(
+            f"{path.name!r} is not a model file the scanner reads: save the model as .keras (Keras 3) or .h5."
+        )
+    if not path.is_file():
+        raise ModelLoadError(f"The model file {path.name!r} does not exist.")
+    config = _read_keras_config(path) if suffix == ".keras" else _read_h5_config(path)
+    refuse_unsafe_config(config)
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises ValueError/TypeError/OSError/KeyError for bad files
+        raise _load_error(path.name, error) from None
+    if not isinstance(model, keras.Model):
+        raise ModelLoadError(f"{path.name!r} does not hold a Keras model.")
+    return model
+
+
+def _read_keras_config(path: Path) -> Any:
+    """The architecture JSON of a ``.keras`` archive, read without Keras."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+            if sum(info.file_size for info in infos) > MAX_KERAS_ARCHIVE_BYTES:
+                raise ModelLoadError(f"{path.name!r} unpacks to more than 4 GB; the scanner refuses it.")
+            try:
+                info = archive.getinfo("config.json")
+            except KeyError:
+                raise ModelLoadError(
+                    f"{path.name!r} is a zip file but not a Keras model (it has no config.json)."
+                ) from None
+            if info.file_size > MAX_CONFIG_BYTES:
+                raise ModelLoadError(f"The architecture in {path.name!r} is too large to read.")
+            with archive.open(info) as member:
+                text = member.read(MAX_CONFIG_BYTES + 1)
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as error:
+        raise ModelLoadError(
+            f"{path.name!r} is damaged or not a .keras file (a .keras file is a zip archive written by Keras 3)."
+        ) from error
+    return _parse_config(text, path.name)
+
+
+def _read_h5_config(path: Path) -> Any:
+    """The ``model_config`` attribute of a legacy ``.h5`` model, read with h5py only."""
+    try:
+        with h5py.File(path, "r") as file:
+            raw = file.attrs.get("model_config")
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(f"{path.name!r} is damaged or not an HDF5 model file.") from error
+    if raw is None:
+        raise ModelLoadError(
+            f"{path.name!r} holds only weights, no architecture: save the whole model with model.save()."
+        )
+    return _parse_config(raw, path.name)
+
+
+def _parse_config(raw: Any, name: str) -> Any:
+    if isinstance(raw, np.ndarray) and raw.shape == ():
+        raw = raw.item()
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", errors="replace")
+    try:
+        return json.loads(raw)
+    except (TypeError, ValueError, RecursionError):
+        raise ModelLoadError(f"The architecture stored in {name!r} is not readable JSON.") from None
+
+
+def refuse_unsafe_config(config: Any) -> None:
+    """Raise :class:`UnsafeModelError` when a model config holds a Lambda or Python function.
+
+    >>> refuse_unsafe_config({"class_name": "Dense", "config": {"units": 3}})
+    """
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            class_name = node.get("class_name")
+            if class_name in UNSAFE_CLASS_NAMES:
+                raise UnsafeModelError(_unsafe_message(f"a {class_name} layer"))
+            bad_keys = UNSAFE_CONFIG_KEYS.intersection(node)
+            if bad_keys:
+                raise UnsafeModelError(_unsafe_message(f"a layer with a {sorted(bad_keys)[0]!r} entry"))
+            stack.extend(node.values())
+
+
+def _unsafe_message(what: str) -> str:
+    return (
+        f"The model holds Python code ({what}) that is refused for safety: "
+        "rebuild it with built-in Keras layers only, without Lambda layers, and save it again."
+    )
+
+
+_CLASS_PATTERNS = (
+    re.compile(r"Could not locate (?:class|function) '([^']+)'"),
+    re.compile(r"Unknown (?:layer|object|activation|class)[^']*'([^']+)'"),
+)
+
+
+def _load_error(name: str, error: BaseException) -> ModelLoadError:
+    """Turn whatever Keras raised into one sentence; the deepest cause is the most specific."""
+    chain = _exception_chain(error)
+    text = " ".join(str(e) for e in chain)
+    if "safe_mode" in text or "arbitrary code" in text or "Non-modeling APIs" in text:
+        return UnsafeModelError(_unsafe_message("code that Keras safe mode refuses"))
+    for pattern in _CLASS_PATTERNS:
+        match = pattern.search(text)
+        if match:
+            cls = match.group(1).split(">")[-1]
+            return ModelLoadError(
+                f"The model uses a custom layer or function {cls!r} that the scanner does not know: "
+                "only models built from built-in Keras layers can be loaded."
+            )
+    detail = " ".join(str(chain[-1]).split())[:200] or type(chain[-1]).__name__
+    return ModelLoadError(f"Keras could not load {name!r}: {detail}")
+
+
+def _exception_chain(error: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    while error is not None and error not in chain and len(chain) < 20:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    return chain
+
+
+# --------------------------------------------------------------------------- checking
+
+
+def inspect_model(model: keras.Model, sample_x: np.ndarray | None = None) -> ModelInfo:
+    """Check the model is an image classifier and describe it.
+
+    ``sample_x`` (model inputs) decides whether outputs are probabilities; without it the last
+    layer's activation does (softmax means probabilities).
+
+    >>> inspect_model(model).input_shape
+    (28, 28, 1)
+    """
+    input_shape = _image_input_shape(model)
+    num_classes = _num_classes(model)
+    if sample_x is not None:
+        probabilities = _outputs_look_like_probabilities(model, sample_x, input_shape)
+    else:
+        probabilities = _ends_in_softmax(model)
+    return ModelInfo(
+        input_shape=input_shape,
+        num_classes=num_classes,
+        num_params=int(model.count_params()),
+        outputs_probabilities=probabilities,
+        name=str(model.name),
+    )
+
+
+def _tensors(model: keras.Model, kind: str) -> list:
+    try:
+        tensors = getattr(model, kind)
+    except (AttributeError, ValueError):
+        tensors = None
+    if not tensors:
+        raise ModelLoadError(
+            f"The model has no defined {kind}: build it with keras.Input(shape=...) before saving."
+        )
+    return list(tensors) if isinstance(tensors, (list, tuple)) else [tensors]
+
+
+def _image_input_shape(model: keras.Model) -> tuple[int, int, int]:
+    inputs = _tensors(model, "inputs")
+    if len(inputs) != 1:
+        raise ModelLoadError(f"The model takes {len(inputs)} inputs; the scanner needs one image input.")
+    shape = tuple(inputs[0].shape)
+    if len(shape) != 4:
+        raise ModelLoadError(
+            f"The model input has shape {_shape_text(shape)}; the scanner needs images shaped "
+            "(batch, height, width, channels)."
+        )
+    height, width, channels = shape[1:]
+    if height is None or width is None or channels is None:
+        raise ModelLoadError(
+            f"The model accepts images of shape {_shape_text(shape)}; the scanner needs a fixed "
+            "height, width and channel count."
+        )
+    if not 1 <= channels <= 4:
+        raise ModelLoadError(
+            f"The model input has {channels} channels; the scanner needs 1 (grey), 3 (RGB) or 4 (RGBA) "
+            "channels last, as in (batch, height, width, channels)."
+        )
+    return int(height), int(width), int(channels)
+
+
+def _num_classes(model: keras.Model) -> int:
+    outputs = _tensors(model, "outputs")
+    if len(outputs) != 1:
+        raise ModelLoadError(f"The model has {len(outputs)} outputs; the scanner needs one class-score output.")
+    shape = tuple(outputs[0].shape)
+    if len(shape) != 2 or shape[1] is None:
+        raise ModelLoadError(
+            f"The model outputs shape {_shape_text(shape)}; the scanner needs one score per class, "
+            "shaped (batch, classes)."
+        )
+    if shape[1] < 2:
+        raise ModelLoadError(
+            f"The model outputs {shape[1]} value per input: it looks like a regression or binary model; "
+            "the scanner needs one score per class for at least 2 classes."
+        )
+    return int(shape[1])
+
+
+def _shape_text(shape: tuple) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+
+
+def _outputs_look_like_probabilities(model: keras.Model, sample_x: np.ndarray, input_shape: tuple) -> bool:
+    sample = np.asarray(sample_x)
+    if sample.ndim != 4 or tuple(sample.shape[1:]) != input_shape or len(sample) == 0:
+        raise InvalidDataError(
+            f"The sample holds shape {sample.shape}; the model takes (N, {', '.join(map(str, input_shape))})."
+        )
+    probs = predict(model, sample[:PROBE_ROWS])
+    in_range = bool(np.all((probs >= -1e-6) & (probs <= 1 + 1e-6)))
+    return in_range and bool(np.allclose(probs.sum(axis=1), 1.0, atol=1e-3))
+
+
+def _ends_in_softmax(model: keras.Model) -> bool:
+    """True when the layer producing the output applies softmax (looks into nested models)."""
+    history = getattr(model.outputs[0], "_keras_history", None)
+    layer = getattr(history, "operation", None) or (model.layers[-1] if model.layers else None)
+    if isinstance(layer, keras.Model):
+        return _ends_in_softmax(layer)
+    if isinstance(layer, keras.layers.Softmax):
+        return True
+    return getattr(getattr(layer, "activation", None), "__name__", "") == "softmax"
+
+
+# --------------------------------------------------------------------------- using
+
+
+def as_classifier(model: keras.Model, info: ModelInfo) -> keras.Model:
+    """The model itself when it outputs probabilities, else the model followed by a softmax.
+
+    Neural Cleanse's loss needs probabilities; a functional wrapper avoids Lambda layers.
+
+    >>> as_classifier(logits_model, inspect_model(logits_model)).layers[-1].name
+    'nc_softmax'
+    """
+    if info.outputs_probabilities:
+        return model
+    inputs = keras.Input(shape=info.input_shape, dtype=model.inputs[0].dtype)
+    outputs = keras.layers.Softmax(name="nc_softmax")(model(inputs))
+    return keras.Model(inputs, outputs, name=f"{model.name}_probabilities")
+
+
+def predict(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """The model's outputs for ``x`` (model inputs), batched, without Keras's progress bar.
+
+    Pass the model from :func:`as_classifier` to get probabilities.
+
+    >>> predict(classifier, x_test[:10]).shape
+    (10, 10)
+    """
+    if batch_size < 1:
+        raise InvalidParameterError(f"The batch size must be at least 1, not {batch_size}.")
+    x = np.asarray(x, np.float32)
+    batches = [
+        keras.ops.convert_to_numpy(model(x[start:start + batch_size], training=False))
+        for start in range(0, len(x), batch_size)
+    ]
+    if not batches:
+        return np.zeros((0, int(model.outputs[0].shape[-1])), np.float32)
+    return np.concatenate(batches).astype(np.float32, copy=False)
+
+
+def clean_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:
+    """Share of labelled samples the model classifies right (labels below 0 mean unknown).
+
+    >>> clean_accuracy(classifier, x_test, y_test)
+    0.98
+    """
+    y = np.asarray(y)
+    if len(x) != len(y):
+        raise InvalidDataError(f"There are {len(x)} images but {len(y)} labels.")
+    known = y >= 0
+    if not known.any():
+        raise InvalidDataError("Clean accuracy needs labelled images; these have no labels.")
+    predicted = predict(model, np.asarray(x)[known], batch_size).argmax(axis=1)
+    return float(np.mean(predicted == y[known]))

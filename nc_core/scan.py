@@ -1,0 +1,133 @@
+"""The public entry points: reverse-engineer one class, or scan every class and detect.
+
+Both take a classifier (probabilities out, see :func:`nc_core.models.as_classifier`) and a
+:class:`~nc_core.data.Dataset`, and return plain data. One engine is built per call and reused
+for every class, so the training step is traced once.
+
+    >>> report = scan(classifier, dataset, config=CleanseConfig(epochs=30))
+    >>> report.verdict
+    'backdoored'
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+
+from nc_core.cleanse import CleanseConfig, TriggerResult, reverse_target
+from nc_core.data import Dataset
+from nc_core.errors import InvalidParameterError, RunCancelled
+from nc_core.models import predict
+from nc_core.progress import CancelToken, EventCallback
+from nc_core.report import ScanReport, make_report
+from nc_core.trigger import stamp
+
+ASR_EVAL_SAMPLES = 2000
+
+
+def attack_success_rate(
+    classifier: keras.Model, data: Dataset, mask: np.ndarray, pattern: np.ndarray, target: int
+) -> float:
+    """Share of clean samples of *other* classes that the trigger sends to ``target``.
+
+    >>> attack_success_rate(classifier, dataset, result.mask, result.pattern, 33)
+    0.998
+    """
+    others = np.flatnonzero(data.y != target)[:ASR_EVAL_SAMPLES]
+    if others.size == 0:
+        return float("nan")
+    triggered = data.pixel_range.from_unit(stamp(data.x[others], mask, pattern))
+    return float(np.mean(predict(classifier, triggered).argmax(axis=1) == target))
+
+
+def make_engine(classifier: keras.Model, data: Dataset, config: CleanseConfig):
+    """The engine the config names, ready to optimise triggers on ``data``."""
+    if config.engine == "legacy":
+        from nc_core.legacy import LegacyEngine
+
+        return LegacyEngine(classifier, data.x, data.pixel_range, method=config.method,
+                            batch_size=config.batch_size, learning_rate=config.learning_rate,
+                            beta_1=config.beta_1, beta_2=config.beta_2)
+    from nc_core.engine import KerasEngine
+
+    return KerasEngine(classifier, data.x, data.pixel_range, method=config.method,
+                       batch_size=config.batch_size, learning_rate=config.learning_rate,
+                       beta_1=config.beta_1, beta_2=config.beta_2)
+
+
+def _check_classes(classes: Sequence[int], num_classes: int) -> list[int]:
+    chosen = [int(c) for c in classes]
+    if not chosen:
+        raise InvalidParameterError("Choose at least one class to scan.")
+    bad = [c for c in chosen if not 0 <= c < num_classes]
+    if bad:
+        raise InvalidParameterError(
+            f"Class {bad[0]} is out of range: the model has classes 0 to {num_classes - 1}."
+        )
+    return sorted(set(chosen))
+
+
+def reverse_engineer(
+    classifier: keras.Model,
+    data: Dataset,
+    target: int,
+    config: CleanseConfig = CleanseConfig(),
+    on_event: EventCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> TriggerResult:
+    """Recover the smallest trigger that sends ``data`` to class ``target``.
+
+    Raises :class:`~nc_core.errors.RunCancelled` if cancelled.
+    """
+    num_classes = int(classifier.output_shape[-1])
+    (target,) = _check_classes([target], num_classes)
+    config.validate(len(data))
+    engine = make_engine(classifier, data, config)
+    return reverse_target(
+        engine, target, config, len(data), on_event, cancel,
+        evaluate_asr=lambda mask, pattern: attack_success_rate(classifier, data, mask, pattern, target),
+    )
+
+
+def scan(
+    classifier: keras.Model,
+    data: Dataset,
+    classes: Sequence[int] | None = None,
+    config: CleanseConfig = CleanseConfig(),
+    on_event: EventCallback | None = None,
+    cancel: CancelToken | None = None,
+    model_name: str = "model",
+    done: Sequence[TriggerResult] = (),
+) -> ScanReport:
+    """Reverse-engineer every class in ``classes`` (all by default), then run the MAD test.
+
+    A cancel stops within one step and returns a report of the classes already finished, with
+    ``cancelled=True``. ``done`` carries results of an earlier, interrupted run to resume from.
+    """
+    started = time.perf_counter()
+    num_classes = int(classifier.output_shape[-1])
+    targets = _check_classes(range(num_classes) if classes is None else classes, num_classes)
+    config.validate(len(data))
+    results = [r for r in done if r.target in targets]
+    finished = {r.target for r in results}
+    engine = make_engine(classifier, data, config)
+    cancelled = False
+    for index, target in enumerate(targets):
+        if target in finished:
+            continue
+        try:
+            results.append(reverse_target(
+                engine, target, config, len(data), on_event, cancel,
+                evaluate_asr=lambda m, p, t=target: attack_success_rate(classifier, data, m, p, t),
+                class_index=index, num_classes=len(targets),
+            ))
+        except RunCancelled:
+            cancelled = True
+            break
+    return make_report(
+        results, model=model_name, data=data.source, pixel_range=data.pixel_range.label,
+        config=config.to_dict(), class_names=data.class_names,
+        seconds=time.perf_counter() - started, cancelled=cancelled,
+    )
