@@ -1,0 +1,37 @@
+import numpy as np
+import pytest
+
+from nc_core.detect import MAD_CONSISTENCY, anomaly_indices
+
+
+def test_small_outlier_is_flagged_with_the_papers_formula():
+    l1 = [10.0, 50.0, 52.0, 55.0, 49.0, 51.0]
+    out = anomaly_indices(l1)
+    median = np.median(l1)
+    mad = MAD_CONSISTENCY * np.median(np.abs(np.array(l1) - median))
+    assert out.median == pytest.approx(median) and out.mad == pytest.approx(mad)
+    assert out.indices[0] == pytest.approx(abs(10.0 - median) / mad)
+    assert out.flagged == [0]
+    assert out.model_index == pytest.approx(out.indices[0])
+
+
+def test_large_outlier_is_not_a_backdoor():
+    out = anomaly_indices([50.0, 51.0, 49.0, 52.0, 48.0, 400.0])
+    assert out.indices[-1] > 2
+    assert out.flagged == []
+
+
+def test_similar_norms_flag_nothing():
+    out = anomaly_indices(np.linspace(50, 70, 43))
+    assert out.flagged == []
+    assert max(out.indices) == pytest.approx(10 / (MAD_CONSISTENCY * 5), rel=0.05)
+
+
+def test_identical_norms_have_zero_index():
+    out = anomaly_indices([7.0, 7.0, 7.0])
+    assert out.mad == 0 and out.indices == [0.0, 0.0, 0.0] and out.flagged == []
+
+
+def test_empty_input_gives_empty_statistics():
+    out = anomaly_indices([])
+    assert out.indices == [] and out.flagged == [] and out.model_index == 0.0
