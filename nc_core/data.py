@@ -217,8 +217,7 @@ def _check_npy_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str,
 def _images_array(x: np.ndarray) -> np.ndarray:
     """x as numbers shaped (N,H,W,C) with C in 1..4; a grey (N,H,W) gains a channel axis."""
     if not isinstance(x, np.ndarray) or x.dtype.kind not in "biuf":
-        kind = getattr(getattr(x, "dtype", None), "name", type(x).__name__)
-        raise InvalidDataError(f"x holds {kind} values; images need numbers (integers or floats).")
+        raise InvalidDataError(f"x holds {_kind_text(x)}; images need numbers (integers or floats).")
     if x.ndim == 3:
         x = x[..., np.newaxis]
     if x.ndim != 4:
@@ -233,11 +232,17 @@ def _images_array(x: np.ndarray) -> np.ndarray:
     return x.astype(np.uint8) if x.dtype.kind == "b" else x
 
 
+def _kind_text(array: object) -> str:
+    """Words for a non-numeric array's contents, e.g. ``text`` for a string array."""
+    kinds = {"U": "text", "S": "bytes", "c": "complex numbers", "M": "dates", "m": "time spans", "V": "records"}
+    dtype = getattr(array, "dtype", None)
+    return kinds.get(getattr(dtype, "kind", ""), f"{type(array).__name__} values")
+
+
 def _labels_array(y: np.ndarray, n: int) -> np.ndarray:
     """Integer class ids (N,) from ids or one-hot rows."""
     if not isinstance(y, np.ndarray) or y.dtype.kind not in "biuf":
-        kind = getattr(getattr(y, "dtype", None), "name", type(y).__name__)
-        raise InvalidDataError(f"y holds {kind} values; labels need integer class ids.")
+        raise InvalidDataError(f"y holds {_kind_text(y)}; labels need integer class ids.")
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     elif y.ndim == 2 and y.shape[1] >= 2:
@@ -252,7 +257,7 @@ def _labels_array(y: np.ndarray, n: int) -> np.ndarray:
         raise InvalidDataError("y holds non-integer labels; labels need whole-number class ids.")
     if y.min() < 0:
         raise InvalidDataError(f"y holds negative labels (e.g. {y.min():g}); class ids start at 0.")
-    if y.max() > MAX_CLASS_ID:
+    if float(y.max()) > MAX_CLASS_ID:
         raise InvalidDataError(f"y holds the label {y.max():g}; class ids above {MAX_CLASS_ID} are not supported.")
     return y.astype(np.int64)
 

@@ -11,7 +11,7 @@ for every class, so the training step is traced once.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
@@ -100,11 +100,13 @@ def scan(
     cancel: CancelToken | None = None,
     model_name: str = "model",
     done: Sequence[TriggerResult] = (),
+    on_result: Callable[[TriggerResult], None] | None = None,
 ) -> ScanReport:
     """Reverse-engineer every class in ``classes`` (all by default), then run the MAD test.
 
     A cancel stops within one step and returns a report of the classes already finished, with
-    ``cancelled=True``. ``done`` carries results of an earlier, interrupted run to resume from.
+    ``cancelled=True``. ``done`` carries results of an earlier, interrupted run to resume from;
+    ``on_result`` receives each class as it finishes (the dashboard stores it at once).
     """
     started = time.perf_counter()
     num_classes = int(classifier.output_shape[-1])
@@ -118,14 +120,17 @@ def scan(
         if target in finished:
             continue
         try:
-            results.append(reverse_target(
+            result = reverse_target(
                 engine, target, config, len(data), on_event, cancel,
                 evaluate_asr=lambda m, p, t=target: attack_success_rate(classifier, data, m, p, t),
                 class_index=index, num_classes=len(targets),
-            ))
+            )
         except RunCancelled:
             cancelled = True
             break
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
     return make_report(
         results, model=model_name, data=data.source, pixel_range=data.pixel_range.label,
         config=config.to_dict(), class_names=data.class_names,

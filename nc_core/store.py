@@ -1,0 +1,361 @@
+"""Where runs live: an embedded SQLite database (WAL) and a folder of artefacts per run.
+
+The dashboard, the background workers and the CLI all read and write runs here, so a run
+survives page reruns, browser refreshes, a second viewer and a restart of the app. Each finished
+class is written as soon as it is done (atomically: temporary file, then rename), so a cancelled,
+crashed or killed run keeps what it had finished.
+
+Layout under the data directory (``NC_DATA_DIR``, default ``./nc_data``)::
+
+    runs.sqlite                  one row per run: status, settings, verdict, live progress
+    runs/<id>/inputs/            the model and data the run was started with
+    runs/<id>/classes/<k>.npz    mask and pattern of class k;  <k>.json: its figures and history
+    runs/<id>/report.json        the final report (figures only; arrays stay in classes/)
+
+    >>> store = RunStore(); run_id = store.create_run("scan", "m.keras", "d.npz", {"epochs": 60})
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+import time
+import uuid
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nc_core.cleanse import EpochRecord, TriggerResult
+from nc_core.errors import StoreError
+from nc_core.report import ScanReport, make_report
+
+DATA_DIR_ENV = "NC_DATA_DIR"
+ACTIVE = ("queued", "running")
+STATUSES = ("queued", "running", "done", "cancelled", "failed", "interrupted")
+BUNDLE_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    model TEXT NOT NULL,
+    data TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    created REAL NOT NULL,
+    finished REAL,
+    verdict TEXT,
+    anomaly_index REAL,
+    flagged TEXT,
+    progress TEXT,
+    error TEXT,
+    pid INTEGER,
+    cancel_requested INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+def default_data_dir() -> Path:
+    """``$NC_DATA_DIR``, or ``nc_data`` in the working directory."""
+    return Path(os.environ.get(DATA_DIR_ENV) or "nc_data").resolve()
+
+
+@dataclass
+class RunRecord:
+    """One run as listed: what was scanned, with which settings, where it stands, what it found."""
+
+    id: str
+    kind: str
+    status: str
+    model: str
+    data: str
+    settings: dict
+    created: float
+    finished: float | None = None
+    verdict: str | None = None
+    anomaly_index: float | None = None
+    flagged: list[int] = field(default_factory=list)
+    progress: dict = field(default_factory=dict)
+    error: str | None = None
+    pid: int | None = None
+    cancel_requested: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _npz_bytes(**arrays: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+class RunStore:
+    """Runs in SQLite plus their artefacts on disk; safe for several processes at once.
+
+    Every failure to read or write becomes a :class:`~nc_core.errors.StoreError` with a sentence
+    that names the directory, so an unwritable or full disk is reported, not hidden.
+    """
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root).resolve() if root is not None else default_data_dir()
+        try:
+            (self.root / "runs").mkdir(parents=True, exist_ok=True)
+            with self._connect() as db:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as error:
+            raise StoreError(f"Cannot use the data directory {self.root}: {error}.") from None
+
+    # ------------------------------------------------------------------ database
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.root / "runs.sqlite", timeout=30, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        try:
+            yield db
+        finally:
+            db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        try:
+            with self._connect() as db:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as error:
+            raise StoreError(f"Cannot write to the run store in {self.root}: {error}.") from None
+
+    def _read(self, query: str, params: tuple = ()) -> list[sqlite3.Row]:
+        try:
+            with self._connect() as db:
+                return db.execute(query, params).fetchall()
+        except sqlite3.Error as error:
+            raise StoreError(f"Cannot read the run store in {self.root}: {error}.") from None
+
+    # ------------------------------------------------------------------ runs
+    def run_dir(self, run_id: str) -> Path:
+        if not run_id or any(c not in "0123456789abcdef" for c in run_id):
+            raise StoreError(f"{run_id!r} is not a run id.")
+        return self.root / "runs" / run_id
+
+    def create_run(self, kind: str, model: str, data: str, settings: dict, inputs: dict[str, Path] | None = None) -> str:
+        """Register a queued run; copy ``inputs`` (name -> file) into its folder first."""
+        run_id = uuid.uuid4().hex[:16]
+        folder = self.run_dir(run_id)
+        try:
+            (folder / "classes").mkdir(parents=True)
+            for name, source in (inputs or {}).items():
+                (folder / "inputs").mkdir(exist_ok=True)
+                shutil.copyfile(source, folder / "inputs" / name)
+        except OSError as error:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise StoreError(f"Cannot save the run's files in {self.root}: {error}.") from None
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO runs (id, kind, status, model, data, settings, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, kind, "queued", model, data, json.dumps(settings), time.time()),
+            )
+        return run_id
+
+    def _record(self, row: sqlite3.Row) -> RunRecord:
+        return RunRecord(
+            id=row["id"], kind=row["kind"], status=row["status"], model=row["model"], data=row["data"],
+            settings=json.loads(row["settings"]), created=row["created"], finished=row["finished"],
+            verdict=row["verdict"], anomaly_index=row["anomaly_index"],
+            flagged=json.loads(row["flagged"] or "[]"), progress=json.loads(row["progress"] or "{}"),
+            error=row["error"], pid=row["pid"], cancel_requested=bool(row["cancel_requested"]),
+        )
+
+    def get(self, run_id: str) -> RunRecord:
+        rows = self._read("SELECT * FROM runs WHERE id = ?", (run_id,))
+        if not rows:
+            raise StoreError(f"There is no run {run_id}.")
+        return self._record(rows[0])
+
+    def list_runs(self, limit: int | None = None) -> list[RunRecord]:
+        """Runs, newest first (after marking runs whose worker died as interrupted)."""
+        self.reap()
+        query = "SELECT * FROM runs ORDER BY created DESC" + (f" LIMIT {int(limit)}" if limit else "")
+        return [self._record(row) for row in self._read(query)]
+
+    def set_status(self, run_id: str, status: str, error: str | None = None, pid: int | None = None) -> None:
+        if status not in STATUSES:
+            raise ValueError(status)
+        finished = None if status in ACTIVE else time.time()
+        with self._write() as db:
+            db.execute(
+                "UPDATE runs SET status = ?, error = COALESCE(?, error), pid = COALESCE(?, pid), finished = ? WHERE id = ?",
+                (status, error, pid, finished, run_id),
+            )
+
+    def update_progress(self, run_id: str, progress: dict) -> None:
+        with self._write() as db:
+            db.execute("UPDATE runs SET progress = ? WHERE id = ?", (json.dumps(progress), run_id))
+
+    def request_cancel(self, run_id: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE runs SET cancel_requested = 1 WHERE id = ?", (run_id,))
+
+    def cancel_requested(self, run_id: str) -> bool:
+        rows = self._read("SELECT cancel_requested FROM runs WHERE id = ?", (run_id,))
+        return bool(rows and rows[0][0])
+
+    def reap(self) -> list[str]:
+        """Mark active runs whose worker process is gone as ``interrupted``; return their ids."""
+        gone = [
+            row["id"] for row in self._read("SELECT id, pid FROM runs WHERE status IN ('queued', 'running')")
+            if row["pid"] is not None and not _alive(row["pid"])
+        ]
+        for run_id in gone:
+            self.set_status(run_id, "interrupted", error="The worker stopped before the run finished.")
+        return gone
+
+    def delete(self, run_id: str) -> None:
+        folder = self.run_dir(run_id)
+        with self._write() as db:
+            db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        shutil.rmtree(folder, ignore_errors=True)
+
+    # ------------------------------------------------------------------ results
+    def save_class_result(self, run_id: str, result: TriggerResult) -> None:
+        """Keep one finished class: arrays as npz, figures and history as JSON."""
+        folder = self.run_dir(run_id) / "classes"
+        figures = {k: v for k, v in asdict(result).items() if k not in ("mask", "pattern")}
+        try:
+            atomic_write(folder / f"{result.target}.npz", _npz_bytes(mask=result.mask, pattern=result.pattern))
+            atomic_write(folder / f"{result.target}.json", json.dumps(figures).encode())
+        except OSError as error:
+            raise StoreError(f"Cannot save class {result.target} in {self.root}: {error}.") from None
+
+    def class_results(self, run_id: str) -> list[TriggerResult]:
+        """The classes this run finished so far, in class order."""
+        results = []
+        for figures_path in sorted((self.run_dir(run_id) / "classes").glob("*.json")):
+            arrays_path = figures_path.with_suffix(".npz")
+            if not arrays_path.exists():
+                continue
+            figures = json.loads(figures_path.read_text())
+            figures["history"] = [EpochRecord(**h) for h in figures["history"]]
+            with np.load(arrays_path, allow_pickle=False) as arrays:
+                results.append(TriggerResult(mask=arrays["mask"], pattern=arrays["pattern"], **figures))
+        return sorted(results, key=lambda r: r.target)
+
+    def save_report(self, run_id: str, report: ScanReport) -> None:
+        """Store the final report and copy its verdict into the run's row, for listing."""
+        try:
+            atomic_write(self.run_dir(run_id) / "report.json", report.to_json(include_arrays=False).encode())
+        except OSError as error:
+            raise StoreError(f"Cannot save the report in {self.root}: {error}.") from None
+        with self._write() as db:
+            db.execute(
+                "UPDATE runs SET verdict = ?, anomaly_index = ?, flagged = ? WHERE id = ?",
+                (report.verdict, report.anomaly_index, json.dumps(report.flagged), run_id),
+            )
+
+    def load_report(self, run_id: str) -> ScanReport | None:
+        """The run's report with its arrays; for an unfinished run, one made of the finished classes."""
+        record = self.get(run_id)
+        results = self.class_results(run_id)
+        path = self.run_dir(run_id) / "report.json"
+        if path.exists():
+            report = ScanReport.from_json(path.read_text())
+            report.results = results
+            return report
+        if not results:
+            return None
+        return make_report(results, model=record.model, data=record.data,
+                           pixel_range=record.settings.get("pixel_range", ""), config=record.settings,
+                           class_names=record.settings.get("class_names"),
+                           cancelled=record.status != "done")
+
+    # ------------------------------------------------------------------ bundles
+    def export_bundle(self, run_id: str) -> bytes:
+        """A self-contained zip of the run: ``run.json``, ``report.json``, class arrays and PNGs."""
+        from nc_core.images import trigger_images
+
+        record = self.get(run_id)
+        report = self.load_report(run_id)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
+            bundle.writestr("run.json", json.dumps({"bundle_version": BUNDLE_VERSION, **asdict(record)}, indent=2))
+            if report is not None:
+                bundle.writestr("report.json", report.to_json(include_arrays=False))
+                bundle.writestr("summary.json", json.dumps(report.summary(), indent=2))
+            for path in sorted((self.run_dir(run_id) / "classes").iterdir()):
+                bundle.write(path, f"classes/{path.name}")
+            for result in report.results if report else []:
+                for name, image in trigger_images(result.mask, result.pattern, scale=4).items():
+                    png = io.BytesIO()
+                    image.save(png, format="PNG")
+                    bundle.writestr(f"images/{result.target:03d}_{name}.png", png.getvalue())
+        return buffer.getvalue()
+
+    def import_bundle(self, data: bytes) -> str:
+        """Add a run from an exported bundle under a new id; refuses anything that is not one."""
+        from nc_core.bundle import read_bundle
+
+        record, report_json, class_files = read_bundle(data)
+        run_id = uuid.uuid4().hex[:16]
+        folder = self.run_dir(run_id)
+        try:
+            for name, content in class_files.items():
+                atomic_write(folder / "classes" / name, content)
+            if report_json is not None:
+                atomic_write(folder / "report.json", report_json.encode())
+        except OSError as error:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise StoreError(f"Cannot save the imported run in {self.root}: {error}.") from None
+        status = record["status"] if record["status"] not in ACTIVE else "interrupted"
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO runs (id, kind, status, model, data, settings, created, finished, verdict, "
+                "anomaly_index, flagged, progress, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, record["kind"], status, record["model"], record["data"], json.dumps(record["settings"]),
+                 record["created"], record.get("finished"), record.get("verdict"), record.get("anomaly_index"),
+                 json.dumps(record.get("flagged", [])), json.dumps(record.get("progress", {})), record.get("error")),
+            )
+        return run_id
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id is still running (not a zombie)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return True

@@ -1,0 +1,137 @@
+"""Background runs: each run works in its own process, detached from whoever started it.
+
+A page rerun, a browser refresh, a second viewer or a closed tab does not touch the process; the
+page only reads what the worker records in the :class:`~nc_core.store.RunStore` (live progress,
+finished classes) and sets the cancel flag. If the process dies, the store marks the run
+interrupted and keeps its finished classes.
+
+    >>> run_id = submit_run(store, "scan", model_path, data_path, settings)
+    >>> store.get(run_id).progress["fraction"]
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from nc_core.errors import NCError
+from nc_core.store import RunStore
+
+PROGRESS_INTERVAL = 0.3
+CANCEL_POLL_INTERVAL = 0.5
+
+
+def submit_run(store: RunStore, kind: str, model_path: Path, data_path: Path, settings: dict, display_names: tuple[str, str] | None = None) -> str:
+    """Store a run with copies of its inputs and start its worker process; return the run id.
+
+    ``settings`` holds ``config`` (a :class:`~nc_core.cleanse.CleanseConfig` as a dict), and
+    optionally ``classes``, ``pixel_range`` (a label) and ``max_samples``.
+    """
+    model_path, data_path = Path(model_path), Path(data_path)
+    model_file = "model" + model_path.suffix.lower()
+    data_file = "data" + (data_path.suffix.lower() if data_path.is_file() else "")
+    names = display_names or (model_path.name, data_path.name)
+    settings = {**settings, "model_file": model_file, "data_file": data_file}
+    inputs = {model_file: model_path}
+    if data_path.is_file():
+        inputs[data_file] = data_path
+    run_id = store.create_run(kind, names[0], names[1], settings, inputs)
+    if not data_path.is_file():
+        import shutil
+
+        shutil.copytree(data_path, store.run_dir(run_id) / "inputs" / data_file)
+    start_worker(store, run_id)
+    return run_id
+
+
+def start_worker(store: RunStore, run_id: str) -> int:
+    """Start the detached process that executes ``run_id``; its output goes to the run's log."""
+    log = open(store.run_dir(run_id) / "worker.log", "ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nc_core.worker", str(store.root), run_id],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    log.close()
+    store.set_status(run_id, "queued", pid=process.pid)
+    return process.pid
+
+
+class _Recorder:
+    """Turns progress events into rate-limited store writes, keeping the live curves."""
+
+    def __init__(self, store: RunStore, run_id: str, num_classes: int):
+        self.store, self.run_id = store, run_id
+        self.curves: list[dict] = []
+        self.last_write = 0.0
+        self.started = time.time()
+        self.num_classes = num_classes
+
+    def __call__(self, event) -> None:
+        if event.kind == "class_start":
+            self.curves = []
+        if event.kind == "epoch":
+            self.curves.append({"epoch": event.epoch, **event.metrics})
+        urgent = event.kind in ("class_start", "class_done")
+        if urgent or time.monotonic() - self.last_write >= PROGRESS_INTERVAL:
+            self.last_write = time.monotonic()
+            self.store.update_progress(self.run_id, {
+                "kind": event.kind, "target": event.target, "class_index": event.class_index,
+                "num_classes": event.num_classes, "epoch": event.epoch, "max_epochs": event.max_epochs,
+                "step": event.step, "steps_per_epoch": event.steps_per_epoch,
+                "fraction": event.fraction, "elapsed": time.time() - self.started,
+                "curves": self.curves,
+            })
+
+
+def _polled(check, interval: float):
+    """``check`` called at most once per ``interval`` seconds; the last answer in between."""
+    state = {"at": 0.0, "answer": False}
+
+    def poll() -> bool:
+        if time.monotonic() - state["at"] >= interval:
+            state["at"], state["answer"] = time.monotonic(), check()
+        return state["answer"]
+    return poll
+
+
+def execute(store: RunStore, run_id: str) -> str:
+    """Run ``run_id`` in this process to its end; return its final status."""
+    from nc_core.cleanse import CleanseConfig
+    from nc_core.inputs import load_inputs
+    from nc_core.progress import CancelToken
+    from nc_core.scan import scan
+
+    record = store.get(run_id)
+    settings = record.settings
+    store.set_status(run_id, "running", pid=os.getpid())
+    inputs_dir = store.run_dir(run_id) / "inputs"
+    try:
+        inputs = load_inputs(inputs_dir / settings["model_file"], inputs_dir / settings["data_file"],
+                             settings.get("pixel_range"), settings.get("max_samples"))
+        classes = settings.get("classes")
+        recorder = _Recorder(store, run_id, len(classes) if classes else inputs.info.num_classes)
+        token = CancelToken(check=_polled(lambda: store.cancel_requested(run_id), CANCEL_POLL_INTERVAL))
+        report = scan(
+            inputs.classifier, inputs.data, classes, CleanseConfig(**settings["config"]),
+            on_event=recorder, cancel=token, model_name=record.model,
+            done=store.class_results(run_id), on_result=lambda r: store.save_class_result(run_id, r),
+        )
+        report.data = record.data
+        store.save_report(run_id, report)
+        status = "cancelled" if report.cancelled else "done"
+        store.set_status(run_id, status)
+        return status
+    except NCError as error:
+        store.set_status(run_id, "failed", error=str(error))
+    except Exception as error:  # recorded for the user; the traceback goes to the run's log
+        traceback.print_exc()
+        store.set_status(run_id, "failed", error=f"Unexpected failure: {type(error).__name__}: {error}")
+    return "failed"
+
+
+if __name__ == "__main__":
+    execute(RunStore(sys.argv[1]), sys.argv[2])
