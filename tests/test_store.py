@@ -1,0 +1,142 @@
+"""The run store: rows, artefacts, partial reports, bundles, and what a broken disk gives."""
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+from nc_core.cleanse import EpochRecord, TriggerResult
+from nc_core.errors import InvalidDataError, StoreError
+from nc_core.report import make_report
+from nc_core.store import RunStore, atomic_write
+
+
+def _result(target, l1):
+    rng = np.random.default_rng(target)
+    return TriggerResult(
+        target=target, method="neural-cleanse", engine="keras", mask=rng.random((4, 4)).astype(np.float32),
+        pattern=rng.random((4, 4, 3)).astype(np.float32), l1=l1, asr=0.99, train_asr=1.0,
+        reached_threshold=True, epochs=2, steps=20, seconds=0.5,
+        history=[EpochRecord(1, 1.0, 1.0, 9.0, 0.5, 0.0), EpochRecord(2, 0.5, 0.4, l1, 1.0, 0.001)],
+    )
+
+
+@pytest.fixture
+def store(tmp_path):
+    return RunStore(tmp_path / "data")
+
+
+def test_a_run_keeps_its_classes_and_report_across_store_instances(store, tmp_path):
+    run_id = store.create_run("scan", "m.keras", "d.npz", {"config": {"epochs": 3}})
+    results = [_result(k, l1) for k, l1 in enumerate([40.0, 41.0, 5.0, 39.0, 42.0])]
+    for r in results:
+        store.save_class_result(run_id, r)
+    store.save_report(run_id, make_report(results, "m.keras", "d.npz"))
+    store.set_status(run_id, "done")
+
+    reopened = RunStore(tmp_path / "data")
+    record = reopened.get(run_id)
+    assert (record.status, record.verdict, record.flagged) == ("done", "backdoored", [2])
+    report = reopened.load_report(run_id)
+    assert [r.target for r in report.results] == [0, 1, 2, 3, 4]
+    np.testing.assert_array_equal(report.result_for(2).mask, results[2].mask)
+    assert report.result_for(2).history[-1].l1 == 5.0
+
+
+def test_an_unfinished_run_shows_the_classes_it_finished(store):
+    run_id = store.create_run("scan", "m.keras", "d.npz", {"config": {}})
+    assert store.load_report(run_id) is None
+    store.save_class_result(run_id, _result(3, 12.0))
+    partial = store.load_report(run_id)
+    assert [r.class_id for r in partial.rows] == [3] and partial.cancelled
+
+
+def test_runs_are_listed_newest_first_and_deleted_with_their_files(store):
+    first = store.create_run("scan", "a", "d", {})
+    second = store.create_run("reverse", "b", "d", {})
+    assert [r.id for r in store.list_runs()] == [second, first]
+    store.delete(first)
+    assert [r.id for r in store.list_runs()] == [second]
+    assert not store.run_dir(first).exists()
+
+
+def test_a_run_whose_worker_died_is_marked_interrupted(store):
+    run_id = store.create_run("scan", "m", "d", {})
+    store.set_status(run_id, "running", pid=2**22 + 12345)  # no such process
+    assert store.reap() == [run_id]
+    assert store.get(run_id).status == "interrupted"
+
+
+def test_cancel_is_requested_through_the_store(store):
+    run_id = store.create_run("scan", "m", "d", {})
+    assert not store.cancel_requested(run_id)
+    store.request_cancel(run_id)
+    assert store.cancel_requested(run_id)
+
+
+def test_bundles_round_trip_into_a_new_run(store):
+    run_id = store.create_run("scan", "m.keras", "d.npz", {"config": {"epochs": 3}})
+    results = [_result(k, l1) for k, l1 in enumerate([40.0, 41.0, 5.0, 39.0])]
+    for r in results:
+        store.save_class_result(run_id, r)
+    store.save_report(run_id, make_report(results, "m.keras", "d.npz"))
+    store.set_status(run_id, "done")
+    bundle = store.export_bundle(run_id)
+    names = zipfile.ZipFile(io.BytesIO(bundle)).namelist()
+    assert {"run.json", "report.json", "summary.json", "classes/2.npz", "images/002_fusion.png"} <= set(names)
+
+    copy_id = store.import_bundle(bundle)
+    assert copy_id != run_id
+    copy = store.load_report(copy_id)
+    assert copy.verdict == "backdoored" and copy.flagged == [2]
+    np.testing.assert_array_equal(copy.result_for(1).pattern, results[1].pattern)
+
+
+def _zip(members: dict) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        for name, content in members.items():
+            z.writestr(name, content)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("bundle,needle", [
+    (b"not a zip", "not a zip"),
+    (_zip({"report.json": "{}"}), "run.json is missing"),
+    (_zip({"run.json": "{}"}), "lacks"),
+    (_zip({"run.json": "{", "x": ""}), "unexpected file"),
+    (_zip({"../evil.json": "{}"}), "unexpected file"),
+    (_zip({"/etc/passwd": "x"}), "unexpected file"),
+    (_zip({"run.json": json.dumps({k: "" for k in ("kind", "status", "model", "data", "settings", "created")}),
+           "classes/1.npz": b"garbage"}), "not a readable array"),
+])
+def test_hostile_or_broken_bundles_are_refused(store, bundle, needle):
+    with pytest.raises(InvalidDataError, match=needle):
+        store.import_bundle(bundle)
+    assert store.list_runs() == []
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "f.json"
+    atomic_write(target, b"old")
+    atomic_write(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def test_an_unwritable_data_directory_gives_a_clear_error(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    with pytest.raises(StoreError, match="Cannot use the data directory"):
+        RunStore(locked / "data")
+
+
+def test_a_data_directory_that_is_a_file_gives_a_clear_error(tmp_path):
+    blocker = tmp_path / "data"
+    blocker.write_text("not a folder")
+    with pytest.raises(StoreError, match="Cannot use the data directory"):
+        RunStore(blocker)
