@@ -15,7 +15,6 @@ import dataclasses
 import io
 import os
 import re
-import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,7 +150,9 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     with open(path, "rb") as file:
         magic = file.read(4)
     if magic not in (b"PK\x03\x04", b"PK\x05\x06"):
-        raise InvalidDataError(f"{path.name!r} is not an npz archive: save the data with numpy.savez(path, x=..., y=...).")
+        raise InvalidDataError(
+            f"{path.name!r} is not an npz archive: save the data with numpy.savez(path, x=..., y=...)."
+        )
     members, names = _check_npz_headers(path)
     missing = [key for key in ("x", "y") if key not in members]
     if missing:
@@ -181,7 +182,9 @@ def _check_npz_headers(path: Path) -> tuple[dict[str, zipfile.ZipInfo], list[str
     except Exception as error:  # BadZipFile, zlib.error, EOFError, struct.error: a damaged archive
         raise InvalidDataError(f"{path.name!r} is not a readable npz (zip) archive.") from error
     if total > MAX_NPZ_BYTES:
-        raise InvalidDataError(f"{path.name!r} holds {total / 1024**3:.1f} GB of arrays; the limit is {MAX_NPZ_BYTES / 1024**3:.0f} GB.")
+        raise InvalidDataError(
+            f"{path.name!r} holds {total / 1024**3:.1f} GB of arrays; the limit is {MAX_NPZ_BYTES / 1024**3:.0f} GB."
+        )
     return members, names
 
 
@@ -323,10 +326,13 @@ def _folder_tree(root: Path) -> tuple[list[_File], list[tuple[str, ...]]]:
 
 
 def _read_file(path: Path) -> bytes:
-    if path.stat().st_size > MAX_FILE_BYTES:
-        raise InvalidDataError(f"{path.name!r} is larger than {MAX_FILE_BYTES // 1024**2} MB; that is too big for an image.")
-    with open(path, "rb") as file:
-        return file.read(MAX_FILE_BYTES + 1)
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise InvalidDataError(f"{path.name!r} is larger than {MAX_FILE_BYTES // 1024**2} MB, too big for an image.")
+        with open(path, "rb") as file:
+            return file.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise InvalidDataError(f"Cannot read {path.name!r}: {error.strerror or error}.") from error
 
 
 def load_image_zip(
@@ -477,18 +483,19 @@ def _decode_image(data: bytes, name: str, size: tuple[int, int], channels: int) 
     """Unit pixels (H, W, C) of one image, or None when it is not an image we can read.
 
     The header's dimensions are checked before decoding, so a tiny file that unpacks to
-    gigapixels (a decompression bomb) is refused rather than decoded.
+    gigapixels (a decompression bomb) is refused rather than decoded. ``MAX_IMAGE_PIXELS`` sits
+    below Pillow's own warning threshold, so every image Pillow would warn about is refused here
+    (without touching the process-wide ``warnings`` filters, which other threads share); Pillow's
+    ``DecompressionBombError`` (twice its threshold, raised on open) is refused too.
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
-                if image.width * image.height > MAX_IMAGE_PIXELS:
-                    raise Image.DecompressionBombError(name)
-                image = image.convert(PIL_MODES[channels])
-                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-                pixels = np.asarray(image, dtype=np.float32) / 255.0
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise Image.DecompressionBombError(name)
+            image = image.convert(PIL_MODES[channels])
+            image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            pixels = np.asarray(image, dtype=np.float32) / 255.0
+    except Image.DecompressionBombError:
         raise InvalidDataError(
             f"{name[:80]!r} declares more than {MAX_IMAGE_PIXELS:,} pixels; it is refused as a decompression bomb."
         ) from None
@@ -523,7 +530,9 @@ def load_images(
             raise InvalidDataError(f"{name[:80]!r} is larger than {MAX_FILE_BYTES // 1024**2} MB.")
         image = _decode_image(data, name, size, channels)
         if image is None:
-            raise InvalidDataError(f"{name[:80]!r} is not an image the scanner can read (PNG, JPEG, BMP, GIF, WebP, TIFF).")
+            raise InvalidDataError(
+                f"{name[:80]!r} is not an image the scanner can read (PNG, JPEG, BMP, GIF, WebP, TIFF)."
+            )
         pixels.append(image)
     source = files[0][0] if len(files) == 1 else f"{len(files)} uploaded images"
     return Dataset(np.stack(pixels), y, None, source, PixelRange.parse("0-255"), False)

@@ -97,7 +97,9 @@ def _read_keras_config(path: Path) -> Any:
                 raise ModelLoadError(f"The architecture in {path.name!r} is too large to read.")
             with archive.open(info) as member:
                 text = member.read(MAX_CONFIG_BYTES + 1)
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as error:
+    except ModelLoadError:
+        raise
+    except Exception as error:  # BadZipFile, zlib.error, EOFError, encrypted or odd compression
         raise ModelLoadError(
             f"{path.name!r} is damaged or not a .keras file (a .keras file is a zip archive written by Keras 3)."
         ) from error
@@ -109,7 +111,7 @@ def _read_h5_config(path: Path) -> Any:
     try:
         with h5py.File(path, "r") as file:
             raw = file.attrs.get("model_config")
-    except (OSError, ValueError) as error:
+    except Exception as error:  # OSError for non-HDF5 or truncated files; odd attribute types
         raise ModelLoadError(f"{path.name!r} is damaged or not an HDF5 model file.") from error
     if raw is None:
         raise ModelLoadError(
@@ -177,7 +179,7 @@ def _load_error(name: str, error: BaseException) -> ModelLoadError:
                 "only models built from built-in Keras layers can be loaded."
             )
     detail = " ".join(str(chain[-1]).split())[:200] or type(chain[-1]).__name__
-    return ModelLoadError(f"Keras could not load {name!r}: {detail}")
+    return ModelLoadError(f"Keras could not load {name!r} (is it complete and saved by Keras 3?): {detail}")
 
 
 def _exception_chain(error: BaseException) -> list[BaseException]:

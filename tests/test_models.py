@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import zipfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -9,6 +10,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from nc_core import models
 from nc_core.errors import InvalidDataError, InvalidParameterError, ModelLoadError, UnsafeModelError
@@ -286,3 +289,28 @@ def test_predict_and_accuracy_errors():
         clean_accuracy(model, x, np.zeros(3, int))
     with pytest.raises(InvalidDataError, match="needs labelled images"):
         clean_accuracy(model, x, np.full(4, -1))
+
+
+# --------------------------------------------------------------------------- property
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    suffix=st.sampled_from([".keras", ".h5"]),
+    position=st.floats(0, 1),
+    patch=st.binary(min_size=1, max_size=16),
+    random_file=st.booleans(),
+)
+def test_damaged_model_files_only_raise_model_load_error(files, suffix, position, patch, random_file):
+    """Random or patched model files end in a model or a ModelLoadError, never another exception."""
+    good = files["probs" + suffix].read_bytes()
+    at = int(position * (len(good) - 1))
+    raw = patch * 64 if random_file else good[:at] + patch + good[at + len(patch):]
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "m" + suffix)
+        with open(path, "wb") as file:
+            file.write(raw)
+        try:
+            load_model(path)
+        except ModelLoadError as error:
+            assert str(error) and "\n" not in str(error)
