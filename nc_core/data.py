@@ -615,26 +615,32 @@ def pick_pixel_range(
 ) -> tuple[PixelRange, dict[str, float]]:
     """Guess the range a model expects: the candidate under which it classifies the images best.
 
-    Uses at most ``PICK_RANGE_SAMPLES`` labelled samples; ties go to the earlier candidate.
+    Scores each candidate by accuracy on at most ``PICK_RANGE_SAMPLES`` labelled samples; images
+    without labels are scored by the model's mean confidence instead (a model fed the wrong
+    range is rarely sure of anything). Ties go to the earlier candidate.
 
-    >>> best, accs = pick_pixel_range(lambda v: predict(clf, v), ds); best.name
+    >>> best, scores = pick_pixel_range(lambda v: predict(clf, v), ds); best.name
     '0-255'
     """
-    labelled = np.flatnonzero(ds.y >= 0)
-    if len(labelled) == 0:
-        raise InvalidDataError("Guessing the pixel range needs labelled images; these have no labels.")
     if not candidates:
         raise InvalidParameterError("Give at least one pixel range to try.")
-    pick = labelled[stratified_indices(ds.y[labelled], PICK_RANGE_SAMPLES)]
+    if len(ds) == 0:
+        raise InvalidDataError("Guessing the pixel range needs at least one image.")
+    labelled = np.flatnonzero(ds.y >= 0)
+    if len(labelled):
+        pick = labelled[stratified_indices(ds.y[labelled], PICK_RANGE_SAMPLES)]
+    else:
+        pick = np.arange(min(len(ds), PICK_RANGE_SAMPLES))
     x, y = ds.x[pick], ds.y[pick]
-    best, accuracies = None, {}
+    best, scores = None, {}
     for candidate in candidates:
         candidate_range = PixelRange.parse(candidate) if isinstance(candidate, str) else candidate
         probs = np.asarray(predict_fn(candidate_range.from_unit(x)))
-        accuracies[candidate_range.label] = float(np.mean(probs.argmax(axis=1) == y))
-        if best is None or accuracies[candidate_range.label] > accuracies[best.label]:
+        hits = probs.argmax(axis=1) == y if len(labelled) else probs.max(axis=1)
+        scores[candidate_range.label] = float(np.mean(hits))
+        if best is None or scores[candidate_range.label] > scores[best.label]:
             best = candidate_range
-    return best, accuracies
+    return best, scores
 
 
 def stratified_indices(y: np.ndarray, n: int, seed: int = SEED) -> np.ndarray:

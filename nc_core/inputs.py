@@ -28,8 +28,9 @@ class ScanInputs:
     """What a scan needs, plus what the user should see about it.
 
     ``classifier`` outputs probabilities (a softmax is added to a logits model);
-    ``range_accuracies`` holds the accuracy under each candidate range when the range was guessed
-    by accuracy; ``clean_accuracy`` is the model's accuracy on the labelled data.
+    ``range_accuracies`` holds the score under each candidate range when the range was guessed
+    from the model (accuracy, or mean confidence for unlabelled images); ``clean_accuracy`` is the
+    model's accuracy on the labelled samples (NaN when none has a label).
     """
 
     model_name: str
@@ -42,7 +43,7 @@ class ScanInputs:
     def with_pixel_range(self, pixel_range: PixelRange) -> "ScanInputs":
         """The same model and data read with another pixel range (accuracy recomputed)."""
         data = self.data.with_pixel_range(pixel_range)
-        accuracy = clean_accuracy(self.classifier, data.model_inputs(), data.y)
+        accuracy = _accuracy(self.classifier, data)
         return ScanInputs(self.model_name, self.classifier, self.info, data, accuracy, self.range_accuracies)
 
 
@@ -63,8 +64,13 @@ def prepare(
         data = data.with_pixel_range(best)
     info = inspect_model(model, data.model_inputs()[:PROBE_SAMPLES])
     classifier = as_classifier(model, info)
-    accuracy = clean_accuracy(classifier, data.model_inputs(), data.y)
-    return ScanInputs(model_name, classifier, info, data, accuracy, range_accuracies)
+    return ScanInputs(model_name, classifier, info, data, _accuracy(classifier, data), range_accuracies)
+
+
+def _accuracy(classifier: keras.Model, data: Dataset) -> float:
+    if not (data.y >= 0).any():
+        return float("nan")
+    return clean_accuracy(classifier, data.model_inputs(), data.y)
 
 
 def load_inputs(

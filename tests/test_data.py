@@ -500,9 +500,18 @@ def test_pick_pixel_range_finds_the_range_the_model_expects():
     calls = []
     pick_pixel_range(lambda v: (calls.append(len(v)), thresholds_at_127(v))[1], ds)
     assert max(calls) <= 256
-    unlabelled = Dataset(ds.x, np.full(300, -1), None, "t", ds.pixel_range, False)
-    with pytest.raises(InvalidDataError, match="needs labelled images"):
-        pick_pixel_range(thresholds_at_127, unlabelled)
+
+def test_pick_pixel_range_scores_unlabelled_images_by_confidence():
+    x = np.concatenate([np.full((50, 4, 4, 3), 0.2), np.full((50, 4, 4, 3), 0.8)]).astype(np.float32)
+    unlabelled = Dataset(x, np.full(100, -1), None, "t", PixelRange.parse("0-1"), False)
+
+    def sure_only_on_0_255(inputs):  # confident where pixels look like 0-255, unsure elsewhere
+        level = inputs.mean(axis=(1, 2, 3))
+        p = np.where(level > 20, 0.95, 0.55)
+        return np.stack([p, 1 - p], axis=1).astype(np.float32)
+
+    best, scores = pick_pixel_range(sure_only_on_0_255, unlabelled)
+    assert best.name == "0-255" and scores["0-255"] == pytest.approx(0.95)
 
 
 # --------------------------------------------------------------------------- properties

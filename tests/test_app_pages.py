@@ -1,0 +1,419 @@
+"""The dashboard's pages, driven with Streamlit's AppTest (no browser), on the shipped mnist sample.
+
+Runs are real: the pages start detached workers that train triggers on the mnist sample, so the
+tests that wait for them take about a minute together. Each test gets its own ``NC_DATA_DIR``.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "sample_models"
+APP = str(ROOT / "app.py")
+MODEL_PAGE = "pages/1_Model_and_data.py"
+REVERSE_PAGE = "pages/2_Reverse_engineer.py"
+SCAN_PAGE = "pages/3_Scan_and_compare.py"
+RUNS_PAGE = "pages/4_Runs.py"
+RUN_TIMEOUT = 240  # seconds a real mnist run may take on a busy 2-core machine
+
+needs_mnist = pytest.mark.skipif(
+    not (SAMPLES / "mnist_backdoored.keras").exists() or not (SAMPLES / "mnist_data.npz").exists(),
+    reason="the mnist sample is not built (python sample_models/make_samples.py mnist)",
+)
+
+
+def mnist_card() -> dict:
+    return json.loads((SAMPLES / "mnist_backdoored.json").read_text())
+
+
+def _use_dir(monkeypatch: pytest.MonkeyPatch, folder: Path) -> Path:
+    monkeypatch.setenv("NC_DATA_DIR", str(folder))
+    for name in ("NC_PASSWORD", "NC_REVIEWER_MODE", "NC_SAMPLES_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    return folder
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> Path:
+    return _use_dir(monkeypatch, tmp_path / "nc_data")
+
+
+@pytest.fixture(scope="module")
+def shared_dir(tmp_path_factory):
+    """One data directory for the tests that share the real runs (reverse, scan, runs page)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield _use_dir(monkeypatch, tmp_path_factory.mktemp("shared") / "nc_data")
+
+
+def app() -> AppTest:
+    return AppTest.from_file(APP, default_timeout=90)
+
+
+def open_sample(sample: str = "mnist_backdoored") -> AppTest:
+    """Home page → pick a sample → "Start with the sample" (lands on the model page)."""
+    at = app().run()
+    at.selectbox(key="home_sample").set_value(sample)
+    at.button(key="start_sample").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def store(folder: Path):
+    from nc_core.store import RunStore
+
+    return RunStore(folder)
+
+
+def wait_for(folder: Path, run_id: str, timeout: float = RUN_TIMEOUT):
+    """Poll the store until the worker finished the run; return its record."""
+    runs = store(folder)
+    deadline = time.time() + timeout
+    while runs.get(run_id).active and time.time() < deadline:
+        time.sleep(2)
+    record = runs.get(run_id)
+    assert not record.active, f"run {run_id} still {record.status} after {timeout} s"
+    return record
+
+
+def texts(at: AppTest, kind: str) -> str:
+    return "\n".join(str(element.value) for element in at.get(kind))
+
+
+def alerts(at: AppTest) -> str:
+    """The text of every st.error, st.warning, st.info and st.success on the page."""
+    return "\n".join(element.value for group in (at.error, at.warning, at.info, at.success) for element in group)
+
+
+def banners(at: AppTest) -> list[str]:
+    """Verdict banners on the page."""
+    return [e.value for e in [*at.error, *at.success] if e.value.startswith(("### Backdoored", "### Clean"))]
+
+
+def image_count(at: AppTest) -> int:
+    return sum(len(element.proto.imgs) for element in at.get("image"))
+
+
+# ------------------------------------------------------------------------------------ home
+
+
+def test_home_shows_without_importing_tensorflow(data_dir):
+    script = (
+        "import sys\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        f"at = AppTest.from_file({APP!r}, default_timeout=60).run()\n"
+        "assert not at.exception, at.exception\n"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "False False"
+
+
+def test_home_lists_recent_runs_with_links_to_the_runs_page(data_dir):
+    runs = store(data_dir)
+    run_id = runs.create_run("scan", "mnist_backdoored.keras", "mnist_data.npz", {"config": {"epochs": 3}})
+    runs.set_status(run_id, "done")
+
+    at = app().run()
+
+    assert not at.exception
+    assert at.title[0].value == "Neural Cleanse dashboard"
+    table = at.dataframe[0].value
+    assert list(table["model"]) == ["mnist_backdoored.keras"] and list(table["status"]) == ["done"]
+    links = [link.proto for link in at.get("page_link")]
+    assert any(run_id in link.label and "run=" + run_id in link.query_string for link in links)
+
+
+def test_home_without_runs_says_so(data_dir):
+    at = app().run()
+    assert "No runs yet" in texts(at, "caption")
+
+
+# ------------------------------------------------------------------------------------ model page
+
+
+@needs_mnist
+def test_model_page_shows_what_was_understood_about_the_mnist_sample(data_dir):
+    at = open_sample("mnist_backdoored")
+
+    metrics = {metric.label: metric.value for metric in at.metric}
+    assert metrics["Input shape"] == "28×28×1"
+    assert metrics["Classes"] == "10"
+    assert metrics["Outputs"] in ("probabilities", "logits")
+    assert metrics["Clean accuracy"] == f"{mnist_card()['clean_accuracy']:.1%}"
+    assert at.selectbox(key=next(k for k in at.session_state.filtered_state if k.startswith("pixel_range_"))).value
+    assert "Model card" in texts(at, "subheader")
+    assert image_count(at) > 0 and len(at.get("plotly_chart")) == 1
+
+
+@needs_mnist
+def test_other_pages_ask_for_a_selection_first(data_dir):
+    at = app().run()
+    for page in (REVERSE_PAGE, SCAN_PAGE):
+        at.switch_page(page).run()
+        assert "Choose a model and its data first." in alerts(at)
+
+
+def upload(at: AppTest, model: tuple[str, bytes], data: tuple[str, bytes]) -> AppTest:
+    at.radio(key="model_source").set_value("Upload your own").run()
+    at.file_uploader(key="upload_model").set_value((*model, "application/octet-stream"))
+    at.file_uploader(key="upload_data").set_value((*data, "application/octet-stream"))
+    return at.button(key="upload_use").click().run()
+
+
+@needs_mnist
+def test_random_bytes_as_a_model_are_answered_with_an_error(data_dir):
+    at = upload(app().run().switch_page(MODEL_PAGE).run(), ("model.keras", os.urandom(4096)),
+                ("mnist_data.npz", (SAMPLES / "mnist_data.npz").read_bytes()))
+
+    assert not at.exception
+    assert len(at.error) == 1 and "model.keras" in at.error[0].value
+    assert "Choose a sample or upload" in alerts(at)
+
+
+@needs_mnist
+def test_data_that_does_not_fit_the_model_is_answered_with_an_error(data_dir):
+    buffer = io.BytesIO()
+    np.savez(buffer, x=np.zeros((8, 32, 32, 3), np.uint8), y=np.arange(8) % 2)
+    at = upload(app().run().switch_page(MODEL_PAGE).run(),
+                ("mnist_backdoored.keras", (SAMPLES / "mnist_backdoored.keras").read_bytes()),
+                ("colour.npz", buffer.getvalue()))
+
+    assert not at.exception
+    assert len(at.error) == 1
+    assert "32x32x3" in at.error[0].value and "28x28x1" in at.error[0].value
+
+
+@needs_mnist
+def test_a_few_uploaded_images_of_one_class_are_understood(data_dir):
+    with np.load(SAMPLES / "mnist_data.npz") as npz:
+        x, y = npz["x"], npz["y"]
+    pictures = []
+    for index in np.flatnonzero(y == 3)[:5]:
+        png = io.BytesIO()
+        Image.fromarray(np.asarray(x[index]).reshape(28, 28).astype(np.uint8)).save(png, format="PNG")
+        pictures.append((f"three_{index}.png", png.getvalue(), "image/png"))
+    at = app().run().switch_page(MODEL_PAGE).run()
+    at.radio(key="model_source").set_value("Upload your own").run()
+    at.radio(key="upload_data_kind").set_value("A few images").run()
+    at.file_uploader(key="upload_model").set_value(
+        ("mnist_backdoored.keras", (SAMPLES / "mnist_backdoored.keras").read_bytes(), "application/octet-stream"))
+    at.file_uploader(key="upload_images").set_value(pictures)
+    at.number_input(key="upload_one_class").set_value(3)
+    at.button(key="upload_use").click().run()
+
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    metrics = {metric.label: metric.value for metric in at.metric}
+    assert metrics["Samples"] == "5" and metrics["Input shape"] == "28×28×1"
+    assert "picked by accuracy" in texts(at, "caption")
+
+
+# ------------------------------------------------------------------------------------ real runs
+
+
+@pytest.fixture(scope="module")
+def reverse_run(shared_dir):
+    """A 5-epoch reverse run of the mnist target class, started on the reverse page."""
+    at = open_sample("mnist_backdoored").switch_page(REVERSE_PAGE).run()
+    at.selectbox(key="reverse_target").set_value(mnist_card()["target"])
+    at.number_input(key="reverse_epochs").set_value(5)
+    at.button(key="reverse_submit").click().run()
+    seen = {"progress_while_running": len(at.get("progress")) > 0, "query": dict(at.query_params)}
+    run_id = at.session_state["reverse_run"]
+    record = wait_for(shared_dir, run_id)
+    at.run()
+    return at, record, seen
+
+
+@pytest.fixture(scope="module")
+def scan_run(shared_dir):
+    """A short real scan of all 10 mnist classes, started on the scan page."""
+    at = open_sample("mnist_backdoored").switch_page(SCAN_PAGE).run()
+    at.number_input(key="scan_epochs").set_value(8)
+    at.button(key="scan_submit").click().run()
+    seen = {"progress_while_running": len(at.get("progress")) > 0}
+    run_id = at.session_state["scan_run"]
+    started = time.time()
+    record = wait_for(shared_dir, run_id)
+    seen["seconds"] = time.time() - started
+    at.run()
+    return at, record, seen
+
+
+@needs_mnist
+def test_reverse_page_shows_progress_then_the_trigger_of_the_target(reverse_run):
+    at, record, seen = reverse_run
+
+    assert seen["progress_while_running"]
+    assert seen["query"]["run"] == record.id
+    assert record.status == "done", record.error
+    assert not at.exception and not at.get("progress")
+    metrics = {metric.label: metric.value for metric in at.metric}
+    assert metrics["Epochs"] == "5"
+    assert metrics["Attack success rate"].endswith("%")
+    assert image_count(at) >= 3 + 2 * 6  # mask, pattern, fusion; clean and triggered samples
+    assert [button.label for button in at.get("download_button")] == ["Mask PNG", "Pattern PNG", "Mask × pattern PNG"]
+
+
+@needs_mnist
+def test_reverse_page_finds_its_run_again_from_the_url(reverse_run, shared_dir):
+    _, record, _ = reverse_run
+    at = open_sample("mnist_backdoored").switch_page(REVERSE_PAGE)
+    at.query_params["run"] = record.id
+    at.run()
+    assert record.id in texts(at, "caption")
+    assert {metric.label for metric in at.metric} >= {"Mask L1 (pixels)", "Attack success rate"}
+
+
+@needs_mnist
+def test_scan_page_reaches_a_verdict_on_the_mnist_sample(scan_run):
+    at, record, seen = scan_run
+
+    assert seen["progress_while_running"]
+    assert record.status == "done", record.error
+    assert not at.exception
+    assert len(banners(at)) == 1
+    assert banners(at)[0].lower().startswith(f"### {record.verdict}")
+    assert {metric.label for metric in at.metric} >= {"Anomaly index", "Median L1", "Detection threshold L1"}
+    table = at.dataframe[0].value
+    assert list(table.index) == list(range(10)) and {"l1", "anomaly_index", "asr", "flagged"} <= set(table.columns)
+    assert len(at.get("plotly_chart")) == 1
+    assert image_count(at) >= 10
+
+
+@needs_mnist
+def test_runs_page_lists_exports_imports_and_deletes_runs(reverse_run, scan_run, shared_dir):
+    _, scan_record, _ = scan_run
+    at = app().run().switch_page(RUNS_PAGE).run()
+    assert not at.exception
+    assert len(at.dataframe[0].value) == 2
+    assert [button.label for button in at.get("download_button")][0] == "Export bundle (.zip)"
+
+    bundle = store(shared_dir).export_bundle(scan_record.id)
+    with zipfile.ZipFile(io.BytesIO(bundle)) as archive:
+        assert {"run.json", "report.json"} <= set(archive.namelist())
+    at.file_uploader(key="import_bundle").set_value(("bundle.zip", bundle, "application/zip")).run()
+    at.button(key="import_button").click().run()
+    assert "The run was imported." in [s.value for s in at.success]
+    runs = store(shared_dir).list_runs()
+    assert len(runs) == 3
+    imported = runs[0].id
+    assert runs[0].verdict == scan_record.verdict
+
+    at.selectbox(key="runs_open").set_value(imported).run()
+    assert banners(at) and banners(at)[0].lower().startswith(f"### {scan_record.verdict}")
+    at.button(key="delete_run").click().run()
+    assert "cannot be undone" in at.warning[0].value
+    at.button(key="delete_confirm").click().run()
+    assert [r.id for r in store(shared_dir).list_runs()] == [r.id for r in runs[1:]]
+
+
+@needs_mnist
+def test_runs_page_compares_two_scans(scan_run, shared_dir):
+    _, scan_record, _ = scan_run
+    copy = store(shared_dir).import_bundle(store(shared_dir).export_bundle(scan_record.id))
+    at = app().run().switch_page(RUNS_PAGE).run()
+    assert at.selectbox(key="compare_1").value and at.selectbox(key="compare_2").value
+    assert len(at.get("plotly_chart")) >= 2  # the open run's L1 chart and the comparison
+    store(shared_dir).delete(copy)
+
+
+def test_a_bad_bundle_is_answered_with_an_error(data_dir):
+    at = app().run().switch_page(RUNS_PAGE).run()
+    at.file_uploader(key="import_bundle").set_value(("bundle.zip", b"not a zip", "application/zip")).run()
+    at.button(key="import_button").click().run()
+    assert not at.exception and len(at.error) == 1
+
+
+@needs_mnist
+def test_settings_that_cannot_run_are_answered_with_an_error(data_dir):
+    at = open_sample("mnist_backdoored").switch_page(REVERSE_PAGE).run()
+    at.number_input(key="reverse_max").set_value(10)
+    at.button(key="reverse_submit").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["Batch size 32 is larger than the 10 samples in the data."]
+    assert store(data_dir).list_runs() == []
+
+
+@needs_mnist
+def test_cancel_stops_a_scan(data_dir):
+    at = open_sample("mnist_backdoored").switch_page(SCAN_PAGE).run()
+    at.button(key="scan_submit").click().run()
+    run_id = at.session_state["scan_run"]
+    at.button(key=f"cancel_{run_id}").click().run()
+    assert "Cancelling" in alerts(at)
+    record = wait_for(data_dir, run_id, timeout=120)
+    assert record.status == "cancelled"
+    at.run()
+    assert "The run was cancelled" in alerts(at)
+
+
+# ------------------------------------------------------------------------------------ access
+
+
+def _stored_scan(folder: Path) -> str:
+    runs = store(folder)
+    run_id = runs.create_run("scan", "mnist_backdoored.keras", "mnist_data.npz", {"config": {"epochs": 3}})
+    runs.set_status(run_id, "done")
+    return run_id
+
+
+@needs_mnist
+def test_reviewer_mode_hides_uploads_runs_delete_and_import(data_dir, monkeypatch):
+    monkeypatch.setenv("NC_REVIEWER_MODE", "1")
+    _stored_scan(data_dir)
+
+    at = open_sample("mnist_backdoored")
+    assert at.radio(key="model_source").options == ["Shipped sample"]
+    for page in (REVERSE_PAGE, SCAN_PAGE):
+        at.switch_page(page).run()
+        assert "Runs are disabled in reviewer mode" in at.info[0].value
+        assert not at.button and not at.get("form")
+    at.switch_page(RUNS_PAGE).run()
+    assert len(at.dataframe[0].value) == 1
+    labels = [b.label for b in at.button]
+    assert "Delete run" not in labels and "Import" not in labels and not at.file_uploader
+    assert [b.label for b in at.get("download_button")] == ["Export bundle (.zip)"]
+
+
+def test_password_gate_blocks_every_page_until_the_right_password(data_dir, monkeypatch):
+    monkeypatch.setenv("NC_PASSWORD", "open sesame")
+    at = app().run()
+    assert [t.label for t in at.text_input] == ["Password"] and [b.label for b in at.button] == ["Enter"]
+    assert "Recent runs" not in texts(at, "subheader")
+    at.switch_page(RUNS_PAGE).run()
+    assert [t.label for t in at.text_input] == ["Password"] and not at.dataframe
+
+    at.text_input(key="password_input").input("wrong")
+    at.button[0].click().run()
+    assert at.error[0].value == "That password is not right."
+    assert at.title[0].value != "Runs"
+
+    at.text_input(key="password_input").input("open sesame")
+    at.button[0].click().run()
+    assert at.title[0].value == "Runs" and not at.text_input
+
+
+def test_password_from_secrets_is_used_and_missing_secrets_do_not_crash(data_dir):
+    at = app().run()
+    assert not at.exception and not at.text_input  # no secrets file at all: no gate
+
+    at = app()
+    at.secrets["password"] = "from secrets"
+    at.run()
+    assert [t.label for t in at.text_input] == ["Password"]
+    at.text_input(key="password_input").input("from secrets")
+    at.button[0].click().run()
+    assert not at.text_input and "Recent runs" in texts(at, "subheader")
