@@ -19,6 +19,7 @@ import numpy as np
 
 from nc_core.epoch import EpochMetrics
 from nc_core.errors import InvalidParameterError, RunCancelled
+from nc_core.masks import METHODS, mask_l1
 from nc_core.progress import CancelToken, EventCallback, ProgressEvent
 
 ENGINES = ("keras", "legacy")
@@ -70,8 +71,6 @@ class CleanseConfig:
 
     def validate(self, num_samples: int) -> None:
         """Refuse settings that cannot run, with a sentence the user understands."""
-        from nc_core.trigger import METHODS  # here, so reading stored runs never loads Keras
-
         checks = [
             (self.method in METHODS, f"Method must be one of {', '.join(METHODS)}, not {self.method!r}."),
             (self.engine in ENGINES, f"Engine must be one of {', '.join(ENGINES)}, not {self.engine!r}."),
@@ -218,8 +217,6 @@ def reverse_target(
     ``plain`` (the tutorial's objective, no penalty) keeps the last one. Raises
     :class:`RunCancelled` when ``cancel`` fires, so a scan can keep the classes already done.
     """
-    from nc_core.trigger import mask_l1  # here, so reading stored runs never loads Keras
-
     started = time.perf_counter()
     steps = config.steps_for(num_samples)
     schedule = LambdaSchedule(config)

@@ -22,7 +22,7 @@ from nc_core.errors import InvalidParameterError, RunCancelled
 from nc_core.models import predict
 from nc_core.progress import CancelToken, EventCallback
 from nc_core.report import ScanReport, make_report
-from nc_core.trigger import stamp
+from nc_core.masks import stamp
 
 ASR_EVAL_SAMPLES = 2000
 

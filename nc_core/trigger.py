@@ -18,8 +18,7 @@ import keras
 import numpy as np
 from keras import ops
 
-METHODS = ("neural-cleanse", "plain")
-
+from nc_core.masks import METHODS, mask_l1, stamp  # noqa: F401  (NumPy twins, re-exported)
 
 @keras.saving.register_keras_serializable(package="nc_core")
 class Trigger(keras.layers.Layer):
@@ -101,25 +100,3 @@ class Trigger(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "method": self.method, "epsilon": self.epsilon, "seed": self.seed}
-
-
-def mask_l1(mask: np.ndarray) -> float:
-    """The NumPy twin of :meth:`Trigger.mask_l1` for a recovered ``(H, W)`` or ``(H, W, C)`` mask.
-
-    >>> mask_l1(np.ones((4, 4)))
-    16.0
-    """
-    mask = np.abs(np.asarray(mask, np.float64))
-    return float(mask.sum() / (mask.shape[-1] if mask.ndim == 3 else 1))
-
-
-def stamp(x: np.ndarray, mask: np.ndarray, pattern: np.ndarray) -> np.ndarray:
-    """Apply a recovered trigger to unit-range images with NumPy (for previews and evaluation).
-
-    >>> stamp(np.zeros((1, 2, 2, 1)), np.ones((2, 2)), np.ones((2, 2, 1))).max()
-    1.0
-    """
-    mask = np.asarray(mask, np.float32)
-    if mask.ndim == 2:
-        mask = mask[..., None]
-    return (x * (1 - mask) + mask * np.asarray(pattern, np.float32)).astype(np.float32)

@@ -1,0 +1,35 @@
+"""Recovered triggers as NumPy arrays: stamping them on images and measuring their masks.
+
+These are the NumPy twins of :class:`nc_core.trigger.Trigger`, kept apart from it so that
+reading, showing and exporting stored results never has to load Keras.
+
+    >>> stamp(np.zeros((1, 2, 2, 1)), np.ones((2, 2)), np.ones((2, 2, 1))).max()
+    1.0
+"""
+from __future__ import annotations
+
+import numpy as np
+
+METHODS = ("neural-cleanse", "plain")
+
+
+def mask_l1(mask: np.ndarray) -> float:
+    """The NumPy twin of :meth:`Trigger.mask_l1` for a recovered ``(H, W)`` or ``(H, W, C)`` mask.
+
+    >>> mask_l1(np.ones((4, 4)))
+    16.0
+    """
+    mask = np.abs(np.asarray(mask, np.float64))
+    return float(mask.sum() / (mask.shape[-1] if mask.ndim == 3 else 1))
+
+
+def stamp(x: np.ndarray, mask: np.ndarray, pattern: np.ndarray) -> np.ndarray:
+    """Apply a recovered trigger to unit-range images with NumPy (for previews and evaluation).
+
+    >>> stamp(np.zeros((1, 2, 2, 1)), np.ones((2, 2)), np.ones((2, 2, 1))).max()
+    1.0
+    """
+    mask = np.asarray(mask, np.float32)
+    if mask.ndim == 2:
+        mask = mask[..., None]
+    return (x * (1 - mask) + mask * np.asarray(pattern, np.float32)).astype(np.float32)
