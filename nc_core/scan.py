@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import keras
 import numpy as np
@@ -25,6 +26,8 @@ from nc_core.report import ScanReport, make_report
 from nc_core.masks import stamp
 
 ASR_EVAL_SAMPLES = 2000
+MIN_CLASSES_TO_CONFIRM = 3
+CONFIRM_SEED_STEP = 7919
 
 
 def attack_success_rate(
@@ -107,32 +110,64 @@ def scan(
     A cancel stops within one step and returns a report of the classes already finished, with
     ``cancelled=True``. ``done`` carries results of an earlier, interrupted run to resume from;
     ``on_result`` receives each class as it finishes (the dashboard stores it at once).
+
+    With ``config.confirm_runs`` > 0, every class the first pass flags is optimised that many more
+    times from fresh random starts, and its L1 becomes the median of its runs before the final
+    MAD test: a lucky minimum in one run is not a backdoor, a real trigger is found every time.
     """
     started = time.perf_counter()
     num_classes = int(classifier.output_shape[-1])
     targets = _check_classes(range(num_classes) if classes is None else classes, num_classes)
     config.validate(len(data))
-    results = [r for r in done if r.target in targets]
-    finished = {r.target for r in results}
+    results = {r.target: r for r in done if r.target in targets}
     engine = make_engine(classifier, data, config)
-    cancelled = False
-    for index, target in enumerate(targets):
-        if target in finished:
-            continue
-        try:
-            result = reverse_target(
-                engine, target, config, len(data), on_event, cancel,
-                evaluate_asr=lambda m, p, t=target: attack_success_rate(classifier, data, m, p, t),
-                class_index=index, num_classes=len(targets),
-            )
-        except RunCancelled:
-            cancelled = True
-            break
-        results.append(result)
+
+    def run(target: int, index: int, total: int, seed_offset: int = 0) -> TriggerResult:
+        return reverse_target(
+            engine, target, config.replace(seed=config.seed + seed_offset), len(data), on_event, cancel,
+            evaluate_asr=lambda m, p: attack_success_rate(classifier, data, m, p, target),
+            class_index=index, num_classes=total,
+        )
+
+    def keep(result: TriggerResult) -> None:
+        results[result.target] = result
         if on_result is not None:
             on_result(result)
+
+    cancelled = False
+    try:
+        for index, target in enumerate(targets):
+            if target not in results:
+                keep(run(target, index, len(targets)))
+        if config.confirm_runs and len(targets) >= MIN_CLASSES_TO_CONFIRM:
+            suspects = [t for t in _flagged(results, model_name) if len(results[t].runs_l1) <= 1]
+            total = len(targets) + len(suspects) * config.confirm_runs
+            for k, target in enumerate(suspects):
+                runs = [results[target]]
+                for i in range(config.confirm_runs):
+                    index = len(targets) + k * config.confirm_runs + i
+                    runs.append(run(target, index, total, seed_offset=CONFIRM_SEED_STEP * (i + 1)))
+                keep(median_run(runs))
+    except RunCancelled:
+        cancelled = True
     return make_report(
-        results, model=model_name, data=data.source, pixel_range=data.pixel_range.label,
+        list(results.values()), model=model_name, data=data.source, pixel_range=data.pixel_range.label,
         config=config.to_dict(), class_names=data.class_names,
         seconds=time.perf_counter() - started, cancelled=cancelled,
     )
+
+
+def _flagged(results: dict[int, TriggerResult], model_name: str) -> list[int]:
+    return make_report(list(results.values()), model=model_name, data="").flagged
+
+
+def median_run(runs: list[TriggerResult]) -> TriggerResult:
+    """The run with the median L1 among independent restarts of one class, knowing all their L1s.
+
+    A single optimisation can land in an unusually good minimum; the median of several restarts
+    is what a class reliably needs, and its mask is the one shown.
+    """
+    ordered = sorted(runs, key=lambda r: r.l1)
+    chosen = ordered[(len(ordered) - 1) // 2]
+    return replace(chosen, runs_l1=[r.l1 for r in runs],
+                   seconds=sum(r.seconds for r in runs), steps=sum(r.steps for r in runs))

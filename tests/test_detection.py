@@ -1,0 +1,97 @@
+"""Detection on the shipped samples: the real optimisation, on real backdoored and clean models.
+
+Each scan runs once per session (product defaults) and every test below reads its report.
+The verdicts are checked against the model cards, which record the real trigger and target.
+"""
+import json
+
+import numpy as np
+import pytest
+
+from conftest import sample_path
+from nc_core.cleanse import CleanseConfig
+from nc_core.scan import scan
+
+pytestmark = pytest.mark.slow
+
+
+def card(name: str) -> dict:
+    return json.loads(sample_path(f"{name}.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def signs_backdoored_report(signs_backdoored):
+    return scan(signs_backdoored.classifier, signs_backdoored.data, model_name="signs_backdoored.keras")
+
+
+@pytest.fixture(scope="session")
+def signs_clean_report(signs_clean):
+    return scan(signs_clean.classifier, signs_clean.data, model_name="signs_clean.keras")
+
+
+@pytest.fixture(scope="session")
+def mnist_backdoored_report(mnist_backdoored):
+    return scan(mnist_backdoored.classifier, mnist_backdoored.data, model_name="mnist_backdoored.keras")
+
+
+@pytest.fixture(scope="session")
+def mnist_clean_report(mnist_clean):
+    return scan(mnist_clean.classifier, mnist_clean.data, model_name="mnist_clean.keras")
+
+
+def test_scan_flags_target_33_on_backdoored_signs(signs_backdoored_report):
+    report = signs_backdoored_report
+    target = card("signs_backdoored")["target"]
+    assert target == 33
+    assert report.verdict == "backdoored"
+    assert target in report.flagged
+    row = report.dataframe().loc[target]
+    assert row["anomaly_index"] > 2
+    assert row["l1"] == min(r.l1 for r in report.rows)
+    assert report.anomaly_index > 2
+    assert report.result_for(target).asr > 0.9
+
+
+def test_scan_finds_the_corner_square_on_backdoored_signs(signs_backdoored_report):
+    mask = signs_backdoored_report.result_for(33).mask
+    corner = mask[26:, 26:].sum()
+    assert corner / mask.sum() > 0.5, "most of the recovered mask should sit on the real 4x4 trigger"
+
+
+def test_scan_finds_clean_signs_twin_clean(signs_clean_report):
+    assert signs_clean_report.verdict == "clean", signs_clean_report.dataframe().sort_values("l1").head()
+    assert signs_clean_report.flagged == []
+    assert len(signs_clean_report.rows) == 43
+
+
+def test_scan_flags_the_mnist_target(mnist_backdoored_report):
+    target = card("mnist_backdoored")["target"]
+    assert mnist_backdoored_report.verdict == "backdoored"
+    assert target in mnist_backdoored_report.flagged
+    assert mnist_backdoored_report.dataframe().loc[target, "anomaly_index"] > 2
+
+
+def test_scan_finds_clean_mnist_twin_clean(mnist_clean_report):
+    assert mnist_clean_report.verdict == "clean", mnist_clean_report.dataframe().sort_values("l1").head()
+
+
+def test_legacy_engine_reaches_the_same_verdict_on_mnist(mnist_backdoored, mnist_backdoored_report):
+    legacy = scan(mnist_backdoored.classifier, mnist_backdoored.data, config=CleanseConfig(engine="legacy"))
+    assert legacy.verdict == mnist_backdoored_report.verdict
+    assert legacy.flagged == mnist_backdoored_report.flagged
+    keras_l1 = np.array([r.l1 for r in mnist_backdoored_report.rows])
+    legacy_l1 = np.array([r.l1 for r in legacy.rows])
+    np.testing.assert_allclose(legacy_l1, keras_l1, rtol=0.15)
+
+
+def test_legacy_engine_reaches_the_same_verdict_on_clean_mnist(mnist_clean, mnist_clean_report):
+    legacy = scan(mnist_clean.classifier, mnist_clean.data, config=CleanseConfig(engine="legacy"))
+    assert legacy.verdict == mnist_clean_report.verdict == "clean"
+
+
+def test_legacy_engine_flags_33_on_backdoored_signs(signs_backdoored):
+    classes = [0, 3, 9, 14, 16, 21, 27, 33, 38, 40]
+    keras_report = scan(signs_backdoored.classifier, signs_backdoored.data, classes)
+    legacy_report = scan(signs_backdoored.classifier, signs_backdoored.data, classes, CleanseConfig(engine="legacy"))
+    assert 33 in keras_report.flagged and 33 in legacy_report.flagged
+    assert legacy_report.result_for(33).l1 == pytest.approx(keras_report.result_for(33).l1, rel=0.15)
