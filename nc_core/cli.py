@@ -150,10 +150,27 @@ def run_reverse(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def silence_native_stderr() -> None:
+    """Send what C++ libraries write to stderr (TensorFlow's start-up logs) to /dev/null.
+
+    TensorFlow 2.21 prints CUDA and oneDNN notices at import whatever ``TF_CPP_MIN_LOG_LEVEL``
+    says; callers of the CLI parse stderr, so Python's own stderr moves to a copy of the real one
+    and only the C-level descriptor is silenced. ``NC_VERBOSE=1`` keeps everything.
+    """
+    if os.environ.get("NC_VERBOSE"):
+        return
+    sys.stderr.flush()
+    real_stderr = os.dup(2)
+    with open(os.devnull, "wb") as devnull:
+        os.dup2(devnull.fileno(), 2)
+    sys.stderr = os.fdopen(real_stderr, "w", buffering=1)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
+    silence_native_stderr()
     try:
         if args.command == "reverse" and args.out.exists() and not args.out.is_dir():
             raise InvalidParameterError(f"--out {args.out} exists and is not a folder.")
