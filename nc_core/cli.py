@@ -28,9 +28,16 @@ def _class_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"classes must be comma-separated integers, not {text!r}") from None
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad option is one ``error:`` line and exit 2 like every other bad input."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m nc_core", description="Find backdoors in Keras image classifiers (Neural Cleanse).")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _OneLineParser(prog="python -m nc_core", description="Find backdoors in Keras image classifiers (Neural Cleanse).")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
 
     def common(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("model", help="a .keras or .h5 image classifier (loaded in safe mode)")

@@ -107,6 +107,22 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+@contextmanager
+def _removed_on_failure(path: Path) -> Iterator[None]:
+    """Remove ``path`` (a run's folder or a file just written) when the row that goes with it fails.
+
+    Files are written before their row, so a full disk or a locked database leaves neither.
+    """
+    try:
+        yield
+    except StoreError:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        raise
+
+
 def _npz_bytes(**arrays: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
@@ -179,7 +195,7 @@ class RunStore:
         except OSError as error:
             shutil.rmtree(folder, ignore_errors=True)
             raise StoreError(f"Cannot save the run's files in {self.root}: {error}.") from None
-        with self._write() as db:
+        with _removed_on_failure(folder), self._write() as db:
             db.execute(
                 "INSERT INTO runs (id, kind, status, model, data, settings, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (run_id, kind, "queued", model, data, json.dumps(settings), time.time()),
@@ -271,11 +287,12 @@ class RunStore:
 
     def save_report(self, run_id: str, report: ScanReport) -> None:
         """Store the final report and copy its verdict into the run's row, for listing."""
+        path = self.run_dir(run_id) / "report.json"
         try:
-            atomic_write(self.run_dir(run_id) / "report.json", report.to_json(include_arrays=False).encode())
+            atomic_write(path, report.to_json(include_arrays=False).encode())
         except OSError as error:
             raise StoreError(f"Cannot save the report in {self.root}: {error}.") from None
-        with self._write() as db:
+        with _removed_on_failure(path), self._write() as db:
             db.execute(
                 "UPDATE runs SET verdict = ?, anomaly_index = ?, flagged = ? WHERE id = ?",
                 (report.verdict, report.anomaly_index, json.dumps(report.flagged), run_id),
@@ -335,7 +352,7 @@ class RunStore:
             shutil.rmtree(folder, ignore_errors=True)
             raise StoreError(f"Cannot save the imported run in {self.root}: {error}.") from None
         status = record["status"] if record["status"] not in ACTIVE else "interrupted"
-        with self._write() as db:
+        with _removed_on_failure(folder), self._write() as db:
             db.execute(
                 "INSERT INTO runs (id, kind, status, model, data, settings, created, finished, verdict, "
                 "anomaly_index, flagged, progress, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

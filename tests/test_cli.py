@@ -85,3 +85,14 @@ def test_bad_input_exits_2_with_one_line(tmp_path, case, needle):
     assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
     assert needle in lines[0]
     assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+@pytest.mark.parametrize("argv", [["scan", "m.keras", "d.npz", "--epochs", "abc"], [], ["scan"]])
+def test_malformed_options_give_one_error_line(argv, capsys):
+    from nc_core.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ")
