@@ -6,6 +6,7 @@ from nc_core.cleanse import CleanseConfig
 from nc_core.errors import InvalidParameterError
 from nc_core.progress import CancelToken
 from nc_core.report import ScanReport
+from conftest import sample_path
 from nc_core.scan import median_run, reverse_engineer, scan
 
 SHORT = CleanseConfig(epochs=4, confirm_runs=0)
@@ -81,3 +82,23 @@ def test_median_run_keeps_the_median_restart_and_every_l1(mnist_backdoored):
     assert chosen.l1 == sorted(r.l1 for r in runs)[1]
     assert chosen.runs_l1 == [r.l1 for r in runs]
     assert chosen.steps == sum(r.steps for r in runs)
+
+
+def test_a_model_that_takes_minus_one_to_one_finds_the_same_trigger(tmp_path, mnist_backdoored):
+    """The pixel range is read from the data and the trigger still lands on the real backdoor."""
+    import keras
+
+    from nc_core.inputs import load_inputs
+
+    inner = keras.saving.load_model(sample_path("mnist_backdoored.keras"), safe_mode=True)
+    inputs = keras.Input((28, 28, 1))
+    wrapped = keras.Model(inputs, inner(keras.layers.Rescaling(127.5, offset=127.5)(inputs)))
+    wrapped.save(tmp_path / "signed.keras")
+    data = np.load(sample_path("mnist_data.npz"))
+    np.savez(tmp_path / "signed.npz", x=data["x"].astype(np.float32) / 127.5 - 1, y=data["y"])
+
+    signed = load_inputs(tmp_path / "signed.keras", tmp_path / "signed.npz")
+    assert signed.data.pixel_range.label == "-1-1"
+    assert signed.clean_accuracy == pytest.approx(mnist_backdoored.clean_accuracy, abs=0.01)
+    report = scan(signed.classifier, signed.data, [0, 1, 7], SHORT.replace(epochs=12))
+    assert min(report.rows, key=lambda r: r.l1).class_id == 7
