@@ -153,12 +153,11 @@ def test_model_page_shows_what_was_understood_about_the_mnist_sample(data_dir):
     assert metrics["Classes"] == "10"
     assert metrics["Outputs"] in ("probabilities", "logits")
     assert metrics["Clean accuracy"] == f"{mnist_card()['clean_accuracy']:.1%}"
-    assert at.selectbox(key=next(k for k in at.session_state.filtered_state if k.startswith("pixel_range_"))).value
+    assert next(box for box in at.selectbox if box.label == "Pixel range the model expects").value == "0-255"
     assert "Model card" in texts(at, "subheader")
     assert image_count(at) > 0 and len(at.get("plotly_chart")) == 1
 
 
-@needs_mnist
 def test_other_pages_ask_for_a_selection_first(data_dir):
     at = app().run()
     for page in (REVERSE_PAGE, SCAN_PAGE):
@@ -179,8 +178,8 @@ def test_random_bytes_as_a_model_are_answered_with_an_error(data_dir):
                 ("mnist_data.npz", (SAMPLES / "mnist_data.npz").read_bytes()))
 
     assert not at.exception
-    assert len(at.error) == 1 and "model.keras" in at.error[0].value
-    assert "Choose a sample or upload" in alerts(at)
+    assert len(at.error) == 1 and "'model.keras'" in at.error[0].value
+    assert at.session_state["selection"].model_label == "signs_backdoored.keras"  # the earlier choice stays
 
 
 @needs_mnist
@@ -197,11 +196,11 @@ def test_data_that_does_not_fit_the_model_is_answered_with_an_error(data_dir):
 
 
 @needs_mnist
-def test_a_few_uploaded_images_of_one_class_are_understood(data_dir):
+def test_a_few_uploaded_images_of_one_class_are_understood_and_can_be_scanned(data_dir):
     with np.load(SAMPLES / "mnist_data.npz") as npz:
         x, y = npz["x"], npz["y"]
     pictures = []
-    for index in np.flatnonzero(y == 3)[:5]:
+    for index in np.flatnonzero(y == 3)[:8]:
         png = io.BytesIO()
         Image.fromarray(np.asarray(x[index]).reshape(28, 28).astype(np.uint8)).save(png, format="PNG")
         pictures.append((f"three_{index}.png", png.getvalue(), "image/png"))
@@ -216,8 +215,17 @@ def test_a_few_uploaded_images_of_one_class_are_understood(data_dir):
 
     assert not at.exception and not at.error, [e.value for e in at.error]
     metrics = {metric.label: metric.value for metric in at.metric}
-    assert metrics["Samples"] == "5" and metrics["Input shape"] == "28×28×1"
+    assert metrics["Samples"] == "8" and metrics["Input shape"] == "28×28×1"
     assert "picked by accuracy" in texts(at, "caption")
+
+    at.switch_page(REVERSE_PAGE).run()
+    at.selectbox(key="reverse_target").set_value(mnist_card()["target"])
+    at.number_input(key="reverse_epochs").set_value(2)
+    at.number_input(key="reverse_batch").set_value(4)
+    at.button(key="reverse_submit").click().run()
+    record = wait_for(data_dir, at.session_state["reverse_run"])
+    assert record.status == "done", record.error
+    assert record.settings["pixel_range"] == "0-255"  # the range picked on the images, handed to the worker
 
 
 # ------------------------------------------------------------------------------------ real runs
@@ -301,23 +309,23 @@ def test_runs_page_lists_exports_imports_and_deletes_runs(reverse_run, scan_run,
     assert len(at.dataframe[0].value) == 2
     assert [button.label for button in at.get("download_button")][0] == "Export bundle (.zip)"
 
+    before = {r.id for r in store(shared_dir).list_runs()}
     bundle = store(shared_dir).export_bundle(scan_record.id)
     with zipfile.ZipFile(io.BytesIO(bundle)) as archive:
         assert {"run.json", "report.json"} <= set(archive.namelist())
     at.file_uploader(key="import_bundle").set_value(("bundle.zip", bundle, "application/zip")).run()
     at.button(key="import_button").click().run()
     assert "The run was imported." in [s.value for s in at.success]
-    runs = store(shared_dir).list_runs()
-    assert len(runs) == 3
-    imported = runs[0].id
-    assert runs[0].verdict == scan_record.verdict
+    runs = {r.id: r for r in store(shared_dir).list_runs()}
+    (imported,) = set(runs) - before
+    assert runs[imported].verdict == scan_record.verdict and runs[imported].kind == "scan"
 
     at.selectbox(key="runs_open").set_value(imported).run()
     assert banners(at) and banners(at)[0].lower().startswith(f"### {scan_record.verdict}")
     at.button(key="delete_run").click().run()
     assert "cannot be undone" in at.warning[0].value
     at.button(key="delete_confirm").click().run()
-    assert [r.id for r in store(shared_dir).list_runs()] == [r.id for r in runs[1:]]
+    assert {r.id for r in store(shared_dir).list_runs()} == before
 
 
 @needs_mnist
@@ -417,3 +425,14 @@ def test_password_from_secrets_is_used_and_missing_secrets_do_not_crash(data_dir
     at.text_input(key="password_input").input("from secrets")
     at.button[0].click().run()
     assert not at.text_input and "Recent runs" in texts(at, "subheader")
+
+
+def test_a_link_with_a_run_id_opens_that_run_on_the_runs_page(data_dir):
+    first, second = _stored_scan(data_dir), _stored_scan(data_dir)
+    at = app().run().switch_page(RUNS_PAGE).run()
+    assert at.selectbox(key="runs_open").value == second  # the newest first
+    at.switch_page("app.py").run()
+    at.query_params["run"] = first
+    at.switch_page(RUNS_PAGE).run()
+    assert at.selectbox(key="runs_open").value == first
+    assert not at.warning and not at.exception

@@ -1,0 +1,78 @@
+"""Plotly figures of runs: optimisation curves, L1 per class with the detection lines, balance.
+
+Pure functions from nc_core results to figures; the pages only place them.
+"""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+FLAGGED = "#d62728"
+NORMAL = "#7f7f7f"
+CURVES = (("loss", "Loss (CE + λ·L1)"), ("asr", "Attack success (train)"), ("l1", "Mask L1"), ("lam", "λ (L1 weight)"))
+
+
+def detection_l1(report) -> float:
+    """The L1 below which a class is flagged: ``median - threshold * MAD`` (anomaly index > threshold)."""
+    return report.median - report.threshold * report.mad
+
+
+def curves_figure(records: list[dict], height: int = 420) -> go.Figure:
+    """Loss, ASR, mask L1 and lambda per epoch, from ``EpochRecord``-shaped dicts."""
+    figure = make_subplots(rows=2, cols=2, subplot_titles=[title for _, title in CURVES],
+                           horizontal_spacing=0.08, vertical_spacing=0.16)
+    epochs = [r["epoch"] for r in records]
+    for index, (key, title) in enumerate(CURVES):
+        figure.add_trace(go.Scatter(x=epochs, y=[r[key] for r in records], mode="lines+markers",
+                                    name=title, marker={"size": 4}),
+                         row=index // 2 + 1, col=index % 2 + 1)
+    figure.update_yaxes(range=[0, 1.02], row=1, col=2)
+    figure.update_xaxes(title_text="epoch", row=2)
+    figure.update_layout(height=height, showlegend=False, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return figure
+
+
+def l1_figure(report, names: list[str], height: int = 380) -> go.Figure:
+    """Mask L1 per class, flagged classes in red, with the median and detection-threshold lines."""
+    rows = report.rows
+    figure = go.Figure(go.Bar(
+        x=[str(row.class_id) for row in rows], y=[row.l1 for row in rows],
+        marker_color=[FLAGGED if row.flagged else NORMAL for row in rows],
+        customdata=[[names[row.class_id] if row.class_id < len(names) else row.name, row.anomaly_index]
+                    for row in rows],
+        hovertemplate="class %{x} · %{customdata[0]}<br>L1 %{y:.1f}<br>anomaly index %{customdata[1]:.2f}"
+                      "<extra></extra>",
+    ))
+    label = {"annotation_bgcolor": "rgba(255, 255, 255, 0.85)", "annotation_font_size": 12}
+    figure.add_hline(y=report.median, line_dash="dash", line_color="#1f77b4", **label,
+                     annotation_text=f"median {report.median:.1f}", annotation_position="top right")
+    figure.add_hline(y=detection_l1(report), line_dash="dot", line_color=FLAGGED, **label,
+                     annotation_text=f"detection threshold {detection_l1(report):.1f} (anomaly index {report.threshold:g})",
+                     annotation_position="bottom right")
+    figure.update_layout(height=height, xaxis_title="class", yaxis_title="mask L1 (pixels)",
+                         xaxis_type="category", margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    return figure
+
+
+def compare_l1_figure(reports: list, labels: list[str], height: int = 380) -> go.Figure:
+    """L1 per class of several runs side by side, each run's median dashed."""
+    figure = go.Figure()
+    for report, label in zip(reports, labels):
+        figure.add_trace(go.Bar(x=[str(r.class_id) for r in report.rows], y=[r.l1 for r in report.rows],
+                                name=label))
+    figure.update_layout(barmode="group", height=height, xaxis_title="class", yaxis_title="mask L1 (pixels)",
+                         xaxis_type="category", legend={"orientation": "h", "y": 1.12},
+                         margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    return figure
+
+
+def balance_figure(counts: dict[int, int], names: list[str], height: int = 300) -> go.Figure:
+    """Samples per class."""
+    figure = go.Figure(go.Bar(
+        x=[str(k) for k in counts], y=list(counts.values()),
+        customdata=[names[k] if k < len(names) else str(k) for k in counts],
+        hovertemplate="class %{x} · %{customdata}<br>%{y} samples<extra></extra>",
+    ))
+    figure.update_layout(height=height, xaxis_title="class", yaxis_title="samples", xaxis_type="category",
+                         margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    return figure

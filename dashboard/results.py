@@ -1,0 +1,243 @@
+"""One result view for every run: the reverse page, the scan page and the runs page all call it.
+
+A run's result is a :class:`~nc_core.report.ScanReport` (one row for a single-class run). Every
+figure shown (L1, anomaly index, ASR, verdict) is read from the report; only the previews of
+triggered samples are computed here, with the library's ``stamp`` and ``predict``.
+"""
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+import streamlit as st
+
+from nc_core.images import to_image, trigger_images
+from nc_core.masks import stamp
+
+from dashboard.charts import curves_figure, detection_l1, l1_figure
+
+if TYPE_CHECKING:
+    from nc_core.inputs import ScanInputs
+
+PREVIEW_SIDE = 224  # pixels of an enlarged mask / pattern / fusion
+GRID_WIDTH = 150  # pixels of one class in the trigger grid
+SAMPLE_WIDTH = 96
+InputsLoader = Callable[[], "ScanInputs | None"]  # the run's model and data; called only to show samples
+
+
+def class_label(class_id: int, names: list[str]) -> str:
+    """``33 · turn right ahead``; just ``7`` when the name is the id itself."""
+    name = names[class_id] if class_id < len(names) else str(class_id)
+    return str(class_id) if name == str(class_id) else f"{class_id} · {name}"
+
+
+def report_names(report, settings: dict) -> list[str]:
+    """Class names for a run: those the user saw when starting it, else the report's."""
+    given = list(settings.get("class_names") or [])
+    by_id = {row.class_id: row.name for row in report.rows} if report is not None else {}
+    count = max([len(given), *[k + 1 for k in by_id]], default=0)
+    return [given[k] if k < len(given) else by_id.get(k, str(k)) for k in range(count)]
+
+
+def _scale(side: int, target: int) -> int:
+    return max(1, target // max(side, 1))
+
+
+def _png(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def verdict_banner(report, names: list[str]) -> None:
+    """Red when a class is flagged (with the class and the anomaly index), green when none is."""
+    if report.flagged:
+        flagged = ", ".join(class_label(k, names) for k in report.flagged)
+        st.error(f"### Backdoored: class {flagged} flagged\n"
+                 f"Anomaly index **{report.anomaly_index:.2f}** (a class is flagged above "
+                 f"{report.threshold:g}, with a mask smaller than the median).", icon=":material/gpp_bad:")
+    else:
+        st.success(f"### Clean: no class stands out\n"
+                   f"Anomaly index **{report.anomaly_index:.2f}** (a class would be flagged above "
+                   f"{report.threshold:g}).", icon=":material/verified_user:")
+    if report.cancelled:
+        st.warning(f"Partial result: only {len(report.rows)} classes finished; the verdict may change "
+                   "with the rest.")
+
+
+def triggered_samples(inputs, result, names: list[str], count: int = 6) -> None:
+    """Clean samples of other classes beside the same samples with the trigger, with predictions."""
+    from nc_core.models import predict  # Keras: loaded only when samples are shown
+
+    data = inputs.data
+    first_of_class = {}
+    for index, label in enumerate(data.y.tolist()):
+        if label != result.target and label not in first_of_class:
+            first_of_class[label] = index
+    picks = [first_of_class[k] for k in sorted(first_of_class)][:count]
+    if not picks:
+        st.caption("The data holds no samples of other classes to stamp the trigger on.")
+        return
+    clean = data.x[picks]
+    triggered = stamp(clean, result.mask, result.pattern)
+    probabilities = predict(inputs.classifier, data.pixel_range.from_unit(np.concatenate([clean, triggered])))
+    predicted, confidence = probabilities.argmax(axis=1), probabilities.max(axis=1)
+    scale = _scale(clean.shape[1], SAMPLE_WIDTH)
+
+    def captions(offset: int) -> list[str]:
+        return [f"{int(data.y[pick])} → {class_label(int(predicted[offset + i]), names)} ({confidence[offset + i]:.0%})"
+                for i, pick in enumerate(picks)]
+
+    st.caption("Clean samples of other classes: true class → the model's prediction (confidence)")
+    st.image([to_image(x, scale) for x in clean], caption=captions(0), width=SAMPLE_WIDTH)
+    st.caption("The same samples with the recovered trigger")
+    st.image([to_image(x, scale) for x in triggered], caption=captions(len(picks)), width=SAMPLE_WIDTH)
+
+
+def trigger_pictures(result, key: str) -> None:
+    """Mask, pattern and mask × pattern, enlarged, each with a PNG download."""
+    images = trigger_images(result.mask, result.pattern, scale=_scale(result.pattern.shape[0], PREVIEW_SIDE))
+    titles = {"mask": "Mask", "pattern": "Pattern", "fusion": "Mask × pattern"}
+    for column, (name, image) in zip(st.columns(3), images.items()):
+        column.image(image, caption=titles[name], width="stretch")
+        column.download_button(f"{titles[name]} PNG", _png(image), file_name=f"class{result.target}_{name}.png",
+                               mime="image/png", key=f"{key}_png_{name}", on_click="ignore")
+
+
+def trigger_metrics(result) -> None:
+    """L1 and ASR as the library computed them, with how the optimisation ended."""
+    columns = st.columns(4)
+    columns[0].metric("Mask L1 (pixels)", f"{result.l1:.1f}")
+    columns[1].metric("Attack success rate", "–" if np.isnan(result.asr) else f"{result.asr:.1%}",
+                      help="Share of clean samples of other classes that the trigger sends to the target.")
+    columns[2].metric("Epochs", result.epochs)
+    columns[3].metric("Seconds", f"{result.seconds:.1f}")
+    if len(result.runs_l1) > 1:
+        st.caption(f"Confirmed from {len(result.runs_l1)} independent starts, L1 "
+                   f"{', '.join(f'{l1:.1f}' for l1 in result.runs_l1)}; the median run is shown.")
+    if not result.reached_threshold:
+        st.warning("No epoch reached the attack success threshold: this is the last mask, not a minimal one. "
+                   "Try more epochs.")
+
+
+def trigger_detail(result, names: list[str], load_inputs: InputsLoader, key: str) -> None:
+    """Everything about one class's trigger: pictures, figures, triggered samples, curves."""
+    st.subheader(f"Trigger for class {class_label(result.target, names)}")
+    trigger_metrics(result)
+    trigger_pictures(result, key)
+    inputs = load_inputs()
+    if inputs is not None:
+        triggered_samples(inputs, result, names)
+    else:
+        st.caption("This run's model and data are not stored with it (an imported bundle, say), "
+                   "so triggered samples cannot be shown.")
+    if result.history:
+        st.plotly_chart(curves_figure([vars(h) for h in result.history]), key=f"{key}_curves")
+
+
+def results_table(report, names: list[str]) -> None:
+    """The per-class figures as a sortable table."""
+    frame = report.dataframe()
+    frame["name"] = [names[k] if k < len(names) else frame.loc[k, "name"] for k in frame.index]
+    st.dataframe(
+        frame[["name", "l1", "anomaly_index", "asr", "flagged", "reached_threshold", "epochs", "seconds"]],
+        column_config={
+            "name": "class", "l1": st.column_config.NumberColumn("mask L1", format="%.1f"),
+            "anomaly_index": st.column_config.NumberColumn("anomaly index", format="%.2f"),
+            "asr": st.column_config.NumberColumn("attack success", format="percent"),
+            "reached_threshold": "reached threshold",
+            "seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
+        },
+        width="stretch",
+    )
+
+
+def trigger_grid(report, names: list[str]) -> None:
+    """Every class's mask | pattern | mask × pattern, small, flagged classes marked."""
+    strips, captions = [], []
+    for result in report.results:
+        images = trigger_images(result.mask, result.pattern, scale=_scale(result.pattern.shape[0], 48))
+        strip = np.concatenate([np.asarray(images[k].convert("RGB")) for k in ("mask", "pattern", "fusion")], axis=1)
+        strips.append(strip)
+        mark = "FLAGGED " if result.target in report.flagged else ""
+        captions.append(f"{mark}{class_label(result.target, names)} · L1 {result.l1:.0f}")
+    st.caption("Each class: mask | pattern | mask × pattern")
+    st.image(strips, caption=captions, width=GRID_WIDTH)
+
+
+def class_comparison(report, names: list[str], load_inputs: InputsLoader, key: str) -> None:
+    """2 to 4 classes side by side, with their triggered samples."""
+    by_l1 = [row.class_id for row in sorted(report.rows, key=lambda row: row.l1)]
+    default = list(dict.fromkeys([*report.flagged, *by_l1]))[:2]
+    chosen = st.multiselect("Classes to compare (2 to 4)", [row.class_id for row in report.rows], default=default,
+                            max_selections=4, format_func=lambda k: class_label(k, names), key=f"{key}_compare")
+    if len(chosen) < 2:
+        st.caption("Pick at least two classes.")
+        return
+    inputs = load_inputs()
+    for column, class_id in zip(st.columns(len(chosen)), chosen):
+        result = report.result_for(class_id)
+        row = next(r for r in report.rows if r.class_id == class_id)
+        with column:
+            st.markdown(f"**{class_label(class_id, names)}**" + (" :red[**flagged**]" if row.flagged else ""))
+            runs = f" · median of {len(result.runs_l1)} starts" if len(result.runs_l1) > 1 else ""
+            st.caption(f"L1 {row.l1:.1f} · anomaly index {row.anomaly_index:.2f} · ASR {row.asr:.1%}{runs}")
+            images = trigger_images(result.mask, result.pattern, scale=_scale(result.pattern.shape[0], 128))
+            st.image(list(images.values()), caption=["mask", "pattern", "mask × pattern"], width=96)
+            if inputs is not None:
+                triggered_samples(inputs, result, names, count=3)
+
+
+def scan_results(report, names: list[str], load_inputs: InputsLoader, key: str) -> None:
+    """A scan's verdict, L1 chart with median and threshold, table, trigger grid and comparison."""
+    verdict_banner(report, names)
+    columns = st.columns(4)
+    columns[0].metric("Anomaly index", f"{report.anomaly_index:.2f}")
+    columns[1].metric("Median L1", f"{report.median:.1f}")
+    columns[2].metric("MAD", f"{report.mad:.1f}")
+    columns[3].metric("Detection threshold L1", f"{detection_l1(report):.1f}")
+    st.plotly_chart(l1_figure(report, names), key=f"{key}_l1")
+    results_table(report, names)
+    st.subheader("Triggers of every class")
+    trigger_grid(report, names)
+    st.subheader("Compare classes")
+    class_comparison(report, names, load_inputs, key)
+
+
+def run_summary(record) -> None:
+    """One line on what was run, with which settings."""
+    config = record.settings.get("config", {})
+    classes = record.settings.get("classes")
+    which = "all classes" if not classes else ", ".join(map(str, classes))
+    st.caption(
+        f"Run {record.id} · {record.kind} of {which} · {record.model} on {record.data} · "
+        f"pixel range {record.settings.get('pixel_range') or 'guessed'} · {config.get('method')} / "
+        f"{config.get('engine')} · {config.get('epochs')} epochs, batch {config.get('batch_size')}, "
+        f"learning rate {config.get('learning_rate')} · {record.status}"
+    )
+
+
+def show_run(record, report, load_inputs: InputsLoader, key: str) -> None:
+    """The result view of a finished, cancelled, failed or interrupted run.
+
+    ``load_inputs`` gives the run's model and data for the triggered-sample previews; it is called
+    after the stored figures are on the page, so they show while the model loads.
+    """
+    run_summary(record)
+    if record.status == "failed":
+        st.error(f"The run failed: {record.error}")
+    elif record.status == "interrupted":
+        st.warning(f"The run was interrupted: {record.error or 'its worker stopped'}. Finished classes are kept.")
+    elif record.status == "cancelled":
+        st.warning("The run was cancelled; finished classes are kept.")
+    if report is None or not report.results:
+        if record.status != "failed":
+            st.info("No class finished in this run.")
+        return
+    names = report_names(report, record.settings)
+    if record.kind == "reverse":
+        trigger_detail(report.results[0], names, load_inputs, key)
+    else:
+        scan_results(report, names, load_inputs, key)

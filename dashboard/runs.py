@@ -1,0 +1,105 @@
+"""Runs as the pages list and start them: the runs table, and a run from the current selection.
+
+The page that started a run keeps its id in ``st.session_state`` and in the URL (``?run=<id>``),
+so a browser refresh finds the same run again.
+"""
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import streamlit as st
+
+from nc_core.errors import NCError
+from nc_core.worker import submit_run
+
+from dashboard.live import format_seconds
+from dashboard.loading import get_store
+from dashboard.selection import Selection
+from dashboard.settings import RunSettings
+from dashboard.uploads import run_data_path
+
+RUNS_PAGE = "pages/4_Runs.py"
+
+
+def started_text(created: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(created))
+
+
+def run_label(record) -> str:
+    """How a run is named in pickers: when, what, which kind, where it stands."""
+    verdict = f" · {record.verdict}" if record.verdict and record.kind == "scan" else ""
+    return f"{started_text(record.created)} · {record.kind} · {record.model} · {record.status}{verdict} · {record.id}"
+
+
+def runs_frame(records, detailed: bool = False) -> pd.DataFrame:
+    """One row per run: what, status, verdict, anomaly index, when; settings when ``detailed``."""
+    rows = []
+    for record in records:
+        config = record.settings.get("config", {})
+        classes = record.settings.get("classes")
+        row = {
+            "started": started_text(record.created),
+            "model": record.model,
+            "data": record.data,
+            "kind": record.kind if record.kind == "scan" else f"reverse {', '.join(map(str, classes or []))}",
+            "status": record.status,
+            "verdict": (record.verdict or "–") if record.kind == "scan" else "–",
+            "anomaly index": record.anomaly_index if record.kind == "scan" else None,
+            "flagged": ", ".join(map(str, record.flagged)) if record.kind == "scan" else "–",
+            "duration": format_seconds((record.finished or time.time()) - record.created),
+        }
+        if detailed:
+            row.update({"epochs": config.get("epochs"), "batch size": config.get("batch_size"),
+                        "method": config.get("method"), "engine": config.get("engine"), "id": record.id})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def show_runs_table(records, detailed: bool = False) -> None:
+    st.dataframe(runs_frame(records, detailed), hide_index=True, width="stretch",
+                 column_config={"anomaly index": st.column_config.NumberColumn(format="%.2f")})
+
+
+def start_run(kind: str, selection: Selection, inputs, names: list[str], run_settings: RunSettings,
+              classes: list[int] | None) -> str:
+    """Validate the settings, then hand the run to a detached worker; return its id.
+
+    Raises :class:`~nc_core.errors.NCError` with a sentence when the settings cannot run.
+    """
+    samples = len(inputs.data) if run_settings.max_samples is None else min(len(inputs.data), run_settings.max_samples)
+    run_settings.config.validate(samples)
+    settings = {
+        "config": run_settings.config.to_dict(),
+        "classes": classes,
+        "pixel_range": inputs.data.pixel_range.label,
+        "max_samples": run_settings.max_samples,
+        "class_names": names,
+        "clean_accuracy": inputs.clean_accuracy,
+    }
+    data_path = run_data_path(selection, inputs.data)
+    return submit_run(get_store(), kind, selection.model_path, data_path, settings,
+                      display_names=(selection.model_label, selection.data_label))
+
+
+def remember_run(state_key: str, run_id: str) -> None:
+    """Keep the page's run in session state and in the URL."""
+    st.session_state[state_key] = run_id
+    st.query_params["run"] = run_id
+
+
+def page_run(state_key: str, kind: str):
+    """The record of the run this page shows (from the URL first), or None."""
+    run_id = st.query_params.get("run") or st.session_state.get(state_key)
+    if not run_id:
+        return None
+    try:
+        record = get_store().get(run_id)
+    except NCError:
+        record = None
+    if record is None or record.kind != kind:
+        st.session_state.pop(state_key, None)
+        st.query_params.pop("run", None)
+        return None
+    remember_run(state_key, run_id)
+    return record

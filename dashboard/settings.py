@@ -1,0 +1,74 @@
+"""The Neural Cleanse settings, as form fields; the reverse and scan pages put them in their forms.
+
+Defaults come from :class:`~nc_core.cleanse.CleanseConfig` itself, so the dashboard, the CLI and
+the library start from the same numbers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from nc_core.cleanse import ENGINES, CleanseConfig
+from nc_core.masks import METHODS
+
+ENGINE_HELP = (
+    "keras: the Keras 3 engine (one compiled training step, fast). "
+    "legacy: the tutorial's Keras 2 loop (optimizer.get_updates and K.function) run in a "
+    "tf_keras child process, for comparison with the original code; slower."
+)
+METHOD_HELP = (
+    "neural-cleanse: the paper's method, a one-channel mask in tanh space with an L1 penalty "
+    "whose weight lambda adapts, keeping the smallest mask that still flips the model. "
+    "plain: the tutorial's version, free mask and pattern and cross-entropy only (no penalty)."
+)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What the form returns: the optimisation's config and the sample limit."""
+
+    config: CleanseConfig
+    max_samples: int | None
+
+
+def settings_fields(key: str) -> RunSettings:
+    """Epochs, batch size, learning rate, method and engine, plus the rarer knobs folded away."""
+
+    default = CleanseConfig()
+    left, middle, right = st.columns(3)
+    epochs = left.number_input("Epochs (at most)", 1, 100_000, default.epochs, key=f"{key}_epochs",
+                               help="Early stop usually ends a class sooner.")
+    batch_size = middle.number_input("Batch size", 1, 4096, default.batch_size, key=f"{key}_batch")
+    learning_rate = right.number_input("Learning rate", 1e-5, 10.0, default.learning_rate, format="%.4f",
+                                       key=f"{key}_lr")
+    left, right = st.columns(2)
+    method = left.selectbox("Method", METHODS, index=METHODS.index(default.method), help=METHOD_HELP,
+                            key=f"{key}_method")
+    engine = right.selectbox("Engine", ENGINES, index=ENGINES.index(default.engine), help=ENGINE_HELP,
+                             key=f"{key}_engine")
+    with st.expander("More settings"):
+        left, middle, right = st.columns(3)
+        samples_per_epoch = left.number_input("Samples per epoch", 1, 1_000_000, default.samples_per_epoch,
+                                              key=f"{key}_spe")
+        patience = middle.number_input("Patience (lambda)", 1, 1000, default.patience, key=f"{key}_patience")
+        early_stop_patience = right.number_input("Early-stop patience", 1, 10_000, default.early_stop_patience,
+                                                 key=f"{key}_esp")
+        left, middle, right = st.columns(3)
+        threshold = left.number_input("Attack success threshold", 0.01, 1.0, default.attack_succ_threshold,
+                                      format="%.2f", key=f"{key}_threshold")
+        seed = middle.number_input("Seed", 0, 2**31 - 1, default.seed, key=f"{key}_seed")
+        max_samples = right.number_input("Use at most N samples (0 = all)", 0, 10_000_000, 0, key=f"{key}_max")
+        left, right = st.columns([1, 2], vertical_alignment="bottom")
+        confirm_runs = left.number_input(
+            "Confirmation restarts", 0, 10, default.confirm_runs, key=f"{key}_confirm",
+            help="Scans only: each class the first pass flags is optimised this many more times from fresh "
+                 "random starts, and keeps the median L1. 0 is the paper's single run.")
+        early_stop = right.checkbox("Early stop", default.early_stop, key=f"{key}_early_stop")
+    config = CleanseConfig(
+        method=method, engine=engine, epochs=int(epochs), batch_size=int(batch_size),
+        learning_rate=float(learning_rate), samples_per_epoch=int(samples_per_epoch), patience=int(patience),
+        early_stop=bool(early_stop), early_stop_patience=int(early_stop_patience),
+        attack_succ_threshold=float(threshold), seed=int(seed), confirm_runs=int(confirm_runs),
+    )
+    return RunSettings(config, int(max_samples) or None)
