@@ -12,11 +12,6 @@ NORMAL = "#7f7f7f"
 CURVES = (("loss", "Loss (CE + λ·L1)"), ("asr", "Attack success (train)"), ("l1", "Mask L1"), ("lam", "λ (L1 weight)"))
 
 
-def detection_l1(report) -> float:
-    """The L1 below which a class is flagged: ``median - threshold * MAD`` (anomaly index > threshold)."""
-    return report.median - report.threshold * report.mad
-
-
 def curves_figure(records: list[dict], height: int = 420) -> go.Figure:
     """Loss, ASR, mask L1 and lambda per epoch, from ``EpochRecord``-shaped dicts."""
     figure = make_subplots(rows=2, cols=2, subplot_titles=[title for _, title in CURVES],
@@ -46,8 +41,8 @@ def l1_figure(report, names: list[str], height: int = 380) -> go.Figure:
     label = {"annotation_bgcolor": "rgba(255, 255, 255, 0.85)", "annotation_font_size": 12}
     figure.add_hline(y=report.median, line_dash="dash", line_color="#1f77b4", **label,
                      annotation_text=f"median {report.median:.1f}", annotation_position="top right")
-    figure.add_hline(y=detection_l1(report), line_dash="dot", line_color=FLAGGED, **label,
-                     annotation_text=f"detection threshold {detection_l1(report):.1f} (anomaly index {report.threshold:g})",
+    figure.add_hline(y=report.detection_l1, line_dash="dot", line_color=FLAGGED, **label,
+                     annotation_text=f"detection threshold {report.detection_l1:.1f} (anomaly index {report.threshold:g})",
                      annotation_position="bottom right")
     figure.update_layout(height=height, xaxis_title="class", yaxis_title="mask L1 (pixels)",
                          xaxis_type="category", margin={"l": 10, "r": 10, "t": 30, "b": 10})

@@ -16,7 +16,7 @@ import streamlit as st
 from nc_core.images import to_image, trigger_images
 from nc_core.masks import stamp
 
-from dashboard.charts import curves_figure, detection_l1, l1_figure
+from dashboard.charts import curves_figure, l1_figure
 
 if TYPE_CHECKING:
     from nc_core.inputs import ScanInputs
@@ -197,7 +197,7 @@ def scan_results(report, names: list[str], load_inputs: InputsLoader, key: str) 
     columns[0].metric("Anomaly index", f"{report.anomaly_index:.2f}")
     columns[1].metric("Median L1", f"{report.median:.1f}")
     columns[2].metric("MAD", f"{report.mad:.1f}")
-    columns[3].metric("Detection threshold L1", f"{detection_l1(report):.1f}")
+    columns[3].metric("Detection threshold L1", f"{report.detection_l1:.1f}")
     st.plotly_chart(l1_figure(report, names), key=f"{key}_l1")
     results_table(report, names)
     st.subheader("Triggers of every class")

@@ -58,6 +58,11 @@ class ScanReport:
     results: list[TriggerResult] = field(default_factory=list, repr=False)
 
     @property
+    def detection_l1(self) -> float:
+        """The L1 below which a class is flagged: ``median - threshold * MAD``."""
+        return self.median - self.threshold * self.mad
+
+    @property
     def verdict(self) -> str:
         """``"backdoored"`` when any class is flagged, else ``"clean"``."""
         return "backdoored" if self.flagged else "clean"
@@ -85,6 +90,7 @@ class ScanReport:
             "median_l1": self.median,
             "mad": self.mad,
             "threshold": self.threshold,
+            "detection_l1": self.detection_l1,
             "seconds": self.seconds,
             "cancelled": self.cancelled,
             "classes": [

@@ -35,3 +35,17 @@ def test_identical_norms_have_zero_index():
 def test_empty_input_gives_empty_statistics():
     out = anomaly_indices([])
     assert out.indices == [] and out.flagged == [] and out.model_index == 0.0
+
+
+def test_the_report_states_the_l1_below_which_classes_are_flagged():
+    from nc_core.cleanse import TriggerResult
+    from nc_core.report import make_report
+
+    l1 = [10.0, 50.0, 52.0, 55.0, 49.0, 51.0]
+    results = [TriggerResult(k, "neural-cleanse", "keras", np.zeros((2, 2)), np.zeros((2, 2, 3)), v, 1.0, 1.0,
+                             True, 1, 1, 0.1) for k, v in enumerate(l1)]
+    report = make_report(results, "m", "d")
+    out = anomaly_indices(l1)
+    assert report.detection_l1 == pytest.approx(out.median - 2 * out.mad)
+    assert [r.class_id for r in report.rows if r.l1 < report.detection_l1] == report.flagged == [0]
+    assert report.summary()["detection_l1"] == report.detection_l1
