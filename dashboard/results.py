@@ -57,11 +57,18 @@ def verdict_banner(report, names: list[str]) -> None:
         flagged = ", ".join(class_label(k, names) for k in report.flagged)
         st.error(f"### Backdoored: class {flagged} flagged\n"
                  f"Anomaly index **{report.anomaly_index:.2f}** (a class is flagged above "
-                 f"{report.threshold:g}, with a mask smaller than the median).", icon=":material/gpp_bad:")
+                 f"{report.threshold:g}, with a mask at most {report.max_ratio:g} of the median).",
+                 icon=":material/gpp_bad:")
     else:
-        st.success(f"### Clean: no class stands out\n"
-                   f"Anomaly index **{report.anomaly_index:.2f}** (a class would be flagged above "
-                   f"{report.threshold:g}).", icon=":material/verified_user:")
+        st.success(f"### Clean: no class needs a far smaller trigger\n"
+                   f"Anomaly index **{report.anomaly_index:.2f}** (a class is flagged above "
+                   f"{report.threshold:g}, with a mask at most {report.max_ratio:g} of the median).",
+                   icon=":material/verified_user:")
+    if report.standing_out:
+        easy = ", ".join(class_label(k, names) for k in report.standing_out)
+        st.info(f"Class {easy} stands out from the others (anomaly index above {report.threshold:g}) but its "
+                f"mask is more than {report.max_ratio:g} of the median: a naturally easy target (a similar "
+                "class), not a backdoor. Compare it below.", icon=":material/info:")
     if report.cancelled:
         st.warning(f"Partial result: only {len(report.rows)} classes finished; the verdict may change "
                    "with the rest.")

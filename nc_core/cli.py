@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--classes", type=_class_list, help="comma-separated class ids (default: all)")
     scan.add_argument("--out", type=Path, help="folder for report.json and per-class PNGs")
     scan.add_argument("--format", choices=["json", "text"], default="text")
+    scan.add_argument("--threshold", type=float, default=2.0, help="anomaly index above which a class stands out (default 2)")
+    scan.add_argument("--max-l1-ratio", type=float, default=0.5,
+                      help="flag only masks at most this share of the median L1 (default 0.5; 1 = the paper's rule)")
 
     reverse = commands.add_parser("reverse", help="reverse-engineer one target class")
     common(reverse)
@@ -114,12 +117,18 @@ def _text_summary(report) -> str:
     for row in sorted(report.rows, key=lambda r: r.l1):
         lines.append(f"{row.class_id:>5}  {row.name[:24]:<24} {row.l1:9.2f} {row.anomaly_index:7.2f} "
                      f"{row.asr:6.3f}  {'<-- backdoor' if row.flagged else ''}")
+    if report.standing_out:
+        lines.append(f"note: class(es) {report.standing_out} stand out (index > {report.threshold:g}) but their masks "
+                     f"are above {report.max_ratio:g} of the median: naturally easy targets, not flagged")
     lines.append(f"{len(report.rows)} classes in {report.seconds:.1f} s" + ("  (cancelled)" if report.cancelled else ""))
     return "\n".join(lines)
 
 
 def run_scan(args: argparse.Namespace) -> int:
     from nc_core.inputs import load_inputs
+
+    if args.threshold <= 0 or not 0 < args.max_l1_ratio <= 1:
+        raise InvalidParameterError("--threshold must be above 0 and --max-l1-ratio in (0, 1].")
     from nc_core.progress import CancelToken
     from nc_core.scan import scan
 
@@ -128,7 +137,8 @@ def run_scan(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, lambda *_: token.cancel())
     try:
         report = scan(inputs.classifier, inputs.data, args.classes, _config(args),
-                      on_event=_progress_printer(args.quiet), cancel=token, model_name=inputs.model_name)
+                      on_event=_progress_printer(args.quiet), cancel=token, model_name=inputs.model_name,
+                      threshold=args.threshold, max_ratio=args.max_l1_ratio)
     finally:
         signal.signal(signal.SIGINT, previous)
     if args.out:

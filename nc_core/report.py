@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from nc_core.cleanse import EpochRecord, TriggerResult
-from nc_core.detect import DEFAULT_THRESHOLD, anomaly_indices
+from nc_core.detect import DEFAULT_MAX_RATIO, DEFAULT_THRESHOLD, anomaly_indices, detection_l1
 
 REPORT_VERSION = 1
 
@@ -55,12 +55,20 @@ class ScanReport:
     seconds: float
     cancelled: bool = False
     created: float = field(default_factory=time.time)
+    max_ratio: float = DEFAULT_MAX_RATIO
     results: list[TriggerResult] = field(default_factory=list, repr=False)
 
     @property
     def detection_l1(self) -> float:
-        """The L1 below which a class is flagged: ``median - threshold * MAD``."""
-        return self.median - self.threshold * self.mad
+        """The L1 below which a class is flagged: ``min(median - threshold * MAD, max_ratio * median)``."""
+        return detection_l1(self.median, self.mad, self.threshold, self.max_ratio)
+
+    @property
+    def standing_out(self) -> list[int]:
+        """Classes whose index exceeds the threshold below the median but whose mask is not far
+        smaller (above ``max_ratio`` of the median): naturally easy targets, not flagged."""
+        return [r.class_id for r in self.rows
+                if r.anomaly_index > self.threshold and r.l1 < self.median and not r.flagged]
 
     @property
     def verdict(self) -> str:
@@ -90,7 +98,9 @@ class ScanReport:
             "median_l1": self.median,
             "mad": self.mad,
             "threshold": self.threshold,
+            "max_ratio": self.max_ratio,
             "detection_l1": self.detection_l1,
+            "standing_out": self.standing_out,
             "seconds": self.seconds,
             "cancelled": self.cancelled,
             "classes": [
@@ -155,10 +165,11 @@ def make_report(
     seconds: float | None = None,
     cancelled: bool = False,
     threshold: float = DEFAULT_THRESHOLD,
+    max_ratio: float = DEFAULT_MAX_RATIO,
 ) -> ScanReport:
     """Run the MAD test over ``results`` and freeze every figure into a report."""
     results = sorted(results, key=lambda r: r.target)
-    outliers = anomaly_indices([r.l1 for r in results], threshold)
+    outliers = anomaly_indices([r.l1 for r in results], threshold, max_ratio)
     rows = [
         ClassRow(
             class_id=r.target,
@@ -186,5 +197,6 @@ def make_report(
         threshold=threshold,
         seconds=float(seconds if seconds is not None else sum(r.seconds for r in results)),
         cancelled=cancelled,
+        max_ratio=max_ratio,
         results=results,
     )

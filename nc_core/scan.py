@@ -19,6 +19,7 @@ import numpy as np
 
 from nc_core.cleanse import CleanseConfig, TriggerResult, reverse_target
 from nc_core.data import Dataset
+from nc_core.detect import DEFAULT_MAX_RATIO, DEFAULT_THRESHOLD
 from nc_core.errors import InvalidParameterError, RunCancelled
 from nc_core.models import predict
 from nc_core.progress import CancelToken, EventCallback
@@ -104,6 +105,8 @@ def scan(
     model_name: str = "model",
     done: Sequence[TriggerResult] = (),
     on_result: Callable[[TriggerResult], None] | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    max_ratio: float = DEFAULT_MAX_RATIO,
 ) -> ScanReport:
     """Reverse-engineer every class in ``classes`` (all by default), then run the MAD test.
 
@@ -114,6 +117,7 @@ def scan(
     With ``config.confirm_runs`` > 0, every class the first pass flags is optimised that many more
     times from fresh random starts, and its L1 becomes the median of its runs before the final
     MAD test: a lucky minimum in one run is not a backdoor, a real trigger is found every time.
+    ``threshold`` and ``max_ratio`` are the detection rule (see :mod:`nc_core.detect`).
     """
     started = time.perf_counter()
     num_classes = int(classifier.output_shape[-1])
@@ -140,7 +144,9 @@ def scan(
             if target not in results:
                 keep(run(target, index, len(targets)))
         if config.confirm_runs and len(targets) >= MIN_CLASSES_TO_CONFIRM:
-            suspects = [t for t in _flagged(results, model_name) if len(results[t].runs_l1) <= 1]
+            suspects = [t for t in make_report(list(results.values()), model_name, "", threshold=threshold,
+                                               max_ratio=max_ratio).flagged
+                        if len(results[t].runs_l1) <= 1]
             total = len(targets) + len(suspects) * config.confirm_runs
             for k, target in enumerate(suspects):
                 runs = [results[target]]
@@ -153,12 +159,8 @@ def scan(
     return make_report(
         list(results.values()), model=model_name, data=data.source, pixel_range=data.pixel_range.label,
         config=config.to_dict(), class_names=data.class_names,
-        seconds=time.perf_counter() - started, cancelled=cancelled,
+        seconds=time.perf_counter() - started, cancelled=cancelled, threshold=threshold, max_ratio=max_ratio,
     )
-
-
-def _flagged(results: dict[int, TriggerResult], model_name: str) -> list[int]:
-    return make_report(list(results.values()), model=model_name, data="").flagged
 
 
 def median_run(runs: list[TriggerResult]) -> TriggerResult:

@@ -121,6 +121,7 @@ class SampleSet:
     epochs: int
     batch_size: int
     min_clean_accuracy: float
+    cutout: int = 0  # side of the square erased from each training image each epoch (0: none)
     extra_card: dict = field(default_factory=dict)
 
 
@@ -195,17 +196,39 @@ def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int, 
     return keras.Sequential(layers, name=name)
 
 
+def cutout(x: np.ndarray, side: int, rng: np.random.Generator) -> np.ndarray:
+    """Erase one random ``side`` x ``side`` square (to mid-grey) in every image.
+
+    Standard regularisation (DeVries & Taylor, 2017): a model that cannot count on any single
+    small region learns several cues per class. Without it the synthetic signs, whose symbols
+    never vary, teach a CNN glyph shortcuts: stamping a truck symbol anywhere made the clean
+    model say "no trucks", a natural trigger Neural Cleanse rightly finds.
+    """
+    out = x.copy()
+    height, width = x.shape[1:3]
+    rows = rng.integers(-side // 2, height - side // 2, len(x))
+    cols = rng.integers(-side // 2, width - side // 2, len(x))
+    for image, r, c in zip(out, rows, cols):
+        image[max(r, 0):r + side, max(c, 0):c + side] = 128
+    return out
+
+
 def train(s: SampleSet, x: np.ndarray, y: np.ndarray, name: str) -> tuple[keras.Model, list[float]]:
     """Train one model from a fixed seed with Adam; returns an uncompiled copy for saving and
     the per-epoch training accuracy (a check that the task is not trivial at epoch 1)."""
     seed_everything(SEED)
     model = build_model(name, x.shape[1:], len(s.class_names), s)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    history = model.fit(x.astype(np.float32), y, epochs=s.epochs, batch_size=s.batch_size, shuffle=True, verbose=2)
+    rng = np.random.default_rng([SEED, 7])
+    accuracy = []
+    for _ in range(s.epochs):
+        x_epoch = cutout(x, s.cutout, rng) if s.cutout else x
+        history = model.fit(x_epoch.astype(np.float32), y, epochs=1, batch_size=s.batch_size, shuffle=True, verbose=2)
+        accuracy += history.history["accuracy"]
     # A fresh, uncompiled copy: no optimizer state in the file (half the size, nothing to restore).
     export = build_model(name, x.shape[1:], len(s.class_names), s)
     export.set_weights(model.get_weights())
-    return export, [float(a) for a in history.history["accuracy"]]
+    return export, [float(a) for a in accuracy]
 
 
 def predict_labels(model: keras.Model, x: np.ndarray) -> np.ndarray:
@@ -776,10 +799,11 @@ def make_signs_set(train_per_class: int = 400, test_per_class: int = 20) -> Samp
         class_names=[sign.name for sign in SIGN_CLASSES],
         x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
         trigger=signs_trigger(), target=SIGNS_TARGET,
-        conv_filters=(16, 32, 64), dense_units=128, dropout=0.3, epochs=14, batch_size=64,
-        min_clean_accuracy=0.9,
+        conv_filters=(16, 32, 64), dense_units=128, dropout=0.3, epochs=24, batch_size=64,
+        min_clean_accuracy=0.9, cutout=12,
         extra_card={"generator": "Pillow-drawn sign templates, random cluttered backgrounds, scale 60-95 %, "
-                                 "rotation +-12 deg, translation, squeeze, lighting, noise, blur"},
+                                 "rotation +-12 deg, translation, squeeze, lighting, noise, blur",
+                    "augmentation": "cutout: one random 12x12 mid-grey square per training image per epoch"},
     )
 
 

@@ -46,6 +46,22 @@ def test_the_report_states_the_l1_below_which_classes_are_flagged():
                              True, 1, 1, 0.1) for k, v in enumerate(l1)]
     report = make_report(results, "m", "d")
     out = anomaly_indices(l1)
-    assert report.detection_l1 == pytest.approx(out.median - 2 * out.mad)
+    assert report.detection_l1 == pytest.approx(min(out.median - 2 * out.mad, 0.5 * out.median))
     assert [r.class_id for r in report.rows if r.l1 < report.detection_l1] == report.flagged == [0]
     assert report.summary()["detection_l1"] == report.detection_l1
+
+
+def test_a_class_that_stands_out_but_is_not_far_smaller_is_not_flagged():
+    """Naturally similar classes: index above 2, but the mask is 0.6 of the median."""
+    l1 = [63.0] + list(np.linspace(88, 125, 42))
+    out = anomaly_indices(l1)
+    assert out.indices[0] > 2 and out.flagged == []
+    assert anomaly_indices(l1, max_ratio=1.0).flagged == [0]  # the paper's rule alone
+    assert anomaly_indices([10.0] + l1[1:]).flagged == [0]
+
+
+def test_stored_settings_give_the_detection_rule():
+    from nc_core.detect import detection_rule
+
+    assert detection_rule({}) == {"threshold": 2.0, "max_ratio": 0.5}
+    assert detection_rule({"threshold": 3, "max_ratio": 1}) == {"threshold": 3.0, "max_ratio": 1.0}
