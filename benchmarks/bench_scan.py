@@ -23,6 +23,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from nc_core.runtime import configure_tensorflow  # noqa: E402
+
+configure_tensorflow()  # as the CLI and the dashboard's workers do
+
 from nc_core.cleanse import CleanseConfig  # noqa: E402
 from nc_core.engine import KerasEngine  # noqa: E402
 from nc_core.inputs import load_inputs  # noqa: E402

@@ -137,4 +137,7 @@ def execute(store: RunStore, run_id: str) -> str:
 
 
 if __name__ == "__main__":
+    from nc_core.runtime import configure_tensorflow
+
+    configure_tensorflow()
     execute(RunStore(sys.argv[1]), sys.argv[2])
