@@ -65,12 +65,11 @@ def start_worker(store: RunStore, run_id: str) -> int:
 class _Recorder:
     """Turns progress events into rate-limited store writes, keeping the live curves."""
 
-    def __init__(self, store: RunStore, run_id: str, num_classes: int):
+    def __init__(self, store: RunStore, run_id: str):
         self.store, self.run_id = store, run_id
         self.curves: list[dict] = []
         self.last_write = 0.0
         self.started = time.time()
-        self.num_classes = num_classes
 
     def __call__(self, event) -> None:
         if event.kind == "class_start":
@@ -115,7 +114,7 @@ def execute(store: RunStore, run_id: str) -> str:
         inputs = load_inputs(inputs_dir / settings["model_file"], inputs_dir / settings["data_file"],
                              settings.get("pixel_range"), settings.get("max_samples"))
         classes = settings.get("classes")
-        recorder = _Recorder(store, run_id, len(classes) if classes else inputs.info.num_classes)
+        recorder = _Recorder(store, run_id)
         token = CancelToken(check=_polled(lambda: store.cancel_requested(run_id), CANCEL_POLL_INTERVAL))
         report = scan(
             inputs.classifier, inputs.data, classes, CleanseConfig(**settings["config"]),
