@@ -252,8 +252,9 @@ def reverse_target(
                                      "asr": metrics.asr, "lam": lam})
         if metrics.asr >= config.attack_succ_threshold:
             mask, pattern = engine.current_trigger()
-            if best is None or mask_l1(mask) < best[0]:
-                best = (mask_l1(mask), mask, pattern, metrics.asr)
+            size = mask_l1(mask)
+            if best is None or size < best[0]:
+                best = (size, mask, pattern, metrics.asr)
         if not penalised:
             continue
         schedule.update(metrics.asr, best[0] if best else math.inf)

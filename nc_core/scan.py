@@ -49,16 +49,12 @@ def attack_success_rate(
 def make_engine(classifier: keras.Model, data: Dataset, config: CleanseConfig):
     """The engine the config names, ready to optimise triggers on ``data``."""
     if config.engine == "legacy":
-        from nc_core.legacy import LegacyEngine
-
-        return LegacyEngine(classifier, data.x, data.pixel_range, method=config.method,
-                            batch_size=config.batch_size, learning_rate=config.learning_rate,
-                            beta_1=config.beta_1, beta_2=config.beta_2)
-    from nc_core.engine import KerasEngine
-
-    return KerasEngine(classifier, data.x, data.pixel_range, method=config.method,
-                       batch_size=config.batch_size, learning_rate=config.learning_rate,
-                       beta_1=config.beta_1, beta_2=config.beta_2)
+        from nc_core.legacy import LegacyEngine as engine_class
+    else:
+        from nc_core.engine import KerasEngine as engine_class
+    return engine_class(classifier, data.x, data.pixel_range, method=config.method,
+                        batch_size=config.batch_size, learning_rate=config.learning_rate,
+                        beta_1=config.beta_1, beta_2=config.beta_2)
 
 
 def _check_classes(classes: Sequence[int], num_classes: int) -> list[int]:

@@ -16,29 +16,29 @@ def sample_path(name: str) -> Path:
     return SAMPLES / name
 
 
-@pytest.fixture(scope="session")
-def mnist_backdoored():
+def load_sample(model: str):
+    """A shipped sample model with its data, loaded as the CLI and the dashboard load them."""
     from nc_core.inputs import load_inputs
 
-    return load_inputs(SAMPLES / "mnist_backdoored.keras", SAMPLES / "mnist_data.npz")
+    dataset = model.split("_")[0]
+    return load_inputs(SAMPLES / f"{model}.keras", SAMPLES / f"{dataset}_data.npz")
+
+
+@pytest.fixture(scope="session")
+def mnist_backdoored():
+    return load_sample("mnist_backdoored")
 
 
 @pytest.fixture(scope="session")
 def mnist_clean():
-    from nc_core.inputs import load_inputs
-
-    return load_inputs(SAMPLES / "mnist_clean.keras", SAMPLES / "mnist_data.npz")
+    return load_sample("mnist_clean")
 
 
 @pytest.fixture(scope="session")
 def signs_backdoored():
-    from nc_core.inputs import load_inputs
-
-    return load_inputs(SAMPLES / "signs_backdoored.keras", SAMPLES / "signs_data.npz")
+    return load_sample("signs_backdoored")
 
 
 @pytest.fixture(scope="session")
 def signs_clean():
-    from nc_core.inputs import load_inputs
-
-    return load_inputs(SAMPLES / "signs_clean.keras", SAMPLES / "signs_data.npz")
+    return load_sample("signs_clean")

@@ -19,24 +19,29 @@ def card(name: str) -> dict:
     return json.loads(sample_path(f"{name}.json").read_text())
 
 
+def full_scan(inputs, model: str):
+    """Every class with the product defaults, as `python -m nc_core scan` runs it."""
+    return scan(inputs.classifier, inputs.data, model_name=f"{model}.keras")
+
+
 @pytest.fixture(scope="session")
 def signs_backdoored_report(signs_backdoored):
-    return scan(signs_backdoored.classifier, signs_backdoored.data, model_name="signs_backdoored.keras")
+    return full_scan(signs_backdoored, "signs_backdoored")
 
 
 @pytest.fixture(scope="session")
 def signs_clean_report(signs_clean):
-    return scan(signs_clean.classifier, signs_clean.data, model_name="signs_clean.keras")
+    return full_scan(signs_clean, "signs_clean")
 
 
 @pytest.fixture(scope="session")
 def mnist_backdoored_report(mnist_backdoored):
-    return scan(mnist_backdoored.classifier, mnist_backdoored.data, model_name="mnist_backdoored.keras")
+    return full_scan(mnist_backdoored, "mnist_backdoored")
 
 
 @pytest.fixture(scope="session")
 def mnist_clean_report(mnist_clean):
-    return scan(mnist_clean.classifier, mnist_clean.data, model_name="mnist_clean.keras")
+    return full_scan(mnist_clean, "mnist_clean")
 
 
 def test_scan_flags_target_33_on_backdoored_signs(signs_backdoored_report):
