@@ -1,0 +1,73 @@
+"""What the reverse-engineer and scan pages share: their opening, starting a run, showing it.
+
+Both pages are "settings form -> background run -> live view -> result"; only the form differs,
+so each page keeps its form and calls these three steps around it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import streamlit as st
+
+from nc_core.errors import NCError
+
+from dashboard.live import live_run
+from dashboard.loading import class_names, get_store, load_run_inputs, selection_inputs_or_stop
+from dashboard.page import reviewer_mode, runs_disabled_notice, start_page
+from dashboard.results import show_run
+from dashboard.runs import page_run, remember_run, start_run
+from dashboard.selection import Selection, require_selection
+from dashboard.settings import RunSettings
+
+
+@dataclass
+class RunPage:
+    """The page's selection, its loaded inputs and class names, and the run it shows (if any)."""
+
+    kind: str
+    state_key: str
+    selection: Selection
+    inputs: object
+    names: list[str]
+    record: object | None
+
+    @property
+    def busy(self) -> bool:
+        return self.record is not None and self.record.active
+
+
+def open_run_page(title: str, icon: str, kind: str) -> RunPage:
+    """Page set-up, reviewer-mode stop, the current selection (or a stop) and the page's run."""
+    start_page(title, icon)
+    st.title(title)
+    if reviewer_mode():
+        runs_disabled_notice()
+        st.stop()
+    selection = require_selection()
+    inputs = selection_inputs_or_stop(selection)
+    state_key = f"{kind}_run"
+    return RunPage(kind, state_key, selection, inputs, class_names(selection, inputs),
+                   page_run(state_key, kind))
+
+
+def submit(page: RunPage, run_settings: RunSettings, classes: list[int] | None) -> None:
+    """Start the run and rerun the page onto it, or show why it cannot start."""
+    try:
+        remember_run(page.state_key, start_run(page.kind, page.selection, page.inputs, page.names,
+                                               run_settings, classes))
+    except NCError as error:
+        st.error(str(error))
+    else:
+        st.rerun()
+
+
+def show_page_run(page: RunPage, idle_hint: str) -> None:
+    """The hint before any run, the live view while one works, its result once it ended."""
+    record = page.record
+    if record is None:
+        st.caption(idle_hint)
+    elif record.active:
+        live_run(record.id, can_cancel=True)
+    else:
+        show_run(record, get_store().load_report(record.id), partial(load_run_inputs, record), key=page.kind)
