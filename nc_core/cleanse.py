@@ -123,6 +123,12 @@ class TriggerResult:
     ``reached_threshold`` says whether any epoch reached the attack success threshold (if not,
     the mask is the last one, not a minimal one). ``runs_l1`` lists the L1 of every independent
     run when the class was confirmed by restarts (this result is the median one).
+
+    ``stopped_early`` says the schedule's early stop ended the run (the best mask had stalled);
+    otherwise the epoch budget did, and ``shrink`` is how much the best L1 still fell over the
+    last ``early_stop_patience`` epochs (0 = flat, 1 = it only just reached the threshold).
+    ``converged`` is the verdict's precondition: the threshold was reached and the mask had
+    stopped shrinking (see :func:`converged`).
     """
 
     target: int
@@ -139,6 +145,44 @@ class TriggerResult:
     seconds: float
     history: list[EpochRecord] = field(default_factory=list)
     runs_l1: list[float] = field(default_factory=list)
+    stopped_early: bool = False
+    shrink: float = 0.0
+    converged: bool = True
+
+
+#: A run that ended on its epoch budget still counts as converged when its best L1 fell by at
+#: most this share over the last ``early_stop_patience`` epochs.
+CONVERGED_SHRINK = 0.05
+
+
+def recent_shrink(best_l1: list[float], window: int) -> float:
+    """How much the best L1 fell over the last ``window`` epochs, as a share of where it was.
+
+    ``best_l1`` is the best-so-far L1 after each epoch (``inf`` before the threshold was first
+    reached). 1.0 when the threshold was first reached inside the window: nothing says the mask
+    had settled.
+
+    >>> round(recent_shrink([math.inf, 50.0, 40.0, 39.0, 39.0], window=2), 3)
+    0.025
+    """
+    if not best_l1 or not math.isfinite(best_l1[-1]):
+        return 1.0
+    if len(best_l1) <= window:
+        return 1.0
+    before = best_l1[-1 - window]
+    return 1.0 if not math.isfinite(before) else max(0.0, 1.0 - best_l1[-1] / before)
+
+
+def converged(reached: bool, stopped_early: bool, shrink: float, penalised: bool = True) -> bool:
+    """Whether a class's mask can be trusted as (close to) the smallest trigger it needs.
+
+    It must have reached the attack success threshold, and either been stopped by the schedule's
+    own early stop or have stopped shrinking (at most ``CONVERGED_SHRINK``) before the budget
+    ran out. The plain objective has no mask penalty, so reaching the threshold is all it can do.
+    """
+    if not reached:
+        return False
+    return not penalised or stopped_early or shrink <= CONVERGED_SHRINK
 
 
 class Engine(Protocol):
@@ -244,6 +288,7 @@ def reverse_target(
     emit("class_start", 0, 0)
     history: list[EpochRecord] = []
     best: tuple[float, np.ndarray, np.ndarray, float] | None = None
+    best_l1: list[float] = []
     for epoch in range(1, config.epochs + 1):
         lam = schedule.lam if penalised else 0.0
         metrics = engine.run_epoch(lam, steps, on_step(epoch))
@@ -255,6 +300,7 @@ def reverse_target(
             size = mask_l1(mask)
             if best is None or size < best[0]:
                 best = (size, mask, pattern, metrics.asr)
+        best_l1.append(best[0] if best else math.inf)
         if not penalised:
             continue
         schedule.update(metrics.asr, best[0] if best else math.inf)
@@ -262,6 +308,8 @@ def reverse_target(
             break
 
     reached = best is not None
+    stopped_early = penalised and schedule.should_stop
+    shrink = 0.0 if stopped_early else recent_shrink(best_l1, config.early_stop_patience)
     if best is None or not penalised:
         mask, pattern = engine.current_trigger()
         best = (mask_l1(mask), mask, pattern, history[-1].asr)
@@ -271,7 +319,8 @@ def reverse_target(
         target=int(target), method=config.method, engine=engine.name, mask=mask, pattern=pattern,
         l1=float(l1), asr=float(asr), train_asr=float(train_asr), reached_threshold=reached,
         epochs=len(history), steps=len(history) * steps, seconds=time.perf_counter() - started,
-        history=history, runs_l1=[float(l1)],
+        history=history, runs_l1=[float(l1)], stopped_early=stopped_early, shrink=float(shrink),
+        converged=converged(reached, stopped_early, shrink, penalised),
     )
     emit("class_done", len(history), steps, {"l1": result.l1, "asr": result.asr})
     return result

@@ -1,0 +1,240 @@
+"""Scan every model of the evaluation zoo and score detection rules side by side.
+
+Usage::
+
+    .venv/bin/python benchmarks/zoo/run_zoo.py [--zoo DIR] [--only SUBSTRING] [--original]
+                                                [--rescan] [--markdown FILE]
+
+Each model of ``DIR/manifest.csv`` (made by ``build_zoo.py``) is scanned once with the library's
+API, as ``python -m nc_core scan`` scans it, and its full report (masks included) is cached in
+``DIR/reports/<schedule>/<model>.json``: a rerun only scans what is missing, so rules can be
+compared and re-scored without scanning again. Models whose attack did not take are left out.
+
+The same scans are then judged by three rules, so the comparison is like for like:
+
+* ``paper``: anomaly index > 2 on the raw L1s, below the median (Wang et al., 2019);
+* ``ratio``: the paper's test plus "at most half the median L1" (this product until issue 7);
+* ``product``: the current rule of :mod:`nc_core.detect` (verdicts clean / backdoored /
+  inconclusive), as every scan reports it.
+
+For each data set and trigger type it prints: backdoored models flagged with exactly their
+target(s), clean models flagged (false positives), inconclusive verdicts, the ROC-AUC of each
+rule's continuous per-model score, and seconds per model.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from nc_core.detect import anomaly_indices  # noqa: E402
+from nc_core.report import ScanReport, make_report  # noqa: E402
+
+DEFAULT_ZOO = ROOT / ".zoo"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What one rule says of one model: the verdict, the classes flagged and a score."""
+
+    verdict: str
+    flagged: tuple[int, ...]
+    score: float
+
+
+def paper_rule(report: ScanReport, max_ratio: float = 1.0) -> Judgement:
+    """Index > 2 below the median on raw L1s, scored by the smallest mask's index."""
+    outliers = anomaly_indices([r.l1 for r in report.rows], 2.0, max_ratio)
+    flagged = tuple(report.rows[k].class_id for k in outliers.flagged)
+    return Judgement("backdoored" if flagged else "clean", flagged, outliers.model_index)
+
+
+def ratio_rule(report: ScanReport) -> Judgement:
+    return paper_rule(report, max_ratio=0.5)
+
+
+def product_rule(report: ScanReport) -> Judgement:
+    return Judgement(report.verdict, tuple(report.flagged), report.score)
+
+
+RULES: dict[str, Callable[[ScanReport], Judgement]] = {"paper": paper_rule, "ratio": ratio_rule,
+                                                        "product": product_rule}
+
+
+def roc_auc(positives: list[float], negatives: list[float]) -> float:
+    """Probability that a backdoored model scores above a clean one (ties count half)."""
+    if not positives or not negatives:
+        return float("nan")
+    pos, neg = np.asarray(positives, float)[:, None], np.asarray(negatives, float)[None, :]
+    return float(np.mean((pos > neg) + 0.5 * (pos == neg)))
+
+
+def read_manifest(zoo: Path) -> list[dict]:
+    path = zoo / "manifest.csv"
+    if not path.is_file():
+        raise SystemExit(f"No zoo manifest at {path}: build the zoo first (benchmarks/zoo/build_zoo.py).")
+    with path.open() as f:
+        return [row for row in csv.DictReader(f) if row["label"] in ("clean", "backdoored")]
+
+
+def scan_model(zoo: Path, row: dict, original: bool) -> ScanReport:
+    from nc_core.cleanse import CleanseConfig
+    from nc_core.inputs import load_inputs
+    from nc_core.scan import scan
+
+    inputs = load_inputs(zoo / row["model"], zoo / row["data"])
+    config = CleanseConfig.original() if original else CleanseConfig()
+    return scan(inputs.classifier, inputs.data, config=config, model_name=Path(row["model"]).name)
+
+
+def cached_report(zoo: Path, row: dict, original: bool, rescan: bool) -> ScanReport:
+    """The model's report, scanned now or read from the cache (then re-judged by today's rule)."""
+    path = zoo / "reports" / ("original" if original else "product") / (Path(row["model"]).stem + ".json")
+    if path.is_file() and not rescan:
+        stored = ScanReport.from_json(path.read_text())
+        return make_report(stored.results, stored.model, stored.data, stored.pixel_range, stored.config,
+                           [r.name for r in stored.rows], stored.seconds, stored.cancelled)
+    report = scan_model(zoo, row, original)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(report.to_json())
+    tmp.replace(path)
+    return report
+
+
+def targets_of(row: dict) -> tuple[int, ...]:
+    return tuple(sorted(int(t) for t in row["targets"].split()))
+
+
+@dataclass
+class Scored:
+    row: dict
+    report: ScanReport
+    judgements: dict[str, Judgement]
+
+
+def group_table(scored: list[Scored], key: Callable[[dict], str], title: str) -> list[str]:
+    """One markdown table: per group, per rule, right / false positives / inconclusive / AUC."""
+    groups = sorted({key(s.row) for s in scored})
+    header = f"| {title} | models | " + " | ".join(
+        f"{rule}: right | {rule}: AUC" for rule in RULES) + " | s/model |"
+    lines = [header, "|" + "---|" * (3 + 2 * len(RULES))]
+    clean_all = [s for s in scored if s.row["label"] == "clean"]
+    for group in groups + ["all"]:
+        members = [s for s in scored if group == "all" or key(s.row) == group]
+        cells = []
+        for rule in RULES:
+            cells += [right_cell(members, rule), f"{auc_for(members, clean_all, rule):.3f}"]
+        seconds = np.mean([s.report.seconds for s in members])
+        lines.append(f"| {group} | {len(members)} | " + " | ".join(cells) + f" | {seconds:.1f} |")
+    return lines
+
+
+def right_cell(members: list[Scored], rule: str) -> str:
+    """``a/b`` models judged right; clean models flagged and inconclusive verdicts noted."""
+    right = fp = inconclusive = 0
+    for s in members:
+        j = s.judgements[rule]
+        if s.row["label"] == "clean":
+            right += j.verdict == "clean"
+            fp += j.verdict == "backdoored"
+        else:
+            right += j.verdict == "backdoored" and tuple(sorted(j.flagged)) == targets_of(s.row)
+        inconclusive += j.verdict == "inconclusive"
+    notes = [f"{fp} FP"] if fp else []
+    notes += [f"{inconclusive} inc"] if inconclusive else []
+    return f"{right}/{len(members)}" + (f" ({', '.join(notes)})" if notes else "")
+
+
+def auc_for(members: list[Scored], clean_all: list[Scored], rule: str) -> float:
+    """AUC of the group's backdoored models against its clean ones (all clean models when the
+    group holds none, e.g. a trigger type)."""
+    positives = [s.judgements[rule].score for s in members if s.row["label"] == "backdoored"]
+    negatives = [s.judgements[rule].score for s in members if s.row["label"] == "clean"]
+    if positives and not negatives:
+        negatives = [s.judgements[rule].score for s in clean_all]
+    if negatives and not positives:
+        return float("nan")
+    return roc_auc(positives, negatives)
+
+
+def summary(scored: list[Scored]) -> list[str]:
+    lines = []
+    for rule in RULES:
+        bd = [s for s in scored if s.row["label"] == "backdoored"]
+        cl = [s for s in scored if s.row["label"] == "clean"]
+        exact = sum(s.judgements[rule].verdict == "backdoored"
+                    and tuple(sorted(s.judgements[rule].flagged)) == targets_of(s.row) for s in bd)
+        fp = sum(s.judgements[rule].verdict == "backdoored" for s in cl)
+        inc = sum(s.judgements[rule].verdict == "inconclusive" for s in scored)
+        auc = roc_auc([s.judgements[rule].score for s in bd], [s.judgements[rule].score for s in cl])
+        lines.append(f"- **{rule}**: backdoored flagged with exactly their target(s) {exact}/{len(bd)} "
+                     f"({exact / max(len(bd), 1):.0%}); clean models flagged {fp}/{len(cl)} "
+                     f"({fp / max(len(cl), 1):.0%}); inconclusive {inc}; ROC-AUC {auc:.3f}")
+    return lines
+
+
+def detail(scored: list[Scored]) -> list[str]:
+    lines = ["| model | label | targets | " + " | ".join(RULES) + " | score | s |", "|" + "---|" * (5 + len(RULES))]
+    for s in scored:
+        cells = [f"{j.verdict[:4]} {list(j.flagged) or ''}".strip() for j in s.judgements.values()]
+        lines.append(f"| {Path(s.row['model']).stem} | {s.row['label']} | {s.row['targets']} | "
+                     + " | ".join(cells) + f" | {s.judgements['product'].score:.2f} | {s.report.seconds:.0f} |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--zoo", type=Path, default=Path(os.environ.get("NC_ZOO_DIR", DEFAULT_ZOO)))
+    parser.add_argument("--only", default="", help="only models whose name contains this")
+    parser.add_argument("--original", action="store_true", help="the paper's schedule instead of the product's")
+    parser.add_argument("--rescan", action="store_true", help="scan again even where a report is cached")
+    parser.add_argument("--cached-only", action="store_true", help="score only models already scanned")
+    parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
+    parser.add_argument("--detail", action="store_true", help="print one line per model too")
+    args = parser.parse_args(argv)
+    schedule = "original" if args.original else "product"
+    rows = [r for r in read_manifest(args.zoo) if args.only in Path(r["model"]).stem]
+    if args.cached_only:
+        rows = [r for r in rows if (args.zoo / "reports" / schedule / (Path(r["model"]).stem + ".json")).is_file()]
+    if not args.cached_only:
+        from nc_core.runtime import configure_tensorflow
+
+        configure_tensorflow()
+    scored: list[Scored] = []
+    started = time.perf_counter()
+    for k, row in enumerate(rows, start=1):
+        report = cached_report(args.zoo, row, args.original, args.rescan)
+        judgements = {name: rule(report) for name, rule in RULES.items()}
+        scored.append(Scored(row, report, judgements))
+        p = judgements["product"]
+        print(f"[{k}/{len(rows)}] {Path(row['model']).stem:26} {row['label']:10} targets {row['targets'] or '-':5} "
+              f"-> {p.verdict} {list(p.flagged)} score {p.score:.2f} ({report.seconds:.0f} s)",
+              file=sys.stderr, flush=True)
+    out = [f"Zoo: {len(scored)} models ({schedule} schedule), scored in {time.perf_counter() - started:.0f} s", ""]
+    out += summary(scored) + [""]
+    out += group_table(scored, lambda r: r["dataset"], "data set") + [""]
+    out += group_table(scored, lambda r: r["trigger_type"], "trigger") + [""]
+    if args.detail:
+        out += detail(scored)
+    text = "\n".join(out)
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
