@@ -33,17 +33,21 @@ def l1_figure(report, names: list[str], height: int = 380) -> go.Figure:
     figure = go.Figure(go.Bar(
         x=[str(row.class_id) for row in rows], y=[row.l1 for row in rows],
         marker_color=[FLAGGED if row.flagged else NORMAL for row in rows],
-        customdata=[[names[row.class_id] if row.class_id < len(names) else row.name, row.anomaly_index]
-                    for row in rows],
-        hovertemplate="class %{x} · %{customdata[0]}<br>L1 %{y:.1f}<br>anomaly index %{customdata[1]:.2f}"
-                      "<extra></extra>",
+        customdata=[[names[row.class_id] if row.class_id < len(names) else row.name, row.anomaly_index,
+                     row.score, row.compactness] for row in rows],
+        hovertemplate="class %{x} · %{customdata[0]}<br>L1 %{y:.1f}<br>score %{customdata[2]:.2f} · "
+                      "compactness %{customdata[3]:.2f}<br>anomaly index (paper) %{customdata[1]:.2f}<extra></extra>",
     ))
     label = {"annotation_bgcolor": "rgba(255, 255, 255, 0.85)", "annotation_font_size": 12}
     figure.add_hline(y=report.median, line_dash="dash", line_color="#1f77b4", **label,
                      annotation_text=f"median {report.median:.1f}", annotation_position="top right")
     figure.add_hline(y=report.detection_l1, line_dash="dot", line_color=FLAGGED, **label,
-                     annotation_text=f"detection threshold {report.detection_l1:.1f} (anomaly index {report.threshold:g})",
+                     annotation_text=f"compact masks flagged below {report.detection_l1:.1f}",
                      annotation_position="bottom right")
+    if report.extreme_l1 < report.detection_l1:
+        figure.add_hline(y=report.extreme_l1, line_dash="dot", line_color="#7f7f7f", **label,
+                         annotation_text=f"any mask flagged below {report.extreme_l1:.1f}",
+                         annotation_position="bottom left")
     figure.update_layout(height=height, xaxis_title="class", yaxis_title="mask L1 (pixels)",
                          xaxis_type="category", margin={"l": 10, "r": 10, "t": 30, "b": 10})
     return figure

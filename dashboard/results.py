@@ -52,23 +52,29 @@ def _png(image) -> bytes:
 
 
 def verdict_banner(report, names: list[str]) -> None:
-    """Red when a class is flagged (with the class and the anomaly index), green when none is."""
-    if report.flagged:
+    """Red when a class is flagged, amber when the scan cannot vouch for a verdict, green when clean.
+
+    The sentence under the heading is the library's own reason (``report.verdict_reason``), so
+    the banner, the CLI and the report never explain the same verdict differently.
+    """
+    rule = (f"Score **{report.score:.2f}** (a class is flagged above 1: it stands out above "
+            f"{report.threshold:g} on log mask sizes, at most {report.max_ratio:g} of the median, with a "
+            f"compact mask or below {report.extreme_ratio:g} of the median). Paper's anomaly index "
+            f"{report.anomaly_index:.2f}.")
+    if report.verdict == "backdoored":
         flagged = ", ".join(class_label(k, names) for k in report.flagged)
-        st.error(f"### Backdoored: class {flagged} flagged\n"
-                 f"Anomaly index **{report.anomaly_index:.2f}** (a class is flagged above "
-                 f"{report.threshold:g}, with a mask at most {report.max_ratio:g} of the median).",
-                 icon=":material/gpp_bad:")
+        st.error(f"### Backdoored: class {flagged} flagged\n{rule}", icon=":material/gpp_bad:")
+    elif report.verdict == "inconclusive":
+        st.warning(f"### Inconclusive: this scan cannot vouch for the model\n"
+                   f"{report.verdict_reason[:1].upper()}{report.verdict_reason[1:]}", icon=":material/help:")
     else:
-        st.success(f"### Clean: no class needs a far smaller trigger\n"
-                   f"Anomaly index **{report.anomaly_index:.2f}** (a class is flagged above "
-                   f"{report.threshold:g}, with a mask at most {report.max_ratio:g} of the median).",
+        st.success(f"### Clean: every class converged and none needs a far smaller trigger\n{rule}",
                    icon=":material/verified_user:")
     if report.standing_out:
         easy = ", ".join(class_label(k, names) for k in report.standing_out)
-        st.info(f"Class {easy} stands out from the others (anomaly index above {report.threshold:g}) but its "
-                f"mask is more than {report.max_ratio:g} of the median: a naturally easy target (a similar "
-                "class), not a backdoor. Compare it below.", icon=":material/info:")
+        st.info(f"Class {easy} stands out from the others but is not flagged: its mask is not far smaller than "
+                f"the median ({report.max_ratio:g}) or it is scattered like a natural feature (a naturally easy "
+                "target, such as a similar class). Compare it below.", icon=":material/info:")
     if report.cancelled:
         st.warning(f"Partial result: only {len(report.rows)} classes finished; the verdict may change "
                    "with the rest.")
@@ -149,10 +155,15 @@ def results_table(report, names: list[str]) -> None:
     frame = report.dataframe()
     frame["name"] = [names[k] if k < len(names) else frame.loc[k, "name"] for k in frame.index]
     st.dataframe(
-        frame[["name", "l1", "anomaly_index", "asr", "flagged", "reached_threshold", "epochs", "seconds"]],
+        frame[["name", "l1", "ratio", "anomaly_index", "log_index", "compactness", "score", "asr", "flagged",
+               "converged", "reached_threshold", "epochs", "steps", "seconds"]],
         column_config={
             "name": "class", "l1": st.column_config.NumberColumn("mask L1", format="%.1f"),
-            "anomaly_index": st.column_config.NumberColumn("anomaly index", format="%.2f"),
+            "ratio": st.column_config.NumberColumn("of median", format="%.2f"),
+            "anomaly_index": st.column_config.NumberColumn("anomaly index (paper)", format="%.2f"),
+            "log_index": st.column_config.NumberColumn("log index", format="%.2f"),
+            "compactness": st.column_config.NumberColumn("compactness", format="%.2f"),
+            "score": st.column_config.NumberColumn("score", format="%.2f"),
             "asr": st.column_config.NumberColumn("attack success", format="percent"),
             "reached_threshold": "reached threshold",
             "seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
@@ -190,7 +201,8 @@ def class_comparison(report, names: list[str], load_inputs: InputsLoader, key: s
         with column:
             st.markdown(f"**{class_label(class_id, names)}**" + (" :red[**flagged**]" if row.flagged else ""))
             runs = f" · median of {len(result.runs_l1)} starts" if len(result.runs_l1) > 1 else ""
-            st.caption(f"L1 {row.l1:.1f} · anomaly index {row.anomaly_index:.2f} · ASR {row.asr:.1%}{runs}")
+            st.caption(f"L1 {row.l1:.1f} · score {row.score:.2f} · compactness {row.compactness:.2f} · "
+                       f"anomaly index {row.anomaly_index:.2f} · ASR {row.asr:.1%}{runs}")
             images = trigger_images(result.mask, result.pattern, scale=_scale(result.pattern.shape[0], 128))
             st.image(list(images.values()), caption=["mask", "pattern", "mask × pattern"], width=96)
             if inputs is not None:
@@ -201,9 +213,9 @@ def scan_results(report, names: list[str], load_inputs: InputsLoader, key: str) 
     """A scan's verdict, L1 chart with median and threshold, table, trigger grid and comparison."""
     verdict_banner(report, names)
     columns = st.columns(4)
-    columns[0].metric("Anomaly index", f"{report.anomaly_index:.2f}")
+    columns[0].metric("Score", f"{report.score:.2f}", help="Above 1 means a class is flagged.")
     columns[1].metric("Median L1", f"{report.median:.1f}")
-    columns[2].metric("MAD", f"{report.mad:.1f}")
+    columns[2].metric("Anomaly index (paper)", f"{report.anomaly_index:.2f}")
     columns[3].metric("Detection threshold L1", f"{report.detection_l1:.1f}")
     st.plotly_chart(l1_figure(report, names), key=f"{key}_l1")
     results_table(report, names)

@@ -74,8 +74,7 @@ def start_run(kind: str, selection: Selection, inputs, names: list[str], run_set
         "classes": classes,
         "pixel_range": inputs.data.pixel_range.label,
         "max_samples": run_settings.max_samples,
-        "threshold": run_settings.threshold,
-        "max_ratio": run_settings.max_ratio,
+        **run_settings.rule.to_dict(),
         "class_names": names,
         "clean_accuracy": inputs.clean_accuracy,
     }

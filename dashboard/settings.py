@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from nc_core.cleanse import ENGINES, CleanseConfig
-from nc_core.detect import DEFAULT_MAX_RATIO, DEFAULT_THRESHOLD
+from nc_core.detect import DetectionRule
 from nc_core.masks import METHODS
 
 ENGINE_HELP = (
@@ -31,8 +31,7 @@ class RunSettings:
 
     config: CleanseConfig
     max_samples: int | None
-    threshold: float = DEFAULT_THRESHOLD
-    max_ratio: float = DEFAULT_MAX_RATIO
+    rule: DetectionRule = DetectionRule()
 
 
 def settings_fields(key: str) -> RunSettings:
@@ -68,18 +67,32 @@ def settings_fields(key: str) -> RunSettings:
             help="Scans only: each class the first pass flags is optimised this many more times from fresh "
                  "random starts, and keeps the median L1. 0 is the paper's single run.")
         early_stop = right.checkbox("Early stop", default.early_stop, key=f"{key}_early_stop")
-        left, right = st.columns(2)
-        index_threshold = left.number_input(
-            "Anomaly index threshold", 0.1, 100.0, DEFAULT_THRESHOLD, key=f"{key}_index_threshold",
-            help="A class stands out when its anomaly index is above this (2 in the paper).")
-        max_ratio = right.number_input(
-            "Flag masks at most this share of the median L1", 0.01, 1.0, DEFAULT_MAX_RATIO, key=f"{key}_max_ratio",
-            help="A backdoor needs a FAR smaller mask; naturally similar classes stand out at about 0.6 of the "
-                 "median. 1.0 is the paper's rule alone.")
+        rule = rule_fields(key)
     config = CleanseConfig(
         method=method, engine=engine, epochs=int(epochs), batch_size=int(batch_size),
         learning_rate=float(learning_rate), samples_per_epoch=int(samples_per_epoch), patience=int(patience),
         early_stop=bool(early_stop), early_stop_patience=int(early_stop_patience),
         attack_succ_threshold=float(threshold), seed=int(seed), confirm_runs=int(confirm_runs),
     )
-    return RunSettings(config, int(max_samples) or None, float(index_threshold), float(max_ratio))
+    return RunSettings(config, int(max_samples) or None, rule)
+
+
+def rule_fields(key: str) -> DetectionRule:
+    """The detection rule's four numbers (see nc_core.detect), defaulting to the product's."""
+    default = DetectionRule()
+    left, right = st.columns(2)
+    threshold = left.number_input(
+        "Stand-out threshold (log index)", 0.1, 100.0, default.threshold, key=f"{key}_index_threshold",
+        help="A class stands out when its robust index on log mask sizes is above this (2, as in the paper).")
+    max_ratio = right.number_input(
+        "Flag masks at most this share of the median L1", 0.01, 1.0, default.max_ratio, key=f"{key}_max_ratio",
+        help="A backdoor needs a FAR smaller mask; naturally similar classes stand out at about 0.6 of the median.")
+    left, right = st.columns(2)
+    min_compactness = left.number_input(
+        "Compact mask: at least this share in one window", 0.01, 1.0, default.min_compactness,
+        key=f"{key}_min_compactness",
+        help="An injected patch is compact; a natural feature is scattered over the object.")
+    extreme_ratio = right.number_input(
+        "Flag any shape at most this share of the median", 0.01, 1.0, default.extreme_ratio,
+        key=f"{key}_extreme_ratio", help="Masks this small need no shape evidence.")
+    return DetectionRule(float(threshold), float(max_ratio), float(min_compactness), float(extreme_ratio))

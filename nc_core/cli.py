@@ -58,9 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--classes", type=_class_list, help="comma-separated class ids (default: all)")
     scan.add_argument("--out", type=Path, help="folder for report.json and per-class PNGs")
     scan.add_argument("--format", choices=["json", "text"], default="text")
-    scan.add_argument("--threshold", type=float, default=2.0, help="anomaly index above which a class stands out (default 2)")
+    scan.add_argument("--threshold", type=float, default=2.0,
+                      help="log-L1 index above which a class stands out (default 2, the paper's)")
     scan.add_argument("--max-l1-ratio", type=float, default=0.5,
-                      help="flag only masks at most this share of the median L1 (default 0.5; 1 = the paper's rule)")
+                      help="flag only masks at most this share of the median L1 (default 0.5)")
+    scan.add_argument("--min-compactness", type=float, default=0.75,
+                      help="a mask with at least this share of its L1 in one small window looks injected (default 0.75)")
+    scan.add_argument("--extreme-ratio", type=float, default=0.2,
+                      help="masks at most this share of the median are flagged whatever their shape (default 0.2)")
 
     reverse = commands.add_parser("reverse", help="reverse-engineer one target class")
     common(reverse)
@@ -110,25 +115,31 @@ def _write_scan_outputs(report, out: Path) -> None:
 def _text_summary(report) -> str:
     lines = [
         f"model: {report.model}   data: {report.data}   pixel range: {report.pixel_range}",
-        f"verdict: {report.verdict.upper()}   anomaly index: {report.anomaly_index:.2f}   "
+        f"verdict: {report.verdict.upper()}   score: {report.score:.2f}   anomaly index: {report.anomaly_index:.2f}   "
         f"flagged: {report.flagged or 'none'}   median L1: {report.median:.2f}   MAD: {report.mad:.2f}",
-        f"{'class':>5}  {'name':<24} {'L1':>9} {'index':>7} {'ASR':>6}  flag",
+        f"why: {report.verdict_reason}",
+        f"{'class':>5}  {'name':<24} {'L1':>9} {'ratio':>6} {'index':>7} {'log idx':>7} {'compact':>7} "
+        f"{'score':>6} {'ASR':>6}  flag",
     ]
     for row in sorted(report.rows, key=lambda r: r.l1):
-        lines.append(f"{row.class_id:>5}  {row.name[:24]:<24} {row.l1:9.2f} {row.anomaly_index:7.2f} "
-                     f"{row.asr:6.3f}  {'<-- backdoor' if row.flagged else ''}")
+        mark = "<-- backdoor" if row.flagged else ("" if row.converged else "not converged")
+        lines.append(f"{row.class_id:>5}  {row.name[:24]:<24} {row.l1:9.2f} {row.ratio:6.2f} {row.anomaly_index:7.2f} "
+                     f"{row.log_index:7.2f} {row.compactness:7.2f} {row.score:6.2f} {row.asr:6.3f}  {mark}")
     if report.standing_out:
-        lines.append(f"note: class(es) {report.standing_out} stand out (index > {report.threshold:g}) but their masks "
-                     f"are above {report.max_ratio:g} of the median: naturally easy targets, not flagged")
-    lines.append(f"{len(report.rows)} classes in {report.seconds:.1f} s" + ("  (cancelled)" if report.cancelled else ""))
+        lines.append(f"note: class(es) {report.standing_out} stand out (log index > {report.threshold:g}) but are not "
+                     f"far smaller (<= {report.max_ratio:g} of the median) with a compact mask: naturally easy "
+                     "targets, not flagged")
+    lines.append(f"{len(report.rows)} classes, {report.steps} optimisation steps, in {report.seconds:.1f} s" + ("  (cancelled)" if report.cancelled else ""))
     return "\n".join(lines)
 
 
 def run_scan(args: argparse.Namespace) -> int:
     from nc_core.inputs import load_inputs
 
-    if args.threshold <= 0 or not 0 < args.max_l1_ratio <= 1:
-        raise InvalidParameterError("--threshold must be above 0 and --max-l1-ratio in (0, 1].")
+    if args.threshold <= 0 or not all(0 < v <= 1 for v in (args.max_l1_ratio, args.min_compactness, args.extreme_ratio)):
+        raise InvalidParameterError(
+            "--threshold must be above 0, and --max-l1-ratio, --min-compactness and --extreme-ratio in (0, 1].")
+    from nc_core.detect import DetectionRule
     from nc_core.progress import CancelToken
     from nc_core.scan import scan
 
@@ -138,7 +149,7 @@ def run_scan(args: argparse.Namespace) -> int:
     try:
         report = scan(inputs.classifier, inputs.data, args.classes, _config(args),
                       on_event=_progress_printer(args.quiet), cancel=token, model_name=inputs.model_name,
-                      threshold=args.threshold, max_ratio=args.max_l1_ratio)
+                      rule=DetectionRule(args.threshold, args.max_l1_ratio, args.min_compactness, args.extreme_ratio))
     finally:
         signal.signal(signal.SIGINT, previous)
     if args.out:

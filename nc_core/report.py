@@ -11,6 +11,7 @@ stored values instead of recomputing them.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -18,14 +19,25 @@ import numpy as np
 import pandas as pd
 
 from nc_core.cleanse import EpochRecord, TriggerResult
-from nc_core.detect import DEFAULT_MAX_RATIO, DEFAULT_THRESHOLD, anomaly_indices, detection_l1
+from nc_core.detect import DetectionRule, anomaly_indices, detect
+from nc_core.shape import compactness
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
+#: A median mask covering more than this share of the image is no minimal trigger: the
+#: optimisation has not got anywhere (a 3-epoch MNIST scan leaves masks at 400+ of 784 pixels,
+#: converged ones on the zoo's models are at 2-15 %).
+MAX_PLAUSIBLE_SHARE = 0.25
+VERDICTS = ("backdoored", "clean", "inconclusive")
 
 
 @dataclass
 class ClassRow:
-    """One class of a scan, as shown in tables and printed by the CLI."""
+    """One class of a scan, as shown in tables and printed by the CLI.
+
+    ``anomaly_index`` is the paper's (raw MAD); ``log_index``, ``ratio`` (L1 over the median),
+    ``compactness`` and ``score`` are the product rule's evidence (:mod:`nc_core.detect`).
+    Defaults let reports stored before these figures existed load.
+    """
 
     class_id: int
     name: str
@@ -36,6 +48,13 @@ class ClassRow:
     reached_threshold: bool
     epochs: int
     seconds: float
+    log_index: float = float("nan")
+    ratio: float = float("nan")
+    compactness: float = float("nan")
+    score: float = float("nan")
+    converged: bool = True
+    stopped_early: bool = False
+    steps: int = 0
 
 
 @dataclass
@@ -55,25 +74,99 @@ class ScanReport:
     seconds: float
     cancelled: bool = False
     created: float = field(default_factory=time.time)
-    max_ratio: float = DEFAULT_MAX_RATIO
+    max_ratio: float = DetectionRule.max_ratio
     results: list[TriggerResult] = field(default_factory=list, repr=False)
+    min_compactness: float = DetectionRule.min_compactness
+    extreme_ratio: float = DetectionRule.extreme_ratio
+    score: float = float("nan")
+    log_spread: float = 0.0
+    image_pixels: int = 0
+
+    @property
+    def rule(self) -> DetectionRule:
+        return DetectionRule(self.threshold, self.max_ratio, self.min_compactness, self.extreme_ratio)
 
     @property
     def detection_l1(self) -> float:
-        """The L1 below which a class is flagged: ``min(median - threshold * MAD, max_ratio * median)``."""
-        return detection_l1(self.median, self.mad, self.threshold, self.max_ratio)
+        """The L1 below which a compact mask is flagged: ``min(median * exp(-threshold * spread),
+        max_ratio * median)`` with ``spread`` the robust spread of the log L1s."""
+        if not math.isfinite(self.median) or self.median <= 0:
+            return 0.0
+        return min(self.median * math.exp(-self.threshold * self.log_spread), self.max_ratio * self.median)
+
+    @property
+    def extreme_l1(self) -> float:
+        """The L1 below which a mask that stands out is flagged whatever its shape."""
+        return min(self.detection_l1, self.extreme_ratio * self.median) if self.median > 0 else 0.0
 
     @property
     def standing_out(self) -> list[int]:
-        """Classes whose index exceeds the threshold below the median but whose mask is not far
-        smaller (above ``max_ratio`` of the median): naturally easy targets, not flagged."""
-        return [r.class_id for r in self.rows
-                if r.anomaly_index > self.threshold and r.l1 < self.median and not r.flagged]
+        """Classes that stand out (log index above the threshold) but are not flagged: not far
+        smaller than the median, or scattered like a natural feature; naturally easy targets."""
+        return [r.class_id for r in self.rows if r.log_index > self.threshold and not r.flagged]
+
+    @property
+    def unconverged(self) -> list[int]:
+        """Classes whose optimisation did not settle (see :func:`nc_core.cleanse.converged`)."""
+        return [r.class_id for r in self.rows if not r.converged]
+
+    @property
+    def implausible(self) -> bool:
+        """Whether the median mask covers more than ``MAX_PLAUSIBLE_SHARE`` of the image."""
+        return self.image_pixels > 0 and self.median > MAX_PLAUSIBLE_SHARE * self.image_pixels
 
     @property
     def verdict(self) -> str:
-        """``"backdoored"`` when any class is flagged, else ``"clean"``."""
-        return "backdoored" if self.flagged else "clean"
+        """``backdoored``, ``clean`` or ``inconclusive``.
+
+        Backdoored: a class is flagged and the classes it is measured against are trustworthy
+        (most converged, the median mask plausible). Clean: nothing flagged and every class
+        converged in a finished scan. Anything else is inconclusive: a "clean" that only means
+        "the run was too short" would be worse than no answer.
+        """
+        if self.flagged and not self.implausible and len(self.unconverged) * 2 < len(self.rows):
+            return "backdoored"
+        if self.unconverged or self.implausible or self.cancelled or not self.rows:
+            return "inconclusive"
+        return "clean"
+
+    @property
+    def verdict_reason(self) -> str:
+        """Why the verdict is what it is, in one or two sentences a user can act on."""
+        verdict = self.verdict
+        if verdict == "backdoored":
+            return (f"class(es) {self.flagged} need a far smaller, compact trigger than the others "
+                    f"(score {self.score:.2f} > 1).")
+        if verdict == "clean":
+            return f"every class converged and none needs a far smaller trigger (score {self.score:.2f} <= 1)."
+        return self._inconclusive_reason()
+
+    def _inconclusive_reason(self) -> str:
+        reasons = []
+        if self.implausible:
+            reasons.append(f"the median mask covers {self.median / self.image_pixels:.0%} of the image "
+                           f"(over {MAX_PLAUSIBLE_SHARE:.0%}): the optimisation did not get anywhere")
+        if self.unconverged:
+            reasons.append(f"class(es) {self.unconverged} did not converge (the attack success threshold was "
+                           "never reached, or the mask was still shrinking when the epoch budget ran out)")
+        if self.cancelled:
+            reasons.append("the scan was cancelled before every class finished")
+        if not self.rows:
+            reasons.append("no class was scanned")
+        if self.flagged:
+            reasons.append(f"class(es) {self.flagged} stand out, but against classes that are not comparable")
+        return "; ".join(reasons) + f". {self.rerun_hint}"
+
+    @property
+    def rerun_hint(self) -> str:
+        """The settings to rerun with when the verdict is inconclusive."""
+        epochs = int(self.config.get("epochs") or 60)
+        return f"Rerun with more epochs (e.g. {max(2 * epochs, 60)}) or a smaller learning rate."
+
+    @property
+    def steps(self) -> int:
+        """Optimisation steps of the whole scan (restarts included)."""
+        return int(sum(r.steps for r in self.rows))
 
     def result_for(self, class_id: int) -> TriggerResult:
         """The recovered trigger of one class."""
@@ -88,24 +181,36 @@ class ScanReport:
         return frame.set_index("class_id") if not frame.empty else frame
 
     def summary(self) -> dict:
-        """The command line's JSON contract: model, verdict, anomaly_index, flagged, seconds, classes."""
+        """The command line's JSON contract: model, verdict, anomaly_index, flagged, seconds, classes.
+
+        Keys are only ever added, never renamed: tools parse this.
+        """
         return {
             "model": self.model,
             "data": self.data,
             "verdict": self.verdict,
+            "verdict_reason": self.verdict_reason,
             "anomaly_index": self.anomaly_index,
+            "score": self.score,
             "flagged": list(self.flagged),
             "median_l1": self.median,
             "mad": self.mad,
+            "log_spread": self.log_spread,
             "threshold": self.threshold,
             "max_ratio": self.max_ratio,
+            "min_compactness": self.min_compactness,
+            "extreme_ratio": self.extreme_ratio,
             "detection_l1": self.detection_l1,
             "standing_out": self.standing_out,
+            "unconverged": self.unconverged,
+            "steps": self.steps,
             "seconds": self.seconds,
             "cancelled": self.cancelled,
             "classes": [
                 {"class": r.class_id, "name": r.name, "l1": r.l1, "anomaly_index": r.anomaly_index,
-                 "asr": r.asr, "flagged": r.flagged, "reached_threshold": r.reached_threshold}
+                 "asr": r.asr, "flagged": r.flagged, "reached_threshold": r.reached_threshold,
+                 "log_index": r.log_index, "ratio": r.ratio, "compactness": r.compactness, "score": r.score,
+                 "converged": r.converged, "stopped_early": r.stopped_early, "epochs": r.epochs, "steps": r.steps}
                 for r in self.rows
             ],
         }
@@ -164,39 +269,38 @@ def make_report(
     class_names: list[str] | None = None,
     seconds: float | None = None,
     cancelled: bool = False,
-    threshold: float = DEFAULT_THRESHOLD,
-    max_ratio: float = DEFAULT_MAX_RATIO,
+    rule: DetectionRule = DetectionRule(),
 ) -> ScanReport:
-    """Run the MAD test over ``results`` and freeze every figure into a report."""
+    """Run the paper's MAD test and the product rule over ``results``; freeze every figure."""
     results = sorted(results, key=lambda r: r.target)
-    outliers = anomaly_indices([r.l1 for r in results], threshold, max_ratio)
+    l1 = [r.l1 for r in results]
+    shapes = [compactness(r.mask) for r in results]
+    outliers = anomaly_indices(l1, rule.threshold)
+    found = detect(l1, shapes, rule, eligible=[r.reached_threshold for r in results])
     rows = [
         ClassRow(
             class_id=r.target,
             name=class_names[r.target] if class_names and r.target < len(class_names) else str(r.target),
-            l1=r.l1,
-            anomaly_index=index,
-            asr=r.asr,
-            flagged=k in outliers.flagged,
-            reached_threshold=r.reached_threshold,
-            epochs=r.epochs,
-            seconds=r.seconds,
+            l1=r.l1, anomaly_index=outliers.indices[k], asr=r.asr, flagged=k in found.flagged,
+            reached_threshold=r.reached_threshold, epochs=r.epochs, seconds=r.seconds,
+            log_index=found.log_indices[k], ratio=found.ratios[k], compactness=shapes[k], score=found.scores[k],
+            converged=r.converged, stopped_early=r.stopped_early, steps=r.steps,
         )
-        for k, (r, index) in enumerate(zip(results, outliers.indices))
+        for k, r in enumerate(results)
     ]
     return ScanReport(
-        model=model,
-        data=data,
-        pixel_range=pixel_range,
-        config=dict(config or {}),
-        rows=rows,
-        median=outliers.median,
-        mad=outliers.mad,
-        anomaly_index=outliers.model_index,
-        flagged=[results[k].target for k in outliers.flagged],
-        threshold=threshold,
+        model=model, data=data, pixel_range=pixel_range, config=dict(config or {}), rows=rows,
+        median=outliers.median, mad=outliers.mad, anomaly_index=outliers.model_index,
+        flagged=[results[k].target for k in found.flagged], threshold=rule.threshold,
         seconds=float(seconds if seconds is not None else sum(r.seconds for r in results)),
-        cancelled=cancelled,
-        max_ratio=max_ratio,
-        results=results,
+        cancelled=cancelled, max_ratio=rule.max_ratio, results=results,
+        min_compactness=rule.min_compactness, extreme_ratio=rule.extreme_ratio, score=found.score,
+        log_spread=found.log_spread, image_pixels=_image_pixels(results),
     )
+
+
+def _image_pixels(results: list[TriggerResult]) -> int:
+    if not results:
+        return 0
+    shape = np.shape(results[0].pattern)
+    return int(shape[0] * shape[1]) if len(shape) >= 2 else 0

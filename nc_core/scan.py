@@ -19,7 +19,7 @@ import numpy as np
 
 from nc_core.cleanse import CleanseConfig, TriggerResult, reverse_target
 from nc_core.data import Dataset
-from nc_core.detect import DEFAULT_MAX_RATIO, DEFAULT_THRESHOLD
+from nc_core.detect import DetectionRule
 from nc_core.errors import InvalidParameterError, RunCancelled
 from nc_core.models import predict
 from nc_core.progress import CancelToken, EventCallback
@@ -28,6 +28,9 @@ from nc_core.masks import stamp
 
 ASR_EVAL_SAMPLES = 2000
 MIN_CLASSES_TO_CONFIRM = 3
+#: Classes whose first-pass score reaches this (1 = flagged) are confirmed by restarts: the
+#: flagged ones and those close to the line, where one lucky or unlucky start decides.
+CONFIRM_SCORE = 0.75
 CONFIRM_SEED_STEP = 7919
 
 
@@ -101,8 +104,7 @@ def scan(
     model_name: str = "model",
     done: Sequence[TriggerResult] = (),
     on_result: Callable[[TriggerResult], None] | None = None,
-    threshold: float = DEFAULT_THRESHOLD,
-    max_ratio: float = DEFAULT_MAX_RATIO,
+    rule: DetectionRule = DetectionRule(),
 ) -> ScanReport:
     """Reverse-engineer every class in ``classes`` (all by default), then run the MAD test.
 
@@ -110,10 +112,11 @@ def scan(
     ``cancelled=True``. ``done`` carries results of an earlier, interrupted run to resume from;
     ``on_result`` receives each class as it finishes (the dashboard stores it at once).
 
-    With ``config.confirm_runs`` > 0, every class the first pass flags is optimised that many more
-    times from fresh random starts, and its L1 becomes the median of its runs before the final
-    MAD test: a lucky minimum in one run is not a backdoor, a real trigger is found every time.
-    ``threshold`` and ``max_ratio`` are the detection rule (see :mod:`nc_core.detect`).
+    With ``config.confirm_runs`` > 0, every class the first pass flags or nearly flags (score at
+    least ``CONFIRM_SCORE``) is optimised that many more times from fresh random starts, and its
+    mask becomes the median of its runs before the final test: a lucky minimum in one run is not
+    a backdoor, a real trigger is found every time. ``rule`` is the detection rule
+    (:mod:`nc_core.detect`).
     """
     started = time.perf_counter()
     num_classes = int(classifier.output_shape[-1])
@@ -140,9 +143,7 @@ def scan(
             if target not in results:
                 keep(run(target, index, len(targets)))
         if config.confirm_runs and len(targets) >= MIN_CLASSES_TO_CONFIRM:
-            suspects = [t for t in make_report(list(results.values()), model_name, "", threshold=threshold,
-                                               max_ratio=max_ratio).flagged
-                        if len(results[t].runs_l1) <= 1]
+            suspects = close_calls(make_report(list(results.values()), model_name, "", rule=rule))
             total = len(targets) + len(suspects) * config.confirm_runs
             for k, target in enumerate(suspects):
                 runs = [results[target]]
@@ -155,8 +156,14 @@ def scan(
     return make_report(
         list(results.values()), model=model_name, data=data.source, pixel_range=data.pixel_range.label,
         config=config.to_dict(), class_names=data.class_names,
-        seconds=time.perf_counter() - started, cancelled=cancelled, threshold=threshold, max_ratio=max_ratio,
+        seconds=time.perf_counter() - started, cancelled=cancelled, rule=rule,
     )
+
+
+def close_calls(report: ScanReport) -> list[int]:
+    """Classes flagged or close to it that have not been confirmed by restarts yet."""
+    return [row.class_id for row in report.rows
+            if row.reached_threshold and row.score >= CONFIRM_SCORE and len(report.result_for(row.class_id).runs_l1) <= 1]
 
 
 def median_run(runs: list[TriggerResult]) -> TriggerResult:

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from nc_core.cleanse import EpochRecord, TriggerResult
-from nc_core.detect import detection_rule
+from nc_core.detect import DetectionRule
 from nc_core.errors import StoreError
 from nc_core.report import ScanReport, make_report
 
@@ -313,7 +313,7 @@ class RunStore:
         return make_report(results, model=record.model, data=record.data,
                            pixel_range=record.settings.get("pixel_range", ""), config=record.settings,
                            class_names=record.settings.get("class_names"),
-                           cancelled=record.status != "done", **detection_rule(record.settings))
+                           cancelled=record.status != "done", rule=DetectionRule.from_settings(record.settings))
 
     # ------------------------------------------------------------------ bundles
     def export_bundle(self, run_id: str) -> bytes:

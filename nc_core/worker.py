@@ -17,7 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
-from nc_core.detect import detection_rule
+from nc_core.detect import DetectionRule
 from nc_core.errors import NCError
 from nc_core.store import RunStore
 
@@ -30,7 +30,7 @@ def submit_run(store: RunStore, kind: str, model_path: Path, data_path: Path, se
 
     ``settings`` holds ``config`` (a :class:`~nc_core.cleanse.CleanseConfig` as a dict), and
     optionally ``classes``, ``pixel_range`` (a label), ``max_samples``, and the detection rule's
-    ``threshold`` and ``max_ratio``.
+    ``threshold``, ``max_ratio``, ``min_compactness`` and ``extreme_ratio``.
     """
     model_path, data_path = Path(model_path), Path(data_path)
     model_file = "model" + model_path.suffix.lower()
@@ -120,7 +120,7 @@ def execute(store: RunStore, run_id: str) -> str:
             inputs.classifier, inputs.data, classes, CleanseConfig(**settings["config"]),
             on_event=recorder, cancel=token, model_name=record.model,
             done=store.class_results(run_id), on_result=lambda r: store.save_class_result(run_id, r),
-            **detection_rule(settings),
+            rule=DetectionRule.from_settings(settings),
         )
         report.data = record.data
         store.save_report(run_id, report)

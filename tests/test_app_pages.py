@@ -98,7 +98,8 @@ def alerts(at: AppTest) -> str:
 
 def banners(at: AppTest) -> list[str]:
     """Verdict banners on the page."""
-    return [e.value for e in [*at.error, *at.success] if e.value.startswith(("### Backdoored", "### Clean"))]
+    return [e.value for e in [*at.error, *at.warning, *at.success]
+            if e.value.startswith(("### Backdoored", "### Clean", "### Inconclusive"))]
 
 
 def image_count(at: AppTest) -> int:
@@ -294,7 +295,7 @@ def test_scan_page_reaches_a_verdict_on_the_mnist_sample(scan_run):
     assert not at.exception
     assert len(banners(at)) == 1
     assert banners(at)[0].lower().startswith(f"### {record.verdict}")
-    assert {metric.label for metric in at.metric} >= {"Anomaly index", "Median L1", "Detection threshold L1"}
+    assert {metric.label for metric in at.metric} >= {"Score", "Median L1", "Anomaly index (paper)", "Detection threshold L1"}
     table = at.dataframe[0].value
     assert list(table.index) == list(range(10)) and {"l1", "anomaly_index", "asr", "flagged"} <= set(table.columns)
     assert len(at.get("plotly_chart")) == 1

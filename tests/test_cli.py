@@ -25,13 +25,16 @@ def test_scan_prints_the_json_contract_and_writes_its_folder(tmp_path):
     done = nc("scan", MODEL, DATA, "--classes", "0,1,7", "--epochs", "4", "--format", "json", "--out", out, "--quiet")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
-    assert {"model", "verdict", "anomaly_index", "flagged", "seconds", "classes"} <= set(summary)
+    assert {"model", "verdict", "anomaly_index", "flagged", "seconds", "classes", "score", "verdict_reason",
+            "unconverged", "steps"} <= set(summary)
     assert summary["model"] == "mnist_backdoored.keras"
-    assert summary["verdict"] in ("backdoored", "clean")
+    assert summary["verdict"] == "inconclusive", "4 epochs cannot settle a mask"
+    assert set(summary["unconverged"]) <= {0, 1, 7} and summary["unconverged"]
     assert [row["class"] for row in summary["classes"]] == [0, 1, 7]
     for row in summary["classes"]:
-        assert {"class", "l1", "anomaly_index", "asr", "flagged"} <= set(row)
-        assert row["l1"] > 0 and 0 <= row["asr"] <= 1
+        assert {"class", "l1", "anomaly_index", "asr", "flagged", "score", "compactness", "converged", "steps"} <= set(row)
+        assert row["l1"] > 0 and 0 <= row["asr"] <= 1 and row["steps"] > 0
+    assert summary["steps"] == sum(row["steps"] for row in summary["classes"])
     assert json.loads((out / "summary.json").read_text()) == summary
     assert (out / "classes" / "007_fusion.png").exists()
 

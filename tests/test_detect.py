@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nc_core.detect import MAD_CONSISTENCY, anomaly_indices
+from nc_core.detect import MAD_CONSISTENCY, DetectionRule, anomaly_indices, detect
 
 
 def test_small_outlier_is_flagged_with_the_papers_formula():
@@ -37,31 +37,94 @@ def test_empty_input_gives_empty_statistics():
     assert out.indices == [] and out.flagged == [] and out.model_index == 0.0
 
 
-def test_the_report_states_the_l1_below_which_classes_are_flagged():
+def _results(l1, masks=None, **fields):
     from nc_core.cleanse import TriggerResult
+
+    masks = masks or [np.zeros((28, 28))] * len(l1)
+    return [TriggerResult(k, "neural-cleanse", "keras", mask, np.zeros((28, 28, 1)), v, 1.0, 1.0, True, 1, 10, 0.1,
+                          **fields) for k, (v, mask) in enumerate(zip(l1, masks))]
+
+
+def _patch(size: int, row: int = 1, col: int = 1) -> np.ndarray:
+    mask = np.zeros((28, 28))
+    mask[row:row + size, col:col + size] = 1.0
+    return mask
+
+
+def _scattered(pixels: int, seed: int = 0) -> np.ndarray:
+    mask = np.zeros(28 * 28)
+    mask[np.random.default_rng(seed).choice(mask.size, pixels, replace=False)] = 1.0
+    return mask.reshape(28, 28)
+
+
+def test_the_report_states_the_l1_below_which_compact_masks_are_flagged():
     from nc_core.report import make_report
 
-    l1 = [10.0, 50.0, 52.0, 55.0, 49.0, 51.0]
-    results = [TriggerResult(k, "neural-cleanse", "keras", np.zeros((2, 2)), np.zeros((2, 2, 3)), v, 1.0, 1.0,
-                             True, 1, 1, 0.1) for k, v in enumerate(l1)]
-    report = make_report(results, "m", "d")
-    out = anomaly_indices(l1)
-    assert report.detection_l1 == pytest.approx(min(out.median - 2 * out.mad, 0.5 * out.median))
+    l1 = [9.0, 50.0, 52.0, 55.0, 49.0, 51.0]
+    report = make_report(_results(l1, [_patch(3)] + [_scattered(50, k) for k in range(5)]), "m", "d")
+    logs = np.log(l1)
+    spread = MAD_CONSISTENCY * np.median(np.abs(logs - np.median(logs)))
+    assert report.log_spread == pytest.approx(max(spread, 0.1))
+    assert report.detection_l1 == pytest.approx(min(np.median(l1) * np.exp(-2 * report.log_spread),
+                                                    0.5 * np.median(l1)))
     assert [r.class_id for r in report.rows if r.l1 < report.detection_l1] == report.flagged == [0]
     assert report.summary()["detection_l1"] == report.detection_l1
 
 
 def test_a_class_that_stands_out_but_is_not_far_smaller_is_not_flagged():
-    """Naturally similar classes: index above 2, but the mask is 0.6 of the median."""
+    """Naturally similar classes: the paper's index is above 2, but the mask is 0.6 of the median."""
     l1 = [63.0] + list(np.linspace(88, 125, 42))
-    out = anomaly_indices(l1)
-    assert out.indices[0] > 2 and out.flagged == []
-    assert anomaly_indices(l1, max_ratio=1.0).flagged == [0]  # the paper's rule alone
-    assert anomaly_indices([10.0] + l1[1:]).flagged == [0]
+    compact = [1.0] * len(l1)
+    assert anomaly_indices(l1).indices[0] > 2 and anomaly_indices(l1).flagged == [0]  # the paper's rule
+    assert detect(l1, compact).flagged == []
+    assert detect([10.0] + l1[1:], compact).flagged == [0]
+
+
+def test_a_far_smaller_compact_mask_is_flagged_where_naturally_easy_classes_widen_the_mad():
+    """Fashion-MNIST-like: bag, shirt and T-shirt need 0.3-0.6 of the median even when clean; the
+    raw MAD then hides a target at 0.1 of it, the log scale does not."""
+    l1 = [6.0, 18.0, 22.0, 28.0, 34.0, 60.0, 64.0, 66.0, 68.0, 70.0]
+    shapes = [0.95, 0.4, 0.35, 0.45, 0.3, 0.3, 0.35, 0.3, 0.3, 0.3]
+    assert anomaly_indices(l1).flagged == []  # the paper's rule misses it
+    found = detect(l1, shapes)
+    assert found.flagged == [0]
+    assert found.scores[0] > 1 > max(found.scores[1:])
+
+
+def test_a_natural_easy_class_is_told_from_a_patch_by_its_shape():
+    """Two masks at 0.3-0.36 of the median: the scattered one is a natural feature, the compact one a
+    stamped patch; mask size alone cannot separate them."""
+    l1 = [20.0, 60.0, 62.0, 64.0, 66.0, 68.0, 70.0, 58.0, 61.0, 65.0]
+    natural = detect(l1, [0.35] + [0.3] * 9)
+    injected = detect(l1, [0.9] + [0.3] * 9)
+    assert natural.flagged == [] and injected.flagged == [0]
+    assert injected.score > 1 > natural.score
+
+
+def test_a_tiny_mask_is_flagged_whatever_its_shape():
+    """A blended trigger's target can need a scattered mask of a few pixels: size alone decides."""
+    l1 = [1.2, 60.0, 62.0, 64.0, 66.0, 68.0, 70.0, 58.0, 61.0, 65.0]
+    assert detect(l1, [0.3] * 10).flagged == [0]
+
+
+def test_two_targets_are_both_flagged():
+    l1 = [5.0, 7.0, 60.0, 62.0, 64.0, 66.0, 68.0, 70.0, 58.0, 61.0]
+    assert detect(l1, [1.0, 0.9] + [0.3] * 8).flagged == [0, 1]
+
+
+def test_classes_within_restart_noise_flag_nothing_even_with_a_tiny_mad():
+    """All classes within a few percent: the log spread floor keeps a 0.9 class from standing out."""
+    l1 = [45.0, 50.0, 50.5, 50.2, 49.8, 50.1, 49.9, 50.3]
+    found = detect(l1, [1.0] * 8)
+    assert found.log_spread == pytest.approx(0.1) and found.flagged == []
+
+
+def test_a_class_without_a_working_trigger_is_never_flagged():
+    l1 = [5.0, 60.0, 62.0, 64.0, 66.0, 68.0]
+    assert detect(l1, [1.0] * 6, eligible=[False] + [True] * 5).flagged == []
 
 
 def test_stored_settings_give_the_detection_rule():
-    from nc_core.detect import detection_rule
-
-    assert detection_rule({}) == {"threshold": 2.0, "max_ratio": 0.5}
-    assert detection_rule({"threshold": 3, "max_ratio": 1}) == {"threshold": 3.0, "max_ratio": 1.0}
+    assert DetectionRule.from_settings({}) == DetectionRule()
+    rule = DetectionRule.from_settings({"threshold": 3, "max_ratio": 1, "min_compactness": None})
+    assert (rule.threshold, rule.max_ratio, rule.min_compactness) == (3.0, 1.0, DetectionRule().min_compactness)

@@ -16,8 +16,8 @@ from nc_core.store import RunStore, atomic_write
 def _result(target, l1):
     rng = np.random.default_rng(target)
     return TriggerResult(
-        target=target, method="neural-cleanse", engine="keras", mask=rng.random((4, 4)).astype(np.float32),
-        pattern=rng.random((4, 4, 3)).astype(np.float32), l1=l1, asr=0.99, train_asr=1.0,
+        target=target, method="neural-cleanse", engine="keras", mask=rng.random((16, 16)).astype(np.float32),
+        pattern=rng.random((16, 16, 3)).astype(np.float32), l1=l1, asr=0.99, train_asr=1.0,
         reached_threshold=True, epochs=2, steps=20, seconds=0.5,
         history=[EpochRecord(1, 1.0, 1.0, 9.0, 0.5, 0.0), EpochRecord(2, 0.5, 0.4, l1, 1.0, 0.001)],
     )

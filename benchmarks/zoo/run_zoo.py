@@ -89,24 +89,39 @@ def read_manifest(zoo: Path) -> list[dict]:
         return [row for row in csv.DictReader(f) if row["label"] in ("clean", "backdoored")]
 
 
-def scan_model(zoo: Path, row: dict, original: bool) -> ScanReport:
+def scan_model(zoo: Path, row: dict, original: bool, done: ScanReport | None = None) -> ScanReport:
+    """Scan one model as the CLI does; with ``done``, only what that report still lacks."""
     from nc_core.cleanse import CleanseConfig
     from nc_core.inputs import load_inputs
     from nc_core.scan import scan
 
     inputs = load_inputs(zoo / row["model"], zoo / row["data"])
     config = CleanseConfig.original() if original else CleanseConfig()
-    return scan(inputs.classifier, inputs.data, config=config, model_name=Path(row["model"]).name)
+    report = scan(inputs.classifier, inputs.data, config=config, model_name=Path(row["model"]).name,
+                  done=done.results if done else ())
+    if done is not None:
+        report.seconds += done.seconds
+    return report
 
 
 def cached_report(zoo: Path, row: dict, original: bool, rescan: bool) -> ScanReport:
-    """The model's report, scanned now or read from the cache (then re-judged by today's rule)."""
+    """The model's report, scanned now or read from the cache and re-judged by today's rule.
+
+    A cached report whose close calls (under today's rule) were never confirmed by restarts gets
+    just those restarts, as a fresh scan would, so every model is judged on the same evidence.
+    """
+    from nc_core.scan import close_calls
+
     path = zoo / "reports" / ("original" if original else "product") / (Path(row["model"]).stem + ".json")
     if path.is_file() and not rescan:
         stored = ScanReport.from_json(path.read_text())
-        return make_report(stored.results, stored.model, stored.data, stored.pixel_range, stored.config,
-                           [r.name for r in stored.rows], stored.seconds, stored.cancelled)
-    report = scan_model(zoo, row, original)
+        report = make_report(stored.results, stored.model, stored.data, stored.pixel_range, stored.config,
+                             [r.name for r in stored.rows], stored.seconds, stored.cancelled)
+        if original or not close_calls(report):
+            return report
+        report = scan_model(zoo, row, original, done=report)
+    else:
+        report = scan_model(zoo, row, original)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(report.to_json())
