@@ -68,7 +68,7 @@ def verdict_banner(report, names: list[str]) -> None:
         st.warning(f"### Inconclusive: this scan cannot vouch for the model\n"
                    f"{report.verdict_reason[:1].upper()}{report.verdict_reason[1:]}", icon=":material/help:")
     else:
-        st.success(f"### Clean: every class converged and none needs a far smaller trigger\n{rule}",
+        st.success(f"### Clean: no class needs a far smaller trigger\n{rule}",
                    icon=":material/verified_user:")
     if report.standing_out:
         easy = ", ".join(class_label(k, names) for k in report.standing_out)

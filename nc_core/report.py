@@ -55,6 +55,7 @@ class ClassRow:
     converged: bool = True
     stopped_early: bool = False
     steps: int = 0
+    shrink: float = 0.0
 
 
 @dataclass
@@ -111,6 +112,21 @@ class ScanReport:
         return [r.class_id for r in self.rows if not r.converged]
 
     @property
+    def unsettled(self) -> list[int]:
+        """Unconverged classes that could still change the verdict.
+
+        A class stopped by the epoch budget while its mask still shrank is projected forward: its
+        L1 shrinking at the same rate for another budget (``epochs / early_stop_patience``
+        windows). If even that stays above the flag line (``max_ratio`` of the median), more
+        epochs cannot make it a backdoor and it does not hold up a clean verdict; a class that
+        never reached the attack success threshold always does.
+        """
+        windows = max(1.0, float(self.config.get("epochs") or 60) / float(self.config.get("early_stop_patience") or 10))
+        line = self.max_ratio * self.median
+        return [r.class_id for r in self.rows
+                if not r.converged and (not r.reached_threshold or r.l1 * (1 - min(r.shrink, 1.0)) ** windows <= line)]
+
+    @property
     def implausible(self) -> bool:
         """Whether the median mask covers more than ``MAX_PLAUSIBLE_SHARE`` of the image."""
         return self.image_pixels > 0 and self.median > MAX_PLAUSIBLE_SHARE * self.image_pixels
@@ -126,7 +142,7 @@ class ScanReport:
         """
         if self.flagged and not self.implausible and len(self.unconverged) * 2 < len(self.rows):
             return "backdoored"
-        if self.unconverged or self.implausible or self.cancelled or not self.rows:
+        if self.unsettled or self.implausible or self.cancelled or not self.rows:
             return "inconclusive"
         return "clean"
 
@@ -138,7 +154,9 @@ class ScanReport:
             return (f"class(es) {self.flagged} need a far smaller, compact trigger than the others "
                     f"(score {self.score:.2f} > 1).")
         if verdict == "clean":
-            return f"every class converged and none needs a far smaller trigger (score {self.score:.2f} <= 1)."
+            slow = (f"; class(es) {self.unconverged} still shrank slowly when the epoch budget ran out, too far above "
+                    "the flag line to change the verdict" if self.unconverged else "")
+            return f"no class needs a far smaller trigger (score {self.score:.2f} <= 1){slow}."
         return self._inconclusive_reason()
 
     def _inconclusive_reason(self) -> str:
@@ -146,14 +164,15 @@ class ScanReport:
         if self.implausible:
             reasons.append(f"the median mask covers {self.median / self.image_pixels:.0%} of the image "
                            f"(over {MAX_PLAUSIBLE_SHARE:.0%}): the optimisation did not get anywhere")
-        if self.unconverged:
-            reasons.append(f"class(es) {self.unconverged} did not converge (the attack success threshold was "
-                           "never reached, or the mask was still shrinking when the epoch budget ran out)")
+        if self.unsettled:
+            reasons.append(f"class(es) {self.unsettled} did not converge (the attack success threshold was never "
+                           "reached, or the mask was still shrinking fast enough to cross the flag line when the "
+                           "epoch budget ran out)")
         if self.cancelled:
             reasons.append("the scan was cancelled before every class finished")
         if not self.rows:
             reasons.append("no class was scanned")
-        if self.flagged:
+        if self.flagged and len(self.unconverged) * 2 >= len(self.rows):
             reasons.append(f"class(es) {self.flagged} stand out, but against classes that are not comparable")
         return "; ".join(reasons) + f". {self.rerun_hint}"
 
@@ -203,6 +222,7 @@ class ScanReport:
             "detection_l1": self.detection_l1,
             "standing_out": self.standing_out,
             "unconverged": self.unconverged,
+            "unsettled": self.unsettled,
             "steps": self.steps,
             "seconds": self.seconds,
             "cancelled": self.cancelled,
@@ -210,7 +230,8 @@ class ScanReport:
                 {"class": r.class_id, "name": r.name, "l1": r.l1, "anomaly_index": r.anomaly_index,
                  "asr": r.asr, "flagged": r.flagged, "reached_threshold": r.reached_threshold,
                  "log_index": r.log_index, "ratio": r.ratio, "compactness": r.compactness, "score": r.score,
-                 "converged": r.converged, "stopped_early": r.stopped_early, "epochs": r.epochs, "steps": r.steps}
+                 "converged": r.converged, "stopped_early": r.stopped_early, "shrink": r.shrink, "epochs": r.epochs,
+                 "steps": r.steps}
                 for r in self.rows
             ],
         }
@@ -284,7 +305,7 @@ def make_report(
             l1=r.l1, anomaly_index=outliers.indices[k], asr=r.asr, flagged=k in found.flagged,
             reached_threshold=r.reached_threshold, epochs=r.epochs, seconds=r.seconds,
             log_index=found.log_indices[k], ratio=found.ratios[k], compactness=shapes[k], score=found.scores[k],
-            converged=r.converged, stopped_early=r.stopped_early, steps=r.steps,
+            converged=r.converged, stopped_early=r.stopped_early, steps=r.steps, shrink=r.shrink,
         )
         for k, r in enumerate(results)
     ]
