@@ -104,11 +104,12 @@ def scan_model(zoo: Path, row: dict, original: bool, done: ScanReport | None = N
     return report
 
 
-def cached_report(zoo: Path, row: dict, original: bool, rescan: bool) -> ScanReport:
+def cached_report(zoo: Path, row: dict, original: bool, rescan: bool, judge_only: bool = False) -> ScanReport:
     """The model's report, scanned now or read from the cache and re-judged by today's rule.
 
     A cached report whose close calls (under today's rule) were never confirmed by restarts gets
-    just those restarts, as a fresh scan would, so every model is judged on the same evidence.
+    just those restarts, as a fresh scan would, so every model is judged on the same evidence
+    (unless ``judge_only``: then nothing is optimised at all).
     """
     from nc_core.scan import close_calls
 
@@ -117,7 +118,7 @@ def cached_report(zoo: Path, row: dict, original: bool, rescan: bool) -> ScanRep
         stored = ScanReport.from_json(path.read_text())
         report = make_report(stored.results, stored.model, stored.data, stored.pixel_range, stored.config,
                              [r.name for r in stored.rows], stored.seconds, stored.cancelled)
-        if original or not close_calls(report):
+        if original or judge_only or not close_calls(report):
             return report
         report = scan_model(zoo, row, original, done=report)
     else:
@@ -216,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="only models whose name contains this")
     parser.add_argument("--original", action="store_true", help="the paper's schedule instead of the product's")
     parser.add_argument("--rescan", action="store_true", help="scan again even where a report is cached")
-    parser.add_argument("--cached-only", action="store_true", help="score only models already scanned")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="score only models already scanned, re-judged by today's rule without optimising")
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
     parser.add_argument("--detail", action="store_true", help="print one line per model too")
     args = parser.parse_args(argv)
@@ -231,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     scored: list[Scored] = []
     started = time.perf_counter()
     for k, row in enumerate(rows, start=1):
-        report = cached_report(args.zoo, row, args.original, args.rescan)
+        report = cached_report(args.zoo, row, args.original, args.rescan, judge_only=args.cached_only)
         judgements = {name: rule(report) for name, rule in RULES.items()}
         scored.append(Scored(row, report, judgements))
         p = judgements["product"]
