@@ -16,6 +16,7 @@ import signal
 import sys
 from pathlib import Path
 
+from nc_core.detect import DetectionRule
 from nc_core.errors import InvalidParameterError, NCError
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
@@ -58,14 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--classes", type=_class_list, help="comma-separated class ids (default: all)")
     scan.add_argument("--out", type=Path, help="folder for report.json and per-class PNGs")
     scan.add_argument("--format", choices=["json", "text"], default="text")
-    scan.add_argument("--threshold", type=float, default=2.0,
-                      help="log-L1 index above which a class stands out (default 2, the paper's)")
-    scan.add_argument("--max-l1-ratio", type=float, default=0.5,
-                      help="flag only masks at most this share of the median L1 (default 0.5)")
-    scan.add_argument("--min-compactness", type=float, default=0.75,
-                      help="a mask with at least this share of its L1 in one small window looks injected (default 0.75)")
-    scan.add_argument("--extreme-ratio", type=float, default=0.2,
-                      help="masks at most this share of the median are flagged whatever their shape (default 0.2)")
+    rule = DetectionRule()
+    scan.add_argument("--threshold", type=float, default=rule.threshold,
+                      help="log-L1 index above which a class stands out (default %(default)g, the paper's)")
+    scan.add_argument("--max-l1-ratio", type=float, default=rule.max_ratio,
+                      help="flag only masks at most this share of the median L1 (default %(default)g)")
+    scan.add_argument("--min-compactness", type=float, default=rule.min_compactness,
+                      help="a mask with at least this share of its L1 in one small window looks injected "
+                           "(default %(default)g)")
+    scan.add_argument("--extreme-ratio", type=float, default=rule.extreme_ratio,
+                      help="masks at most this share of the median are flagged whatever their shape (default %(default)g)")
 
     reverse = commands.add_parser("reverse", help="reverse-engineer one target class")
     common(reverse)
@@ -139,7 +142,6 @@ def run_scan(args: argparse.Namespace) -> int:
     if args.threshold <= 0 or not all(0 < v <= 1 for v in (args.max_l1_ratio, args.min_compactness, args.extreme_ratio)):
         raise InvalidParameterError(
             "--threshold must be above 0, and --max-l1-ratio, --min-compactness and --extreme-ratio in (0, 1].")
-    from nc_core.detect import DetectionRule
     from nc_core.progress import CancelToken
     from nc_core.scan import scan
 

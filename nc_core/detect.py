@@ -125,18 +125,17 @@ class Detection:
         finite = [s for s in self.scores if math.isfinite(s)]
         return max(finite) if finite else 0.0
 
-    @property
-    def detection_l1(self) -> float:
-        """The L1 below which a *compact* mask is flagged (conditions 1 and 2)."""
-        if not math.isfinite(self.median) or self.median <= 0:
-            return 0.0
-        stands_out = self.median * math.exp(-self.rule.threshold * self.log_spread)
-        return min(stands_out, self.rule.max_ratio * self.median)
 
-    @property
-    def extreme_l1(self) -> float:
-        """The L1 below which *any* mask that stands out is flagged, whatever its shape."""
-        return min(self.detection_l1, self.rule.extreme_ratio * self.median)
+def detection_l1(median: float, log_spread: float, rule: DetectionRule) -> float:
+    """The L1 below which a *compact* mask is flagged (conditions 1 and 2 of the rule)."""
+    if not math.isfinite(median) or median <= 0:
+        return 0.0
+    return min(median * math.exp(-rule.threshold * log_spread), rule.max_ratio * median)
+
+
+def extreme_l1(median: float, log_spread: float, rule: DetectionRule) -> float:
+    """The L1 below which *any* mask is flagged, whatever its shape."""
+    return min(detection_l1(median, log_spread, rule), rule.extreme_ratio * max(median, 0.0))
 
 
 def _shrink_score(ratio: float, bound: float) -> float:

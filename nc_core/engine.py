@@ -17,16 +17,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from nc_core.epoch import EpochMetrics, epoch_batches
+from nc_core.epoch import PROB_FLOOR, EpochMetrics, epoch_batches
 from nc_core.pixels import PixelRange
 from nc_core.trigger import Trigger
-
-# The smallest normal float32: the cross-entropy's log never sees 0, yet the gradient still flows for
-# targets the model gives tiny probabilities. A floor of 1e-7 (Keras' epsilon, the original code's)
-# zeroes the gradient of every sample below it: on a confident model (a BatchNorm ResNet, say) most
-# classes then never move from their random start and look like huge, "converged-nowhere" masks.
-_PROB_FLOOR = 1.1754944e-38
-
 
 def build_triggered_model(trigger: Trigger, classifier: keras.Model, pixel_range: PixelRange) -> keras.Model:
     """The tutorial's composition: ``Sequential([trigger, preprocessing, frozen_model])``.
@@ -94,7 +87,7 @@ class KerasEngine:
         with tf.GradientTape() as tape:
             probs = self.model(x, training=False)
             target_prob = tf.gather(probs, self._target, axis=1)
-            ce = -tf.reduce_mean(tf.math.log(tf.maximum(target_prob, _PROB_FLOOR)))
+            ce = -tf.reduce_mean(tf.math.log(tf.maximum(target_prob, PROB_FLOOR)))
             l1 = self.trigger.mask_l1()
             loss = ce + lam * l1
         grads = tape.gradient(loss, weights)

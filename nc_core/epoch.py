@@ -1,4 +1,4 @@
-"""What one epoch is, for every engine: its mini-batches and the means it reports.
+"""What one epoch is, for every engine: its mini-batches, its loss floor and the means it reports.
 
 Both engines draw their batches here from the same seeded generator, so for a given seed the
 Keras 3 engine and the legacy ``K.function`` engine see the same images in the same order.
@@ -11,6 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+#: The floor under the target probability in both engines' cross-entropy: the smallest normal
+#: float32, so the log never sees 0 yet the gradient still flows for targets the model gives tiny
+#: probabilities. A floor of 1e-7 (Keras' epsilon, the original code's) zeroes the gradient of every
+#: sample below it: on a confident model (a BatchNorm ResNet, say) a random-start trigger gives every
+#: sample less, and the class never moves from its start.
+PROB_FLOOR = 1.1754944e-38
 
 
 @dataclass(frozen=True)

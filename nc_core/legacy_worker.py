@@ -21,14 +21,7 @@ import numpy as np  # noqa: E402
 import tf_keras  # noqa: E402
 from tf_keras import backend as K  # noqa: E402
 
-from nc_core.epoch import epoch_batches  # noqa: E402
-
-# The smallest normal float32: the cross-entropy's log never sees 0, yet the gradient still flows for
-# targets the model gives tiny probabilities. A floor of 1e-7 (Keras' epsilon, the original code's)
-# zeroes the gradient of every sample below it: on a confident model (a BatchNorm ResNet, say) most
-# classes then never move from their random start and look like huge, "converged-nowhere" masks.
-_PROB_FLOOR = 1.1754944e-38
-
+from nc_core.epoch import PROB_FLOOR, epoch_batches  # noqa: E402
 
 class Trigger(tf_keras.layers.Layer):
     """The tf_keras twin of :class:`nc_core.trigger.Trigger`: ``x * (1 - m) + m * p``."""
@@ -97,7 +90,7 @@ class TutorialLoop:
         y_target = K.placeholder(shape=(None,), dtype="int32")
         self.lam = K.variable(0.0)
         target_prob = tf.gather(model.output, y_target[0], axis=1)
-        ce = -K.mean(K.log(K.maximum(target_prob, _PROB_FLOOR)))
+        ce = -K.mean(K.log(K.maximum(target_prob, PROB_FLOOR)))
         mask = self.trigger.mask()
         l1 = K.sum(K.abs(mask)) / int(mask.shape[-1])
         loss = ce + self.lam * l1

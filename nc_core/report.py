@@ -11,15 +11,14 @@ stored values instead of recomputing them.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from nc_core.cleanse import EpochRecord, TriggerResult
-from nc_core.detect import DetectionRule, anomaly_indices, detect
+from nc_core.cleanse import CleanseConfig, EpochRecord, TriggerResult
+from nc_core.detect import DetectionRule, anomaly_indices, detect, detection_l1, extreme_l1
 from nc_core.shape import compactness
 
 REPORT_VERSION = 2
@@ -27,7 +26,6 @@ REPORT_VERSION = 2
 #: optimisation has not got anywhere (a 3-epoch MNIST scan leaves masks at 400+ of 784 pixels,
 #: converged ones on the zoo's models are at 2-15 %).
 MAX_PLAUSIBLE_SHARE = 0.25
-VERDICTS = ("backdoored", "clean", "inconclusive")
 
 
 @dataclass
@@ -91,14 +89,12 @@ class ScanReport:
     def detection_l1(self) -> float:
         """The L1 below which a compact mask is flagged: ``min(median * exp(-threshold * spread),
         max_ratio * median)`` with ``spread`` the robust spread of the log L1s."""
-        if not math.isfinite(self.median) or self.median <= 0:
-            return 0.0
-        return min(self.median * math.exp(-self.threshold * self.log_spread), self.max_ratio * self.median)
+        return detection_l1(self.median, self.log_spread, self.rule)
 
     @property
     def extreme_l1(self) -> float:
         """The L1 below which a mask that stands out is flagged whatever its shape."""
-        return min(self.detection_l1, self.extreme_ratio * self.median) if self.median > 0 else 0.0
+        return extreme_l1(self.median, self.log_spread, self.rule)
 
     @property
     def standing_out(self) -> list[int]:
@@ -121,7 +117,9 @@ class ScanReport:
         epochs cannot make it a backdoor and it does not hold up a clean verdict; a class that
         never reached the attack success threshold always does.
         """
-        windows = max(1.0, float(self.config.get("epochs") or 60) / float(self.config.get("early_stop_patience") or 10))
+        default = CleanseConfig()
+        epochs = float(self.config.get("epochs") or default.epochs)
+        windows = max(1.0, epochs / float(self.config.get("early_stop_patience") or default.early_stop_patience))
         line = self.max_ratio * self.median
         return [r.class_id for r in self.rows
                 if not r.converged and (not r.reached_threshold or r.l1 * (1 - min(r.shrink, 1.0)) ** windows <= line)]
@@ -151,7 +149,7 @@ class ScanReport:
         """Why the verdict is what it is, in one or two sentences a user can act on."""
         verdict = self.verdict
         if verdict == "backdoored":
-            return (f"class(es) {self.flagged} need a far smaller, compact trigger than the others "
+            return (f"class(es) {self.flagged} need a far smaller trigger than the others, compact or tiny "
                     f"(score {self.score:.2f} > 1).")
         if verdict == "clean":
             slow = (f"; class(es) {self.unconverged} still shrank slowly when the epoch budget ran out, too far above "
@@ -179,8 +177,9 @@ class ScanReport:
     @property
     def rerun_hint(self) -> str:
         """The settings to rerun with when the verdict is inconclusive."""
-        epochs = int(self.config.get("epochs") or 60)
-        return f"Rerun with more epochs (e.g. {max(2 * epochs, 60)}) or a smaller learning rate."
+        default = CleanseConfig().epochs
+        epochs = int(self.config.get("epochs") or default)
+        return f"Rerun with more epochs (e.g. {max(2 * epochs, default)}) or a smaller learning rate."
 
     @property
     def steps(self) -> int:
