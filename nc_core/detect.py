@@ -24,7 +24,9 @@ The product's rule flags class ``k`` when all of these hold:
 3. **it looks injected**: its mask is compact (:func:`nc_core.shape.compactness` at least
    ``min_compactness``: one small patch, as a stamped trigger is, where natural features are
    scattered over the object), *or* it is so small (at most ``extreme_ratio`` of the median)
-   that no natural feature of a clean model in the zoo came near it.
+   that shape is no longer asked for: blended full-image triggers give their targets scattered
+   masks at 0.01-0.15 of the median, where natural classes rarely come (the zoo's exception, a
+   clean Fashion-MNIST "bag" at 0.15, is a known false positive: BENCHMARKS.md).
 
 Each condition is a ratio that is 1 on its boundary, and a class's ``score`` is the smallest of
 them (with condition 3 the larger of its two): a class is flagged exactly when its score exceeds
