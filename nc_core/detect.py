@@ -22,8 +22,8 @@ The product's rule flags class ``k`` when all of these hold:
 2. **it is far smaller**: ``l_k / median(l)`` at most ``max_ratio`` (one half), since a class
    that is statistically out but still needs half the median's pixels is no injected trigger;
 3. **it looks injected**: its mask is compact (:func:`nc_core.shape.compactness` at least
-   ``min_compactness``: one small patch, as a stamped trigger is, where natural features are
-   scattered over the object), *or* it is so small (at most ``extreme_ratio`` of the median)
+   ``min_compactness``: its mass in at most two small windows, as a stamped trigger's is, where
+   natural features are scattered over the object), *or* it is so small (at most ``extreme_ratio`` of the median)
    that shape is no longer asked for: blended full-image triggers give their targets scattered
    masks at 0.01-0.15 of the median, where natural classes rarely come (the zoo's exception, a
    clean Fashion-MNIST "bag" at 0.15, is a known false positive: BENCHMARKS.md).
@@ -46,7 +46,7 @@ import numpy as np
 MAD_CONSISTENCY = 1.4826
 DEFAULT_THRESHOLD = 2.0
 DEFAULT_MAX_RATIO = 0.5
-DEFAULT_MIN_COMPACTNESS = 0.75
+DEFAULT_MIN_COMPACTNESS = 0.65
 DEFAULT_EXTREME_RATIO = 0.2
 #: A floor on the spread of log L1s: classes all within a few percent of each other are as alike
 #: as restarts of one class are (+-10-20 % at the product budget), not a scale to measure by.

@@ -1,11 +1,18 @@
 """How compact a recovered mask is: the evidence that separates an injected patch from a natural feature.
 
-A backdoor trigger is one small thing stamped in one place, so the mask Neural Cleanse recovers
-for its target sits in a small window. A natural "trigger" of an easy class (the handle of a
-bag, the digits of a speed limit) is the model's own feature: drawn over the object, scattered
-across the image. TABOR (Guo et al., 2019) penalises scattered masks for this reason; here the
-idea is used as a measurement: the share of the mask's mass inside the best square window just
-large enough to hold a compact mask of the same size.
+A backdoor trigger is a small thing stamped in one place, so the mask Neural Cleanse recovers
+for its target sits in a small area. A natural "trigger" of an easy class (the handle of a bag,
+the digits of a speed limit) is the model's own feature: drawn over the object, scattered across
+the image. TABOR (Guo et al., 2019) penalises scattered masks for this reason; here the idea is
+used as a measurement: the share of the mask's mass inside the best ``pieces`` square windows,
+each just large enough to hold its share of the mask.
+
+Two pieces, not one, by default: a trigger may be stamped as two patches, and the recovered mask
+of a single patch often comes in two parts (a residual net with strided convolutions sees a corner
+patch through the border as well; the optimiser keeps the parts of a large patch the model weighs
+most and a spot elsewhere). On the evaluation zoo, one window left 4 of 37 real targets below
+0.65, two windows 2, while natural masks at under half the median stayed at 0.26-0.58 either way
+(BENCHMARKS.md). Natural features spread over many small places, which two windows do not hold.
 
     >>> patch = np.zeros((28, 28)); patch[1:4, 1:4] = 1.0
     >>> compactness(patch)
@@ -17,9 +24,11 @@ import math
 
 import numpy as np
 
-#: Pixels added to the side of the window, ``ceil(sqrt(L1)) + WINDOW_MARGIN``: an exact square of
-#: the mask's size plus one pixel of slack on each side for soft edges and a partial recovery.
+#: Pixels added to each window's side, ``ceil(sqrt(L1 / pieces)) + WINDOW_MARGIN``: an exact square
+#: of the piece's size plus one pixel of slack on each side for soft edges and a partial recovery.
 WINDOW_MARGIN = 2
+#: How many windows the mask may occupy and still count as compact (see the module docstring).
+DEFAULT_PIECES = 2
 
 
 def _window_sums(mask: np.ndarray, side: int) -> np.ndarray:
@@ -28,18 +37,27 @@ def _window_sums(mask: np.ndarray, side: int) -> np.ndarray:
     return table[side:, side:] - table[:-side, side:] - table[side:, :-side] + table[:-side, :-side]
 
 
-def compactness(mask: np.ndarray) -> float:
-    """Share of the mask's L1 inside the best window of side ``ceil(sqrt(L1)) + WINDOW_MARGIN``.
+def compactness(mask: np.ndarray, pieces: int = DEFAULT_PIECES) -> float:
+    """Share of the mask's L1 inside its best ``pieces`` windows of side ``ceil(sqrt(L1 / pieces)) + 2``.
 
-    1.0 for a solid square (or any blob that fits such a window), about ``window / image`` for a
-    mask spread evenly over the image. ``mask`` is ``(H, W)`` or ``(H, W, C)`` (channels averaged,
-    as the L1 is). NaN for an empty mask.
+    Windows are taken greedily (the heaviest first, its pixels then removed). 1.0 for a solid
+    square or up to ``pieces`` small patches, about ``pieces * window / image`` for a mask spread
+    evenly over the image. ``mask`` is ``(H, W)`` or ``(H, W, C)`` (channels averaged, as the L1
+    is). NaN for an empty mask.
     """
-    mask = np.abs(np.asarray(mask, np.float64))
-    if mask.ndim == 3:
-        mask = mask.mean(axis=-1)
-    total = float(mask.sum())
+    if pieces < 1:
+        raise ValueError(f"pieces must be at least 1, not {pieces}")
+    remaining = np.abs(np.asarray(mask, np.float64))
+    if remaining.ndim == 3:
+        remaining = remaining.mean(axis=-1)
+    total = float(remaining.sum())
     if total <= 0 or not math.isfinite(total):
         return float("nan")
-    side = min(min(mask.shape), math.ceil(math.sqrt(total)) + WINDOW_MARGIN)
-    return float(min(1.0, _window_sums(mask, side).max() / total))
+    side = min(min(remaining.shape), math.ceil(math.sqrt(total / pieces)) + WINDOW_MARGIN)
+    held = 0.0
+    for _ in range(pieces):
+        sums = _window_sums(remaining, side)
+        row, col = np.unravel_index(int(np.argmax(sums)), sums.shape)
+        held += float(sums[row, col])
+        remaining[row:row + side, col:col + side] = 0.0
+    return float(min(1.0, held / total))
