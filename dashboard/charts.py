@@ -7,6 +7,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+SCREENED = "#c7c7c7"
 FLAGGED = "#d62728"
 NORMAL = "#7f7f7f"
 CURVES = (("loss", "Loss (CE + λ·L1)"), ("asr", "Attack success (train)"), ("l1", "Mask L1"), ("lam", "λ (L1 weight)"))
@@ -28,14 +29,17 @@ def curves_figure(records: list[dict], height: int = 420) -> go.Figure:
 
 
 def l1_figure(report, names: list[str], height: int = 380) -> go.Figure:
-    """Mask L1 per class, flagged classes in red, with the median and detection-threshold lines."""
+    """Mask L1 per class as the rule judged it, flagged classes in red, screened ones pale, with the
+    median and detection-threshold lines (a screened class's bar is its L1 scaled to the full schedule)."""
     rows = report.rows
     figure = go.Figure(go.Bar(
-        x=[str(row.class_id) for row in rows], y=[row.l1 for row in rows],
-        marker_color=[FLAGGED if row.flagged else NORMAL for row in rows],
+        x=[str(row.class_id) for row in rows], y=[row.judged_l1 for row in rows],
+        marker_color=[FLAGGED if row.flagged else NORMAL if row.full_schedule else SCREENED for row in rows],
         customdata=[[names[row.class_id] if row.class_id < len(names) else row.name, row.anomaly_index,
-                     row.score, row.compactness] for row in rows],
-        hovertemplate="class %{x} · %{customdata[0]}<br>L1 %{y:.1f}<br>score %{customdata[2]:.2f} · "
+                     row.score, row.compactness,
+                     "full schedule" if row.full_schedule else f"screened only: mask L1 {row.l1:.1f}, scaled"]
+                    for row in rows],
+        hovertemplate="class %{x} · %{customdata[0]}<br>L1 %{y:.1f} (%{customdata[4]})<br>score %{customdata[2]:.2f} · "
                       "compactness %{customdata[3]:.2f}<br>anomaly index (paper) %{customdata[1]:.2f}<extra></extra>",
     ))
     label = {"annotation_bgcolor": "rgba(255, 255, 255, 0.85)", "annotation_font_size": 12}
@@ -54,10 +58,10 @@ def l1_figure(report, names: list[str], height: int = 380) -> go.Figure:
 
 
 def compare_l1_figure(reports: list, labels: list[str], height: int = 380) -> go.Figure:
-    """L1 per class of several runs side by side, each run's median dashed."""
+    """L1 per class of several runs side by side (as each run's rule judged it)."""
     figure = go.Figure()
     for report, label in zip(reports, labels):
-        figure.add_trace(go.Bar(x=[str(r.class_id) for r in report.rows], y=[r.l1 for r in report.rows],
+        figure.add_trace(go.Bar(x=[str(r.class_id) for r in report.rows], y=[r.judged_l1 for r in report.rows],
                                 name=label))
     figure.update_layout(barmode="group", height=height, xaxis_title="class", yaxis_title="mask L1 (pixels)",
                          xaxis_type="category", legend={"orientation": "h", "y": 1.12},

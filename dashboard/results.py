@@ -155,10 +155,13 @@ def results_table(report, names: list[str]) -> None:
     frame = report.dataframe()
     frame["name"] = [names[k] if k < len(names) else frame.loc[k, "name"] for k in frame.index]
     st.dataframe(
-        frame[["name", "l1", "ratio", "anomaly_index", "log_index", "compactness", "score", "asr", "flagged",
-               "converged", "reached_threshold", "epochs", "steps", "seconds"]],
+        frame[["name", "l1", "full_budget_l1", "ratio", "anomaly_index", "log_index", "compactness", "score", "asr",
+               "flagged", "full_schedule", "converged", "reached_threshold", "epochs", "steps", "seconds"]],
         column_config={
             "name": "class", "l1": st.column_config.NumberColumn("mask L1", format="%.1f"),
+            "full_budget_l1": st.column_config.NumberColumn(
+                "judged L1", format="%.1f", help="the L1 the rule judged: a screened class's scaled to the full schedule"),
+            "full_schedule": "full schedule",
             "ratio": st.column_config.NumberColumn("of median", format="%.2f"),
             "anomaly_index": st.column_config.NumberColumn("anomaly index (paper)", format="%.2f"),
             "log_index": st.column_config.NumberColumn("log index", format="%.2f"),

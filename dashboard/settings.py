@@ -61,11 +61,15 @@ def settings_fields(key: str) -> RunSettings:
                                       format="%.2f", key=f"{key}_threshold")
         seed = middle.number_input("Seed", 0, 2**31 - 1, default.seed, key=f"{key}_seed")
         max_samples = right.number_input("Use at most N samples (0 = all)", 0, 10_000_000, 0, key=f"{key}_max")
-        left, right = st.columns([1, 2], vertical_alignment="bottom")
+        left, middle, right = st.columns(3, vertical_alignment="bottom")
         confirm_runs = left.number_input(
             "Confirmation restarts", 0, 10, default.confirm_runs, key=f"{key}_confirm",
             help="Scans only: each class the first pass flags is optimised this many more times from fresh "
                  "random starts, and keeps the median L1. 0 is the paper's single run.")
+        screen_epochs = middle.number_input(
+            "Screen epochs", 0, 100_000, default.screen_epochs, key=f"{key}_screen",
+            help="Scans only: every class first runs this many epochs; only the classes that could change the "
+                 "verdict (and a few reference classes) then get the full schedule. 0 runs every class in full.")
         early_stop = right.checkbox("Early stop", default.early_stop, key=f"{key}_early_stop")
         rule = rule_fields(key)
     config = CleanseConfig(
@@ -73,6 +77,7 @@ def settings_fields(key: str) -> RunSettings:
         learning_rate=float(learning_rate), samples_per_epoch=int(samples_per_epoch), patience=int(patience),
         early_stop=bool(early_stop), early_stop_patience=int(early_stop_patience),
         attack_succ_threshold=float(threshold), seed=int(seed), confirm_runs=int(confirm_runs),
+        screen_epochs=int(screen_epochs),
     )
     return RunSettings(config, int(max_samples) or None, rule)
 

@@ -34,7 +34,9 @@ class CleanseConfig:
 
     ``steps_per_epoch=None`` means ``min(N, samples_per_epoch) // batch_size`` mini-batches.
     ``confirm_runs`` re-runs each class the first pass flags from that many fresh random starts
-    and keeps the median (see :func:`nc_core.scan.scan`); the paper had none.
+    and keeps the median (see :func:`nc_core.scan.scan`); the paper had none. ``screen_epochs``
+    is the short first pass every class of a scan gets before only the classes that could change
+    the verdict get the full schedule (:mod:`nc_core.screen`); 0 gives every class the full one.
     """
 
     method: str = "neural-cleanse"
@@ -55,12 +57,14 @@ class CleanseConfig:
     early_stop_threshold: float = 1.0
     early_stop_patience: int = 10
     confirm_runs: int = 2
+    screen_epochs: int = 10
     seed: int = 0
 
     @classmethod
     def original(cls, **overrides) -> "CleanseConfig":
         """The authors' GTSRB defaults: 1000 samples a epoch, up to 1000 epochs, patience 5/25."""
-        paper = dict(epochs=1000, samples_per_epoch=1000, patience=5, early_stop_patience=25, confirm_runs=0)
+        paper = dict(epochs=1000, samples_per_epoch=1000, patience=5, early_stop_patience=25, confirm_runs=0,
+                     screen_epochs=0)
         return cls(**{**paper, **overrides})
 
     def replace(self, **changes) -> "CleanseConfig":
@@ -91,6 +95,7 @@ class CleanseConfig:
             (0 < self.attack_succ_threshold <= 1, "The attack success threshold must be in (0, 1]."),
             (self.patience >= 1 and self.early_stop_patience >= 1, "Patience values must be at least 1."),
             (0 <= self.confirm_runs <= 10, f"Confirmation runs must be between 0 and 10, not {self.confirm_runs}."),
+            (self.screen_epochs >= 0, f"Screen epochs must be 0 (no screen) or more, not {self.screen_epochs}."),
             (self.cost_multiplier_up > 1 and self.cost_multiplier_down > 1, "Cost multipliers must be above 1."),
         ]
         for ok, message in checks:
@@ -129,6 +134,11 @@ class TriggerResult:
     last ``early_stop_patience`` epochs (0 = flat, 1 = it only just reached the threshold).
     ``converged`` is the verdict's precondition: the threshold was reached and the mask had
     stopped shrinking (see :func:`converged`).
+
+    ``full_schedule`` is False for a class a scan only screened (:mod:`nc_core.screen`): its run
+    stopped after the screen's epochs because it could not change the verdict. ``screen_l1`` is
+    the L1 the screen found (NaN without a screen); ``budget_reference`` marks the classes run in
+    full to measure how much a screened mask would still have shrunk.
     """
 
     target: int
@@ -148,6 +158,9 @@ class TriggerResult:
     stopped_early: bool = False
     shrink: float = 0.0
     converged: bool = True
+    full_schedule: bool = True
+    screen_l1: float = float("nan")
+    budget_reference: bool = False
 
 
 #: A run that ended on its epoch budget still counts as converged when its best L1 fell by at
@@ -250,6 +263,22 @@ class LambdaSchedule:
         return c.early_stop and self._went_up and self._went_down and self._stall_counter >= c.early_stop_patience
 
 
+@dataclass
+class Checkpoint:
+    """Where a run stopped on its epoch budget: enough to continue it later, as if never stopped.
+
+    Kept in memory by a scan between its screen and the full schedule (:mod:`nc_core.screen`);
+    ``engine_state`` is the engine's :meth:`snapshot` (engines without one replay the run).
+    """
+
+    engine_state: object
+    schedule: LambdaSchedule
+    history: list[EpochRecord]
+    best: tuple[float, np.ndarray, np.ndarray, float] | None
+    best_l1: list[float]
+    seconds: float
+
+
 def reverse_target(
     engine: Engine,
     target: int,
@@ -260,18 +289,33 @@ def reverse_target(
     evaluate_asr: Callable[[np.ndarray, np.ndarray], float] | None = None,
     class_index: int = 0,
     num_classes: int = 1,
+    resume: Checkpoint | None = None,
+    on_checkpoint: Callable[[Checkpoint], None] | None = None,
 ) -> TriggerResult:
     """Reverse-engineer the trigger of one target class with ``engine``.
 
     ``neural-cleanse`` keeps the smallest mask among epochs whose ASR reached the threshold;
     ``plain`` (the tutorial's objective, no penalty) keeps the last one. Raises
     :class:`RunCancelled` when ``cancel`` fires, so a scan can keep the classes already done.
+
+    ``resume`` continues a run from its :class:`Checkpoint` up to ``config.epochs``; a run that
+    ends on its epoch budget hands its checkpoint to ``on_checkpoint`` (when the engine can take
+    a snapshot), so a screen's run can later be continued instead of replayed.
     """
     started = time.perf_counter()
     steps = config.steps_for(num_samples)
-    schedule = LambdaSchedule(config)
     penalised = config.method == "neural-cleanse"
-    engine.start_target(target, seed=config.seed + int(target))
+    history: list[EpochRecord] = []
+    best: tuple[float, np.ndarray, np.ndarray, float] | None = None
+    best_l1: list[float] = []
+    earlier = 0.0
+    if resume is not None:
+        engine.restore(resume.engine_state)
+        schedule, history, best, best_l1 = resume.schedule, list(resume.history), resume.best, list(resume.best_l1)
+        earlier = resume.seconds
+    else:
+        schedule = LambdaSchedule(config)
+        engine.start_target(target, seed=config.seed + int(target))
 
     def emit(kind: str, epoch: int, step: int, metrics: dict | None = None) -> None:
         if on_event is not None:
@@ -285,11 +329,8 @@ def reverse_target(
             emit("step", epoch, step)
         return report
 
-    emit("class_start", 0, 0)
-    history: list[EpochRecord] = []
-    best: tuple[float, np.ndarray, np.ndarray, float] | None = None
-    best_l1: list[float] = []
-    for epoch in range(1, config.epochs + 1):
+    emit("class_start", len(history), 0)
+    for epoch in range(len(history) + 1, config.epochs + 1):
         lam = schedule.lam if penalised else 0.0
         metrics = engine.run_epoch(lam, steps, on_step(epoch))
         history.append(EpochRecord(epoch, metrics.loss, metrics.ce, metrics.l1, metrics.asr, lam))
@@ -309,6 +350,9 @@ def reverse_target(
 
     reached = best is not None
     stopped_early = penalised and schedule.should_stop
+    if on_checkpoint is not None and not stopped_early and hasattr(engine, "snapshot"):
+        on_checkpoint(Checkpoint(engine.snapshot(), schedule, list(history), best, list(best_l1),
+                                 earlier + time.perf_counter() - started))
     shrink = 0.0 if stopped_early else recent_shrink(best_l1, config.early_stop_patience)
     if best is None or not penalised:
         mask, pattern = engine.current_trigger()
@@ -318,7 +362,7 @@ def reverse_target(
     result = TriggerResult(
         target=int(target), method=config.method, engine=engine.name, mask=mask, pattern=pattern,
         l1=float(l1), asr=float(asr), train_asr=float(train_asr), reached_threshold=reached,
-        epochs=len(history), steps=len(history) * steps, seconds=time.perf_counter() - started,
+        epochs=len(history), steps=len(history) * steps, seconds=earlier + time.perf_counter() - started,
         history=history, runs_l1=[float(l1)], stopped_early=stopped_early, shrink=float(shrink),
         converged=converged(reached, stopped_early, shrink, penalised),
     )

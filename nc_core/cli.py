@@ -16,6 +16,7 @@ import signal
 import sys
 from pathlib import Path
 
+from nc_core.cleanse import CleanseConfig
 from nc_core.detect import DetectionRule
 from nc_core.errors import InvalidParameterError, NCError
 
@@ -59,13 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--classes", type=_class_list, help="comma-separated class ids (default: all)")
     scan.add_argument("--out", type=Path, help="folder for report.json and per-class PNGs")
     scan.add_argument("--format", choices=["json", "text"], default="text")
+    scan.add_argument("--screen-epochs", type=int,
+                      help="epochs of the first pass every class gets; only classes that could change the verdict "
+                           f"then get the full schedule (product default {CleanseConfig().screen_epochs}; "
+                           "0: the full schedule for every class)")
     rule = DetectionRule()
     scan.add_argument("--threshold", type=float, default=rule.threshold,
                       help="log-L1 index above which a class stands out (default %(default)g, the paper's)")
     scan.add_argument("--max-l1-ratio", type=float, default=rule.max_ratio,
                       help="flag only masks at most this share of the median L1 (default %(default)g)")
     scan.add_argument("--min-compactness", type=float, default=rule.min_compactness,
-                      help="a mask with at least this share of its L1 in one small window looks injected "
+                      help="a mask with at least this share of its L1 in its two best small windows looks injected "
                            "(default %(default)g)")
     scan.add_argument("--extreme-ratio", type=float, default=rule.extreme_ratio,
                       help="masks at most this share of the median are flagged whatever their shape (default %(default)g)")
@@ -78,12 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace):
-    from nc_core.cleanse import CleanseConfig
-
     base = CleanseConfig.original() if args.original else CleanseConfig()
     overrides = {
         "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
         "seed": args.seed, "method": args.method, "engine": args.engine,
+        "screen_epochs": getattr(args, "screen_epochs", None),
     }
     return base.replace(**{k: v for k, v in overrides.items() if v is not None})
 
@@ -121,13 +125,18 @@ def _text_summary(report) -> str:
         f"verdict: {report.verdict.upper()}   score: {report.score:.2f}   anomaly index: {report.anomaly_index:.2f}   "
         f"flagged: {report.flagged or 'none'}   median L1: {report.median:.2f}   MAD: {report.mad:.2f}",
         f"why: {report.verdict_reason}",
-        f"{'class':>5}  {'name':<24} {'L1':>9} {'ratio':>6} {'index':>7} {'log idx':>7} {'compact':>7} "
-        f"{'score':>6} {'ASR':>6}  flag",
+        f"{'class':>5}  {'name':<24} {'L1':>9} {'judged':>7} {'ratio':>6} {'index':>7} {'log idx':>7} {'compact':>7} "
+        f"{'score':>6} {'ASR':>6} {'steps':>6}  flag",
     ]
-    for row in sorted(report.rows, key=lambda r: r.l1):
-        mark = "<-- backdoor" if row.flagged else ("" if row.converged else "not converged")
-        lines.append(f"{row.class_id:>5}  {row.name[:24]:<24} {row.l1:9.2f} {row.ratio:6.2f} {row.anomaly_index:7.2f} "
-                     f"{row.log_index:7.2f} {row.compactness:7.2f} {row.score:6.2f} {row.asr:6.3f}  {mark}")
+    for row in sorted(report.rows, key=lambda r: r.judged_l1):
+        mark = "<-- backdoor" if row.flagged else ("screened" if not row.full_schedule else
+                                                   "" if row.converged else "not converged")
+        lines.append(f"{row.class_id:>5}  {row.name[:24]:<24} {row.l1:9.2f} {row.judged_l1:7.2f} {row.ratio:6.2f} {row.anomaly_index:7.2f} "
+                     f"{row.log_index:7.2f} {row.compactness:7.2f} {row.score:6.2f} {row.asr:6.3f} {row.steps:6d}  {mark}")
+    if report.screened:
+        lines.append(f"note: {len(report.screened)} class(es) were only screened ({report.config.get('screen_epochs')} "
+                     f"epochs), too far from the flag line to change the verdict; they are judged by their L1 times "
+                     f"{report.budget_scale:.2f}, the shrink measured on classes run in full")
     if report.standing_out:
         lines.append(f"note: class(es) {report.standing_out} stand out (log index > {report.threshold:g}) but are not "
                      f"far smaller (<= {report.max_ratio:g} of the median) with a compact mask: naturally easy "

@@ -109,6 +109,23 @@ class KerasEngine:
         loss, ce, l1, asr = (totals / steps).numpy().tolist()
         return EpochMetrics(loss=loss, ce=ce, l1=l1, asr=asr)
 
+    def snapshot(self) -> dict:
+        """The trigger, the optimiser's moments and the sampler: enough to continue this run later."""
+        return {"target": int(self._target.numpy()),
+                "trigger": [np.array(v.numpy()) for v in self.trigger.weights],
+                "optimizer": [np.array(v.numpy()) for v in self.optimizer.variables],
+                "rng": self._rng.bit_generator.state}
+
+    def restore(self, state: dict) -> None:
+        """Continue a run from its :meth:`snapshot` (the compiled step is kept)."""
+        self._target.assign(state["target"])
+        for variable, value in zip(self.trigger.weights, state["trigger"]):
+            variable.assign(value)
+        for variable, value in zip(self.optimizer.variables, state["optimizer"]):
+            variable.assign(value)
+        self._rng = np.random.default_rng()
+        self._rng.bit_generator.state = state["rng"]
+
     def current_trigger(self) -> tuple[np.ndarray, np.ndarray]:
         """The mask ``(H, W)`` (or ``(H, W, C)`` for plain) and pattern ``(H, W, C)`` now."""
         mask = np.asarray(self.trigger.mask(), np.float32)

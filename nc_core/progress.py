@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,8 @@ class ProgressEvent:
     ``kind`` is ``"class_start"``, ``"step"``, ``"epoch"`` or ``"class_done"``. ``class_index``
     counts the classes of this run (0-based) out of ``num_classes``; ``epoch`` and ``step`` are
     1-based. ``metrics`` holds the epoch's means (``loss``, ``ce``, ``l1``, ``asr``, ``lam``) on
-    ``epoch`` events and the class result (``l1``, ``asr``) on ``class_done``.
+    ``epoch`` events and the class result (``l1``, ``asr``) on ``class_done``. ``overall``, set
+    by a scan (:class:`ScanProgress`), is the share of the whole scan done.
     """
 
     kind: str
@@ -34,10 +36,13 @@ class ProgressEvent:
     steps_per_epoch: int
     elapsed: float
     metrics: dict[str, float] = field(default_factory=dict)
+    overall: float | None = None
 
     @property
     def fraction(self) -> float:
         """Share of the run's planned steps done (an upper bound on the remaining work)."""
+        if self.overall is not None:
+            return self.overall
         per_class = max(self.max_epochs * self.steps_per_epoch, 1)
         done_in_class = (max(self.epoch - 1, 0) * self.steps_per_epoch + self.step) / per_class
         if self.kind == "class_done":
@@ -46,6 +51,60 @@ class ProgressEvent:
 
 
 EventCallback = Callable[[ProgressEvent], None]
+
+
+class ScanProgress:
+    """A scan's progress as a share of its planned optimisation steps, never going back.
+
+    A scan does not know its work in advance: which classes get the full schedule after the
+    screen, which close calls need restarts, when each run stops early. So it keeps a plan of
+    the runs still to come, each at its most epochs, and reports ``done / (done + planned)``.
+    Early stops make the bar jump forward; a plan that grows only holds it still (the share
+    shown never decreases), so the ETA computed from it stays an honest upper bound.
+
+        >>> progress = ScanProgress(on_event, steps_per_epoch=10); progress.plan([10] * 43)
+        >>> reverse_target(..., on_event=progress.run(10))
+    """
+
+    def __init__(self, on_event: EventCallback | None, steps_per_epoch: int):
+        self.on_event = on_event
+        self.steps_per_epoch = max(int(steps_per_epoch), 1)
+        self.done = 0
+        self.planned = 0
+        self.runs_started = 0
+        self.runs_planned = 0
+        self.shown = 0.0
+
+    def plan(self, epochs_per_run: Sequence[int]) -> None:
+        """Add runs to the plan (each at its most epochs)."""
+        self.planned += sum(epochs_per_run) * self.steps_per_epoch
+        self.runs_planned += len(epochs_per_run)
+
+    def replan(self, epochs_per_run: Sequence[int]) -> None:
+        """Replace the runs still to come by these."""
+        self.planned, self.runs_planned = 0, self.runs_started
+        self.plan(epochs_per_run)
+
+    def run(self, epochs: int, first_epoch: int = 1) -> EventCallback:
+        """The event callback of the next run, of at most ``epochs`` epochs (taken off the plan),
+        numbered from ``first_epoch`` (a run continued from a checkpoint goes on counting)."""
+        budget = epochs * self.steps_per_epoch
+        self.planned = max(self.planned - budget, 0)
+        self.runs_planned = max(self.runs_planned, self.runs_started + 1)
+        index, self.runs_started = self.runs_started, self.runs_started + 1
+
+        def report(event: ProgressEvent) -> None:
+            in_run = max((event.epoch - first_epoch) * event.steps_per_epoch + event.step, 0)
+            if event.kind == "class_done":
+                self.done += max(event.epoch - first_epoch + 1, 0) * event.steps_per_epoch
+                in_run = left_in_run = 0
+            else:
+                left_in_run = max(budget - in_run, 0)
+            total = self.done + in_run + left_in_run + self.planned
+            self.shown = max(self.shown, min((self.done + in_run) / total, 1.0) if total else 1.0)
+            if self.on_event is not None:
+                self.on_event(replace(event, class_index=index, num_classes=self.runs_planned, overall=self.shown))
+        return report
 
 
 class CancelToken:

@@ -11,6 +11,7 @@ stored values instead of recomputing them.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -19,6 +20,7 @@ import pandas as pd
 
 from nc_core.cleanse import CleanseConfig, EpochRecord, TriggerResult
 from nc_core.detect import DetectionRule, anomaly_indices, detect, detection_l1, extreme_l1
+from nc_core.screen import SCREEN_SCORE, budget_scale, full_budget_l1
 from nc_core.shape import compactness
 
 REPORT_VERSION = 2
@@ -33,8 +35,10 @@ class ClassRow:
     """One class of a scan, as shown in tables and printed by the CLI.
 
     ``anomaly_index`` is the paper's (raw MAD); ``log_index``, ``ratio`` (L1 over the median),
-    ``compactness`` and ``score`` are the product rule's evidence (:mod:`nc_core.detect`).
-    Defaults let reports stored before these figures existed load.
+    ``compactness`` and ``score`` are the product rule's evidence (:mod:`nc_core.detect`), all
+    computed on ``full_budget_l1``: the mask's own ``l1`` for a class that ran the full schedule,
+    its L1 scaled by the report's ``budget_scale`` for one the scan only screened
+    (``full_schedule`` False, :mod:`nc_core.screen`). Defaults let older reports load.
     """
 
     class_id: int
@@ -54,6 +58,13 @@ class ClassRow:
     stopped_early: bool = False
     steps: int = 0
     shrink: float = 0.0
+    full_schedule: bool = True
+    full_budget_l1: float = float("nan")
+
+    @property
+    def judged_l1(self) -> float:
+        """The L1 the rule judged this class by (``l1`` in reports made before screening)."""
+        return self.full_budget_l1 if math.isfinite(self.full_budget_l1) else self.l1
 
 
 @dataclass
@@ -80,6 +91,7 @@ class ScanReport:
     score: float = float("nan")
     log_spread: float = 0.0
     image_pixels: int = 0
+    budget_scale: float = 1.0
 
     @property
     def rule(self) -> DetectionRule:
@@ -103,9 +115,18 @@ class ScanReport:
         return [r.class_id for r in self.rows if r.log_index > self.threshold and not r.flagged]
 
     @property
+    def screened(self) -> list[int]:
+        """Classes the scan only screened: far enough from the flag line not to need the full schedule."""
+        return [r.class_id for r in self.rows if not r.full_schedule]
+
+    @property
     def unconverged(self) -> list[int]:
-        """Classes whose optimisation did not settle (see :func:`nc_core.cleanse.converged`)."""
-        return [r.class_id for r in self.rows if not r.converged]
+        """Classes whose full schedule did not settle (see :func:`nc_core.cleanse.converged`).
+
+        Screened classes stopped on purpose and are not counted; whether they could still matter
+        is :attr:`unsettled`'s question.
+        """
+        return [r.class_id for r in self.rows if r.full_schedule and not r.converged]
 
     @property
     def unsettled(self) -> list[int]:
@@ -115,14 +136,18 @@ class ScanReport:
         L1 shrinking at the same rate for another budget (``epochs / early_stop_patience``
         windows). If even that stays above the flag line (``max_ratio`` of the median), more
         epochs cannot make it a backdoor and it does not hold up a clean verdict; a class that
-        never reached the attack success threshold always does.
+        never reached the attack success threshold always does. A screened class holds it up
+        when it scores ``SCREEN_SCORE`` or more (possible only when a report is judged again with
+        another rule than the scan's): the scan would have given it the full schedule.
         """
         default = CleanseConfig()
         epochs = float(self.config.get("epochs") or default.epochs)
         windows = max(1.0, epochs / float(self.config.get("early_stop_patience") or default.early_stop_patience))
         line = self.max_ratio * self.median
         return [r.class_id for r in self.rows
-                if not r.converged and (not r.reached_threshold or r.l1 * (1 - min(r.shrink, 1.0)) ** windows <= line)]
+                if (r.full_schedule and not r.converged
+                    and (not r.reached_threshold or r.judged_l1 * (1 - min(r.shrink, 1.0)) ** windows <= line))
+                or (not r.full_schedule and r.score >= SCREEN_SCORE)]
 
     @property
     def implausible(self) -> bool:
@@ -222,6 +247,8 @@ class ScanReport:
             "standing_out": self.standing_out,
             "unconverged": self.unconverged,
             "unsettled": self.unsettled,
+            "screened": self.screened,
+            "budget_scale": self.budget_scale,
             "steps": self.steps,
             "seconds": self.seconds,
             "cancelled": self.cancelled,
@@ -230,7 +257,7 @@ class ScanReport:
                  "asr": r.asr, "flagged": r.flagged, "reached_threshold": r.reached_threshold,
                  "log_index": r.log_index, "ratio": r.ratio, "compactness": r.compactness, "score": r.score,
                  "converged": r.converged, "stopped_early": r.stopped_early, "shrink": r.shrink, "epochs": r.epochs,
-                 "steps": r.steps}
+                 "steps": r.steps, "full_schedule": r.full_schedule, "full_budget_l1": r.full_budget_l1}
                 for r in self.rows
             ],
         }
@@ -293,7 +320,8 @@ def make_report(
 ) -> ScanReport:
     """Run the paper's MAD test and the product rule over ``results``; freeze every figure."""
     results = sorted(results, key=lambda r: r.target)
-    l1 = [r.l1 for r in results]
+    scale = budget_scale(results)
+    l1 = [full_budget_l1(r, scale) for r in results]
     shapes = [compactness(r.mask) for r in results]
     outliers = anomaly_indices(l1, rule.threshold)
     found = detect(l1, shapes, rule, eligible=[r.reached_threshold for r in results])
@@ -305,6 +333,7 @@ def make_report(
             reached_threshold=r.reached_threshold, epochs=r.epochs, seconds=r.seconds,
             log_index=found.log_indices[k], ratio=found.ratios[k], compactness=shapes[k], score=found.scores[k],
             converged=r.converged, stopped_early=r.stopped_early, steps=r.steps, shrink=r.shrink,
+            full_schedule=r.full_schedule, full_budget_l1=l1[k],
         )
         for k, r in enumerate(results)
     ]
@@ -315,7 +344,7 @@ def make_report(
         seconds=float(seconds if seconds is not None else sum(r.seconds for r in results)),
         cancelled=cancelled, max_ratio=rule.max_ratio, results=results,
         min_compactness=rule.min_compactness, extreme_ratio=rule.extreme_ratio, score=found.score,
-        log_spread=found.log_spread, image_pixels=_image_pixels(results),
+        log_spread=found.log_spread, image_pixels=_image_pixels(results), budget_scale=scale,
     )
 
 

@@ -17,14 +17,15 @@ from dataclasses import replace
 import keras
 import numpy as np
 
-from nc_core.cleanse import CleanseConfig, TriggerResult, reverse_target
+from nc_core.cleanse import Checkpoint, CleanseConfig, TriggerResult, reverse_target
 from nc_core.data import Dataset
 from nc_core.detect import DetectionRule
 from nc_core.errors import InvalidParameterError, RunCancelled
 from nc_core.models import predict
-from nc_core.progress import CancelToken, EventCallback
+from nc_core.progress import CancelToken, EventCallback, ScanProgress
 from nc_core.report import ScanReport, make_report
 from nc_core.masks import stamp
+from nc_core.screen import REFERENCE_CLASSES, MIN_CLASSES_TO_SCREEN, plan_full_runs
 
 ASR_EVAL_SAMPLES = 2000
 MIN_CLASSES_TO_CONFIRM = 3
@@ -117,6 +118,10 @@ def scan(
     mask becomes the median of its runs before the final test: a lucky minimum in one run is not
     a backdoor, a real trigger is found every time. ``rule`` is the detection rule
     (:mod:`nc_core.detect`).
+
+    With ``config.screen_epochs`` > 0 (and at least ``MIN_CLASSES_TO_SCREEN`` classes), every
+    class is first screened for that many epochs, and only the classes that could change the
+    verdict, plus a few reference classes, get the full schedule (:mod:`nc_core.screen`).
     """
     started = time.perf_counter()
     num_classes = int(classifier.output_shape[-1])
@@ -124,12 +129,21 @@ def scan(
     config.validate(len(data))
     results = {r.target: r for r in done if r.target in targets}
     engine = make_engine(classifier, data, config)
+    progress = ScanProgress(on_event, config.steps_for(len(data)))
+    screen = screen_epochs(config, len(targets))
+    confirming = config.confirm_runs if len(targets) >= MIN_CLASSES_TO_CONFIRM else 0
+    reserve = [config.epochs] * confirming  # restarts of one close call, expected
 
-    def run(target: int, index: int, total: int, seed_offset: int = 0) -> TriggerResult:
+    checkpoints: dict[int, Checkpoint] = {}
+
+    def run(target: int, epochs: int, seed_offset: int = 0) -> TriggerResult:
+        resume = checkpoints.pop(target, None) if not seed_offset else None
+        first = len(resume.history) + 1 if resume else 1
         return reverse_target(
-            engine, target, config.replace(seed=config.seed + seed_offset), len(data), on_event, cancel,
+            engine, target, config.replace(seed=config.seed + seed_offset, epochs=epochs), len(data),
+            progress.run(epochs - first + 1, first), cancel,
             evaluate_asr=lambda m, p: attack_success_rate(classifier, data, m, p, target),
-            class_index=index, num_classes=total,
+            resume=resume, on_checkpoint=lambda c: checkpoints.__setitem__(target, c) if epochs < config.epochs else None,
         )
 
     def keep(result: TriggerResult) -> None:
@@ -139,17 +153,26 @@ def scan(
 
     cancelled = False
     try:
-        for index, target in enumerate(targets):
-            if target not in results:
-                keep(run(target, index, len(targets)))
-        if config.confirm_runs and len(targets) >= MIN_CLASSES_TO_CONFIRM:
+        todo = [t for t in targets if t not in results]
+        progress.plan([screen or config.epochs] * len(todo) + [config.epochs] * (REFERENCE_CLASSES + 1) * bool(screen)
+                      + reserve)
+        for target in todo:
+            keep(screened(run(target, screen)) if screen else run(target, config.epochs))
+        while screen and any(not r.full_schedule for r in results.values()):
+            candidates, references = plan_full_runs(list(results.values()), rule)
+            if not candidates and not references:
+                break
+            progress.replan([config.epochs] * (len(candidates) + len(references)) + reserve)
+            for target in candidates + references:
+                resumed = target in checkpoints
+                keep(completed(results[target], run(target, config.epochs), target in references, resumed))
+        if confirming:
             suspects = close_calls(make_report(list(results.values()), model_name, "", rule=rule))
-            total = len(targets) + len(suspects) * config.confirm_runs
-            for k, target in enumerate(suspects):
+            progress.replan([config.epochs] * len(suspects) * confirming)
+            for target in suspects:
                 runs = [results[target]]
-                for i in range(config.confirm_runs):
-                    index = len(targets) + k * config.confirm_runs + i
-                    runs.append(run(target, index, total, seed_offset=CONFIRM_SEED_STEP * (i + 1)))
+                for i in range(confirming):
+                    runs.append(run(target, config.epochs, seed_offset=CONFIRM_SEED_STEP * (i + 1)))
                 keep(median_run(runs))
     except RunCancelled:
         cancelled = True
@@ -160,10 +183,32 @@ def scan(
     )
 
 
+def screen_epochs(config: CleanseConfig, num_classes: int) -> int:
+    """The screen's epochs for a scan of ``num_classes`` classes; 0 when every class runs in full."""
+    if config.screen_epochs <= 0 or config.screen_epochs >= config.epochs or num_classes < MIN_CLASSES_TO_SCREEN:
+        return 0
+    return config.screen_epochs
+
+
+def screened(result: TriggerResult) -> TriggerResult:
+    """A screen run as the report keeps it: not a full schedule, unless the schedule ended by itself."""
+    if result.stopped_early:
+        return result
+    return replace(result, full_schedule=False, screen_l1=result.l1)
+
+
+def completed(screen: TriggerResult, full: TriggerResult, reference: bool, resumed: bool) -> TriggerResult:
+    """A class's full-schedule run: continued from its screen, or replayed from scratch (an engine
+    without snapshots, a resumed scan), when the screen's steps and time count as well."""
+    extra = {} if resumed else dict(steps=screen.steps + full.steps, seconds=screen.seconds + full.seconds)
+    return replace(full, screen_l1=screen.l1, budget_reference=reference, **extra)
+
+
 def close_calls(report: ScanReport) -> list[int]:
     """Classes flagged or close to it that have not been confirmed by restarts yet."""
     return [row.class_id for row in report.rows
-            if row.reached_threshold and row.score >= CONFIRM_SCORE and len(report.result_for(row.class_id).runs_l1) <= 1]
+            if row.reached_threshold and row.full_schedule and row.score >= CONFIRM_SCORE
+            and len(report.result_for(row.class_id).runs_l1) <= 1]
 
 
 def median_run(runs: list[TriggerResult]) -> TriggerResult:
@@ -174,5 +219,7 @@ def median_run(runs: list[TriggerResult]) -> TriggerResult:
     """
     ordered = sorted(runs, key=lambda r: r.l1)
     chosen = ordered[(len(ordered) - 1) // 2]
-    return replace(chosen, runs_l1=[r.l1 for r in runs],
+    first = runs[0]
+    return replace(chosen, runs_l1=[r.l1 for r in runs], screen_l1=first.screen_l1,
+                   budget_reference=first.budget_reference,
                    seconds=sum(r.seconds for r in runs), steps=sum(r.steps for r in runs))

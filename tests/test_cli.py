@@ -26,13 +26,14 @@ def test_scan_prints_the_json_contract_and_writes_its_folder(tmp_path):
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert {"model", "verdict", "anomaly_index", "flagged", "seconds", "classes", "score", "verdict_reason",
-            "unconverged", "steps"} <= set(summary)
+            "unconverged", "steps", "screened", "budget_scale"} <= set(summary)
     assert summary["model"] == "mnist_backdoored.keras"
     assert summary["verdict"] == "inconclusive", "4 epochs cannot settle a mask"
     assert set(summary["unconverged"]) <= {0, 1, 7} and summary["unconverged"]
     assert [row["class"] for row in summary["classes"]] == [0, 1, 7]
     for row in summary["classes"]:
-        assert {"class", "l1", "anomaly_index", "asr", "flagged", "score", "compactness", "converged", "steps"} <= set(row)
+        assert {"class", "l1", "anomaly_index", "asr", "flagged", "score", "compactness", "converged", "steps",
+                "full_schedule", "full_budget_l1"} <= set(row)
         assert row["l1"] > 0 and 0 <= row["asr"] <= 1 and row["steps"] > 0
     assert summary["steps"] == sum(row["steps"] for row in summary["classes"])
     assert json.loads((out / "summary.json").read_text()) == summary

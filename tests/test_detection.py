@@ -19,9 +19,12 @@ def card(name: str) -> dict:
     return json.loads(sample_path(f"{name}.json").read_text())
 
 
-def full_scan(inputs, model: str):
+def full_scan(inputs, model: str, on_event=None):
     """Every class with the product defaults, as `python -m nc_core scan` runs it."""
-    return scan(inputs.classifier, inputs.data, model_name=f"{model}.keras")
+    return scan(inputs.classifier, inputs.data, model_name=f"{model}.keras", on_event=on_event)
+
+
+MNIST_EVENTS = []
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +39,7 @@ def signs_clean_report(signs_clean):
 
 @pytest.fixture(scope="session")
 def mnist_backdoored_report(mnist_backdoored):
-    return full_scan(mnist_backdoored, "mnist_backdoored")
+    return full_scan(mnist_backdoored, "mnist_backdoored", on_event=MNIST_EVENTS.append)
 
 
 @pytest.fixture(scope="session")
@@ -74,6 +77,24 @@ def test_scan_flags_the_mnist_target(mnist_backdoored_report):
     assert mnist_backdoored_report.verdict == "backdoored"
     assert target in mnist_backdoored_report.flagged
     assert mnist_backdoored_report.dataframe().loc[target, "anomaly_index"] > 2
+
+
+def test_only_the_classes_that_matter_get_the_full_schedule(signs_backdoored_report, mnist_backdoored_report):
+    for report in (signs_backdoored_report, mnist_backdoored_report):
+        screened = report.screened
+        assert screened and len(screened) >= len(report.rows) // 2
+        assert all(report.dataframe().loc[k, "full_schedule"] for k in report.flagged)
+        assert all(report.result_for(k).epochs == CleanseConfig().screen_epochs for k in screened)
+        assert 0.2 < report.budget_scale < 1, "a screened mask still shrinks under the full schedule"
+        assert report.summary()["steps"] == sum(c["steps"] for c in report.summary()["classes"])
+    assert signs_backdoored_report.steps < 0.5 * 43 * CleanseConfig().epochs * 10
+
+
+def test_the_progress_of_a_screened_scan_never_goes_back(mnist_backdoored_report):
+    fractions = [e.fraction for e in MNIST_EVENTS]
+    assert fractions == sorted(fractions)
+    assert fractions[-1] > 0.8
+    assert max(e.num_classes for e in MNIST_EVENTS) > 10, "full runs and restarts are counted as runs"
 
 
 def test_scan_finds_clean_mnist_twin_clean(mnist_clean_report):

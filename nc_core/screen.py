@@ -1,0 +1,75 @@
+"""Spend the optimisation budget where the verdict is decided: a short screen of every class,
+the full schedule only for the classes that could matter.
+
+Most classes of a model are nowhere near the flag line, yet the paper's schedule spends the same
+budget on each (K-Arm, Shen et al. 2021, makes the same observation). So a scan first runs every
+class for ``screen_epochs`` epochs, with the same settings, and then gives the full schedule to
+
+* the **candidates**: classes whose screened score (:func:`nc_core.detect.detect`) is at least
+  ``SCREEN_SCORE``, or that never reached the attack success threshold;
+* a few **reference** classes, the ones nearest the median: their L1 after the screen and after
+  the full schedule measure how much a typical mask still shrinks, ``budget_scale``.
+
+The rule then judges every class on the full schedule's scale: a screened class's L1 times
+``budget_scale`` (its :func:`full_budget_l1`), a fully run class's own L1. The median is a rank
+statistic, so classes far above it need no more precision than that; if a screened class comes
+within reach of the flag line on that scale, it is given the full schedule too, and the plan is
+made again, until no screened class could change the verdict.
+
+    >>> plan_full_runs(results, DetectionRule())
+    ([33], [4, 17, 20])
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from nc_core.cleanse import TriggerResult
+from nc_core.detect import DetectionRule, detect
+from nc_core.shape import compactness
+
+#: A screened class scoring at least this gets the full schedule (1 = flagged; close calls, which
+#: get confirmation restarts, start at 0.75, so this leaves a margin for what the screen misjudges).
+SCREEN_SCORE = 0.5
+#: Classes run in full to measure ``budget_scale``.
+REFERENCE_CLASSES = 3
+#: Below this many classes a screen saves too little to be worth its approximation.
+MIN_CLASSES_TO_SCREEN = 8
+
+
+def budget_scale(results: Sequence[TriggerResult]) -> float:
+    """How much a typical mask shrinks from the screen's budget to the full schedule.
+
+    The geometric median of ``l1 / screen_l1`` over the reference classes; 1.0 without any.
+    """
+    ratios = [r.l1 / r.screen_l1 for r in results
+              if r.budget_reference and r.screen_l1 > 0 and math.isfinite(r.screen_l1) and r.l1 > 0]
+    return float(np.exp(np.median(np.log(ratios)))) if ratios else 1.0
+
+
+def full_budget_l1(result: TriggerResult, scale: float) -> float:
+    """The L1 the rule judges a class by: its own if it ran the full schedule, else scaled."""
+    return result.l1 if result.full_schedule else result.l1 * scale
+
+
+def plan_full_runs(results: Sequence[TriggerResult], rule: DetectionRule) -> tuple[list[int], list[int]]:
+    """The screened classes that need the full schedule now: ``(candidates, references)``.
+
+    References are chosen once, when no class is a reference yet: the screened non-candidates
+    whose L1 is nearest the median (in log terms).
+    """
+    results = sorted(results, key=lambda r: r.target)
+    scale = budget_scale(results)
+    l1 = [full_budget_l1(r, scale) for r in results]
+    found = detect(l1, [compactness(r.mask) for r in results], rule)
+    screened = [k for k, r in enumerate(results) if not r.full_schedule]
+    candidates = [k for k in screened if found.scores[k] >= SCREEN_SCORE or not results[k].reached_threshold]
+    references: list[int] = []
+    if not any(r.budget_reference for r in results):
+        logs = np.log(np.maximum(l1, 1e-9))
+        centre = np.median(logs)
+        others = [k for k in screened if k not in candidates]
+        references = sorted(others, key=lambda k: abs(logs[k] - centre))[:REFERENCE_CLASSES]
+    return [results[k].target for k in candidates], [results[k].target for k in references]

@@ -1,0 +1,80 @@
+"""The screen: which classes get the full schedule, how screened L1s are judged, and continuing a
+screened run exactly where it stopped."""
+import math
+
+import numpy as np
+
+from nc_core.cleanse import CleanseConfig, TriggerResult, reverse_target
+from nc_core.detect import DetectionRule
+from nc_core.engine import KerasEngine
+from nc_core.report import make_report
+from nc_core.screen import REFERENCE_CLASSES, budget_scale, full_budget_l1, plan_full_runs
+
+
+def result(target: int, l1: float, full: bool = False, screen_l1: float = math.nan,
+           reference: bool = False, compact: bool = False) -> TriggerResult:
+    """A class's result with a mask of about ``l1`` pixels: one square patch or scattered pixels."""
+    mask = np.zeros((28, 28), np.float32)
+    pixels = int(round(l1))
+    if compact:
+        side = math.ceil(math.sqrt(pixels))
+        mask[:side, :side] = pixels / side**2
+    else:
+        rng = np.random.default_rng(target)
+        mask.flat[rng.choice(mask.size, pixels, replace=False)] = 1.0
+    return TriggerResult(target=target, method="neural-cleanse", engine="keras", mask=mask,
+                         pattern=np.zeros((28, 28, 1), np.float32), l1=float(mask.sum()), asr=1.0,
+                         train_asr=1.0, reached_threshold=True, epochs=60 if full else 10,
+                         steps=600 if full else 100, seconds=1.0, full_schedule=full,
+                         screen_l1=screen_l1 if full else float(mask.sum()), budget_reference=reference)
+
+
+SCREENED = [result(0, 10, compact=True)] + [result(k, 100 + 4 * k) for k in range(1, 10)]
+
+
+def test_the_smallest_class_and_the_classes_nearest_the_median_get_the_full_schedule():
+    candidates, references = plan_full_runs(SCREENED, DetectionRule())
+    assert candidates == [0]
+    assert len(references) == REFERENCE_CLASSES
+    l1 = {r.target: r.l1 for r in SCREENED}
+    median = np.median(list(l1.values()))
+    farthest_chosen = max(abs(math.log(l1[k] / median)) for k in references)
+    assert all(abs(math.log(l1[k] / median)) >= farthest_chosen for k in l1 if k not in references + [0])
+
+
+def test_screened_l1s_are_judged_on_the_full_schedule_scale_measured_on_the_references():
+    references = [result(k, 60, full=True, screen_l1=120, reference=True) for k in (4, 5, 6)]
+    results = [r for r in SCREENED if r.target not in (4, 5, 6)] + references
+    assert budget_scale(results) == 0.5
+    screened = next(r for r in results if r.target == 9)
+    assert full_budget_l1(screened, 0.5) == screened.l1 / 2
+    report = make_report(results, "m", "d")
+    assert report.budget_scale == 0.5
+    assert report.rows[9].full_budget_l1 == screened.l1 / 2 and not report.rows[9].full_schedule
+    assert report.median == np.median([full_budget_l1(r, 0.5) for r in results])
+    assert 9 in report.screened and 9 not in report.unconverged
+    assert plan_full_runs(results, DetectionRule()) == ([0], []), "references are chosen once"
+
+
+def test_a_screened_class_that_another_rule_would_have_run_in_full_makes_the_verdict_inconclusive():
+    results = [result(0, 90)] + [result(k, 100 + 4 * k, full=True, screen_l1=200) for k in range(1, 10)]
+    default = make_report(results, "m", "d")
+    assert default.verdict == "clean" and default.rows[0].score < 0.5
+    lenient = make_report(results, "m", "d", rule=DetectionRule(threshold=0.5, max_ratio=0.9, min_compactness=0.4))
+    assert 0.5 <= lenient.rows[0].score < 1
+    assert lenient.unsettled == [0] and lenient.verdict == "inconclusive"
+
+
+def test_a_run_continued_from_its_checkpoint_is_the_run_that_never_stopped(mnist_backdoored):
+    inputs = mnist_backdoored
+    engine = KerasEngine(inputs.classifier, inputs.data.x, inputs.data.pixel_range)
+    config = CleanseConfig(epochs=9)
+    straight = reverse_target(engine, 7, config, len(inputs.data))
+    saved = []
+    screen = reverse_target(engine, 7, config.replace(epochs=4), len(inputs.data), on_checkpoint=saved.append)
+    reverse_target(engine, 3, config.replace(epochs=2), len(inputs.data))  # another class in between
+    continued = reverse_target(engine, 7, config, len(inputs.data), resume=saved[0])
+    assert screen.history == continued.history[:4]
+    assert continued.history == straight.history
+    assert continued.l1 == straight.l1 and continued.steps == straight.steps
+    np.testing.assert_array_equal(continued.mask, straight.mask)
