@@ -37,6 +37,8 @@ class CleanseConfig:
     and keeps the median (see :func:`nc_core.scan.scan`); the paper had none. ``screen_epochs``
     is the short first pass every class of a scan gets before only the classes that could change
     the verdict get the full schedule (:mod:`nc_core.screen`); 0 gives every class the full one.
+    ``classes_per_step`` above 1 optimises that many classes of a scan in one batched step
+    (:mod:`nc_core.batched`, the accelerator path; keras engine, neural-cleanse method).
     """
 
     method: str = "neural-cleanse"
@@ -58,6 +60,7 @@ class CleanseConfig:
     early_stop_patience: int = 10
     confirm_runs: int = 2
     screen_epochs: int = 10
+    classes_per_step: int = 1
     seed: int = 0
 
     @classmethod
@@ -96,6 +99,10 @@ class CleanseConfig:
             (self.patience >= 1 and self.early_stop_patience >= 1, "Patience values must be at least 1."),
             (0 <= self.confirm_runs <= 10, f"Confirmation runs must be between 0 and 10, not {self.confirm_runs}."),
             (self.screen_epochs >= 0, f"Screen epochs must be 0 (no screen) or more, not {self.screen_epochs}."),
+            (1 <= self.classes_per_step <= 1024,
+             f"Classes per step must be between 1 and 1024, not {self.classes_per_step}."),
+            (self.classes_per_step == 1 or (self.engine == "keras" and self.method == "neural-cleanse"),
+             "Several classes per step need the keras engine and the neural-cleanse method."),
             (self.cost_multiplier_up > 1 and self.cost_multiplier_down > 1, "Cost multipliers must be above 1."),
         ]
         for ok, message in checks:
@@ -268,7 +275,7 @@ class Checkpoint:
     """Where a run stopped on its epoch budget: enough to continue it later, as if never stopped.
 
     Kept in memory by a scan between its screen and the full schedule (:mod:`nc_core.screen`);
-    ``engine_state`` is the engine's :meth:`snapshot` (engines without one replay the run).
+    ``engine_state`` is the engine's ``snapshot()`` (engines without one replay the run).
     """
 
     engine_state: object
@@ -277,6 +284,87 @@ class Checkpoint:
     best: tuple[float, np.ndarray, np.ndarray, float] | None
     best_l1: list[float]
     seconds: float
+
+
+class TargetRun:
+    """One class's optimisation, fed one epoch at a time: the lambda schedule, the best mask, the stop.
+
+    The engines only run epochs; a driver asks a run for its ``lam``, runs an epoch with it and
+    hands the metrics back to :meth:`record`, until the run is ``finished``. So one class at a time
+    (:func:`reverse_target`) and many classes in one batched step (:mod:`nc_core.batched`) follow
+    exactly the same schedule.
+
+        >>> run = TargetRun(33, CleanseConfig(), steps=10)
+        >>> while not run.finished: run.record(engine.run_epoch(run.lam, 10), engine.current_trigger)
+    """
+
+    def __init__(self, target: int, config: CleanseConfig, steps: int, resume: Checkpoint | None = None):
+        self.target, self.config, self.steps = int(target), config, int(steps)
+        self.penalised = config.method == "neural-cleanse"
+        self.started = time.perf_counter()
+        if resume is None:
+            self.schedule, self.history, self.best, self.best_l1, self.earlier = LambdaSchedule(config), [], None, [], 0.0
+        else:
+            self.schedule, self.history, self.best = resume.schedule, list(resume.history), resume.best
+            self.best_l1, self.earlier = list(resume.best_l1), resume.seconds
+
+    @property
+    def lam(self) -> float:
+        """The mask penalty of the next epoch."""
+        return self.schedule.lam if self.penalised else 0.0
+
+    @property
+    def epoch(self) -> int:
+        """Epochs run so far (a continued run counts those before its checkpoint)."""
+        return len(self.history)
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.penalised and self.schedule.should_stop
+
+    @property
+    def finished(self) -> bool:
+        return self.stopped_early or self.epoch >= self.config.epochs
+
+    @property
+    def seconds(self) -> float:
+        return self.earlier + time.perf_counter() - self.started
+
+    def record(self, metrics: EpochMetrics, current_trigger: Callable[[], tuple[np.ndarray, np.ndarray]]) -> None:
+        """Take one epoch's means; keep the trigger if it is the smallest working one so far."""
+        lam = self.lam
+        self.history.append(EpochRecord(self.epoch + 1, metrics.loss, metrics.ce, metrics.l1, metrics.asr, lam))
+        if metrics.asr >= self.config.attack_succ_threshold:
+            mask, pattern = current_trigger()
+            size = mask_l1(mask)
+            if self.best is None or size < self.best[0]:
+                self.best = (size, mask, pattern, metrics.asr)
+        self.best_l1.append(self.best[0] if self.best else math.inf)
+        if self.penalised:
+            self.schedule.update(metrics.asr, self.best[0] if self.best else math.inf)
+
+    def checkpoint(self, engine_state: object) -> Checkpoint:
+        return Checkpoint(engine_state, self.schedule, list(self.history), self.best, list(self.best_l1), self.seconds)
+
+    def result(self, engine_name: str, current_trigger: Callable[[], tuple[np.ndarray, np.ndarray]],
+               evaluate_asr: Callable[[np.ndarray, np.ndarray], float] | None = None) -> TriggerResult:
+        """The class's result: the best working mask (the last one for plain, or if none worked)."""
+        reached = self.best is not None
+        stopped_early = self.stopped_early
+        shrink = 0.0 if stopped_early else recent_shrink(self.best_l1, self.config.early_stop_patience)
+        best = self.best
+        if best is None or not self.penalised:
+            mask, pattern = current_trigger()
+            best = (mask_l1(mask), mask, pattern, self.history[-1].asr)
+        l1, mask, pattern, train_asr = best
+        asr = evaluate_asr(mask, pattern) if evaluate_asr is not None else float("nan")
+        return TriggerResult(
+            target=self.target, method=self.config.method, engine=engine_name, mask=mask, pattern=pattern,
+            l1=float(l1), asr=float(asr), train_asr=float(train_asr), reached_threshold=reached,
+            epochs=self.epoch, steps=self.epoch * self.steps, seconds=self.seconds, history=self.history,
+            runs_l1=[float(l1)], stopped_early=stopped_early, shrink=float(shrink),
+            converged=converged(reached, stopped_early, shrink, self.penalised),
+        )
 
 
 def reverse_target(
@@ -302,69 +390,46 @@ def reverse_target(
     ends on its epoch budget hands its checkpoint to ``on_checkpoint`` (when the engine can take
     a snapshot), so a screen's run can later be continued instead of replayed.
     """
-    started = time.perf_counter()
     steps = config.steps_for(num_samples)
-    penalised = config.method == "neural-cleanse"
-    history: list[EpochRecord] = []
-    best: tuple[float, np.ndarray, np.ndarray, float] | None = None
-    best_l1: list[float] = []
-    earlier = 0.0
+    run = TargetRun(target, config, steps, resume)
     if resume is not None:
         engine.restore(resume.engine_state)
-        schedule, history, best, best_l1 = resume.schedule, list(resume.history), resume.best, list(resume.best_l1)
-        earlier = resume.seconds
     else:
-        schedule = LambdaSchedule(config)
         engine.start_target(target, seed=config.seed + int(target))
+    emit = event_emitter(on_event, run, class_index, num_classes)
 
+    def on_step(step: int) -> None:
+        check_cancel(cancel)
+        emit("step", run.epoch + 1, step)
+
+    emit("class_start", run.epoch, 0)
+    while not run.finished:
+        lam = run.lam
+        run.record(engine.run_epoch(lam, steps, on_step), engine.current_trigger)
+        emit("epoch", run.epoch, steps, epoch_metrics(run))
+    if on_checkpoint is not None and not run.stopped_early and hasattr(engine, "snapshot"):
+        on_checkpoint(run.checkpoint(engine.snapshot()))
+    result = run.result(engine.name, engine.current_trigger, evaluate_asr)
+    emit("class_done", run.epoch, steps, {"l1": result.l1, "asr": result.asr})
+    return result
+
+
+def check_cancel(cancel: CancelToken | None) -> None:
+    """Raise :class:`RunCancelled` once ``cancel`` fired (drivers call it after every step)."""
+    if cancel is not None and cancel.cancelled:
+        raise RunCancelled("The run was cancelled.")
+
+
+def epoch_metrics(run: TargetRun) -> dict[str, float]:
+    """The last epoch's means and lambda, as ``epoch`` events carry them."""
+    last = run.history[-1]
+    return {"loss": last.loss, "ce": last.ce, "l1": last.l1, "asr": last.asr, "lam": last.lam}
+
+
+def event_emitter(on_event: EventCallback | None, run: TargetRun, class_index: int = 0, num_classes: int = 1):
+    """``emit(kind, epoch, step, metrics)`` for one run's :class:`ProgressEvent` s."""
     def emit(kind: str, epoch: int, step: int, metrics: dict | None = None) -> None:
         if on_event is not None:
-            on_event(ProgressEvent(kind, int(target), class_index, num_classes, epoch, config.epochs,
-                                   step, steps, time.perf_counter() - started, metrics or {}))
-
-    def on_step(epoch: int) -> Callable[[int], None]:
-        def report(step: int) -> None:
-            if cancel is not None and cancel.cancelled:
-                raise RunCancelled("The run was cancelled.")
-            emit("step", epoch, step)
-        return report
-
-    emit("class_start", len(history), 0)
-    for epoch in range(len(history) + 1, config.epochs + 1):
-        lam = schedule.lam if penalised else 0.0
-        metrics = engine.run_epoch(lam, steps, on_step(epoch))
-        history.append(EpochRecord(epoch, metrics.loss, metrics.ce, metrics.l1, metrics.asr, lam))
-        emit("epoch", epoch, steps, {"loss": metrics.loss, "ce": metrics.ce, "l1": metrics.l1,
-                                     "asr": metrics.asr, "lam": lam})
-        if metrics.asr >= config.attack_succ_threshold:
-            mask, pattern = engine.current_trigger()
-            size = mask_l1(mask)
-            if best is None or size < best[0]:
-                best = (size, mask, pattern, metrics.asr)
-        best_l1.append(best[0] if best else math.inf)
-        if not penalised:
-            continue
-        schedule.update(metrics.asr, best[0] if best else math.inf)
-        if schedule.should_stop:
-            break
-
-    reached = best is not None
-    stopped_early = penalised and schedule.should_stop
-    if on_checkpoint is not None and not stopped_early and hasattr(engine, "snapshot"):
-        on_checkpoint(Checkpoint(engine.snapshot(), schedule, list(history), best, list(best_l1),
-                                 earlier + time.perf_counter() - started))
-    shrink = 0.0 if stopped_early else recent_shrink(best_l1, config.early_stop_patience)
-    if best is None or not penalised:
-        mask, pattern = engine.current_trigger()
-        best = (mask_l1(mask), mask, pattern, history[-1].asr)
-    l1, mask, pattern, train_asr = best
-    asr = evaluate_asr(mask, pattern) if evaluate_asr is not None else float("nan")
-    result = TriggerResult(
-        target=int(target), method=config.method, engine=engine.name, mask=mask, pattern=pattern,
-        l1=float(l1), asr=float(asr), train_asr=float(train_asr), reached_threshold=reached,
-        epochs=len(history), steps=len(history) * steps, seconds=earlier + time.perf_counter() - started,
-        history=history, runs_l1=[float(l1)], stopped_early=stopped_early, shrink=float(shrink),
-        converged=converged(reached, stopped_early, shrink, penalised),
-    )
-    emit("class_done", len(history), steps, {"l1": result.l1, "asr": result.asr})
-    return result
+            on_event(ProgressEvent(kind, run.target, class_index, num_classes, epoch, run.config.epochs,
+                                   step, run.steps, time.perf_counter() - run.started, metrics or {}))
+    return emit

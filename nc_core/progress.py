@@ -71,6 +71,7 @@ class ScanProgress:
         self.steps_per_epoch = max(int(steps_per_epoch), 1)
         self.done = 0
         self.planned = 0
+        self.running: dict[int, tuple[int, int]] = {}  # run index -> (steps done, most steps)
         self.runs_started = 0
         self.runs_planned = 0
         self.shown = 0.0
@@ -87,21 +88,24 @@ class ScanProgress:
 
     def run(self, epochs: int, first_epoch: int = 1) -> EventCallback:
         """The event callback of the next run, of at most ``epochs`` epochs (taken off the plan),
-        numbered from ``first_epoch`` (a run continued from a checkpoint goes on counting)."""
+        numbered from ``first_epoch`` (a run continued from a checkpoint goes on counting).
+        Several runs may be under way at once (the batched engine)."""
         budget = epochs * self.steps_per_epoch
         self.planned = max(self.planned - budget, 0)
         self.runs_planned = max(self.runs_planned, self.runs_started + 1)
         index, self.runs_started = self.runs_started, self.runs_started + 1
+        self.running[index] = (0, budget)
 
         def report(event: ProgressEvent) -> None:
             in_run = max((event.epoch - first_epoch) * event.steps_per_epoch + event.step, 0)
             if event.kind == "class_done":
                 self.done += max(event.epoch - first_epoch + 1, 0) * event.steps_per_epoch
-                in_run = left_in_run = 0
+                self.running.pop(index, None)
             else:
-                left_in_run = max(budget - in_run, 0)
-            total = self.done + in_run + left_in_run + self.planned
-            self.shown = max(self.shown, min((self.done + in_run) / total, 1.0) if total else 1.0)
+                self.running[index] = (in_run, budget)
+            under_way = sum(steps for steps, _ in self.running.values())
+            total = self.done + sum(max(steps, most) for steps, most in self.running.values()) + self.planned
+            self.shown = max(self.shown, min((self.done + under_way) / total, 1.0) if total else 1.0)
             if self.on_event is not None:
                 self.on_event(replace(event, class_index=index, num_classes=self.runs_planned, overall=self.shown))
         return report

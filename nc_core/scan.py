@@ -17,6 +17,7 @@ from dataclasses import replace
 import keras
 import numpy as np
 
+from nc_core.batched import BatchedEngine, Job, run_batched
 from nc_core.cleanse import Checkpoint, CleanseConfig, TriggerResult, reverse_target
 from nc_core.data import Dataset
 from nc_core.detect import DetectionRule
@@ -128,23 +129,11 @@ def scan(
     targets = _check_classes(range(num_classes) if classes is None else classes, num_classes)
     config.validate(len(data))
     results = {r.target: r for r in done if r.target in targets}
-    engine = make_engine(classifier, data, config)
     progress = ScanProgress(on_event, config.steps_for(len(data)))
+    runner = JobRunner(classifier, data, config, progress, cancel)
     screen = screen_epochs(config, len(targets))
     confirming = config.confirm_runs if len(targets) >= MIN_CLASSES_TO_CONFIRM else 0
     reserve = [config.epochs] * confirming  # restarts of one close call, expected
-
-    checkpoints: dict[int, Checkpoint] = {}
-
-    def run(target: int, epochs: int, seed_offset: int = 0) -> TriggerResult:
-        resume = checkpoints.pop(target, None) if not seed_offset else None
-        first = len(resume.history) + 1 if resume else 1
-        return reverse_target(
-            engine, target, config.replace(seed=config.seed + seed_offset, epochs=epochs), len(data),
-            progress.run(epochs - first + 1, first), cancel,
-            evaluate_asr=lambda m, p: attack_success_rate(classifier, data, m, p, target),
-            resume=resume, on_checkpoint=lambda c: checkpoints.__setitem__(target, c) if epochs < config.epochs else None,
-        )
 
     def keep(result: TriggerResult) -> None:
         results[result.target] = result
@@ -156,24 +145,28 @@ def scan(
         todo = [t for t in targets if t not in results]
         progress.plan([screen or config.epochs] * len(todo) + [config.epochs] * (REFERENCE_CLASSES + 1) * bool(screen)
                       + reserve)
-        for target in todo:
-            keep(screened(run(target, screen)) if screen else run(target, config.epochs))
+        runner.run([runner.job(t, screen or config.epochs) for t in todo],
+                   lambda job, result: keep(screened(result) if screen else result))
         while screen and any(not r.full_schedule for r in results.values()):
             candidates, references = plan_full_runs(list(results.values()), rule)
             if not candidates and not references:
                 break
             progress.replan([config.epochs] * (len(candidates) + len(references)) + reserve)
-            for target in candidates + references:
-                resumed = target in checkpoints
-                keep(completed(results[target], run(target, config.epochs), target in references, resumed))
+            runner.run([runner.job(t, config.epochs) for t in candidates + references],
+                       lambda job, full: keep(completed(results[job.target], full, job.target in references,
+                                                        job.resume is not None)))
         if confirming:
             suspects = close_calls(make_report(list(results.values()), model_name, "", rule=rule))
             progress.replan([config.epochs] * len(suspects) * confirming)
-            for target in suspects:
-                runs = [results[target]]
-                for i in range(confirming):
-                    runs.append(run(target, config.epochs, seed_offset=CONFIRM_SEED_STEP * (i + 1)))
-                keep(median_run(runs))
+            restarts: dict[int, list[TriggerResult]] = {t: [results[t]] for t in suspects}
+            jobs = [runner.job(t, config.epochs, seed_offset=CONFIRM_SEED_STEP * (i + 1))
+                    for t in suspects for i in range(confirming)]
+
+            def restarted(job: Job, result: TriggerResult) -> None:
+                restarts[job.target].append(result)
+                if len(restarts[job.target]) == confirming + 1:
+                    keep(median_run(restarts[job.target]))
+            runner.run(jobs, restarted)
     except RunCancelled:
         cancelled = True
     return make_report(
@@ -181,6 +174,55 @@ def scan(
         config=config.to_dict(), class_names=data.class_names,
         seconds=time.perf_counter() - started, cancelled=cancelled, rule=rule,
     )
+
+
+class JobRunner:
+    """Runs a scan's jobs one class at a time or several per step, and keeps screen checkpoints.
+
+    ``config.classes_per_step`` above 1 selects the batched engine (:mod:`nc_core.batched`);
+    either way each job reports its progress through ``progress`` and each result goes to the
+    caller's ``on_done`` as it finishes, so a cancel keeps every class already done.
+    """
+
+    def __init__(self, classifier: keras.Model, data: Dataset, config: CleanseConfig,
+                 progress: ScanProgress, cancel: CancelToken | None):
+        self.classifier, self.data, self.config = classifier, data, config
+        self.progress, self.cancel = progress, cancel
+        self.batched = config.classes_per_step > 1
+        self.engine = BatchedEngine(classifier, data.x, data.pixel_range, config.classes_per_step,
+                                    config.batch_size, config.learning_rate, config.beta_1, config.beta_2) \
+            if self.batched else make_engine(classifier, data, config)
+        self.checkpoints: dict[int, Checkpoint] = {}
+
+    def job(self, target: int, epochs: int, seed_offset: int = 0) -> Job:
+        """Run ``target`` to ``epochs``, continuing its screen where one was kept (not for restarts)."""
+        resume = self.checkpoints.pop(target, None) if not seed_offset else None
+        return Job(target, self.config.replace(seed=self.config.seed + seed_offset, epochs=epochs), resume,
+                   keep_checkpoint=epochs < self.config.epochs)
+
+    def run(self, jobs: Sequence[Job], on_done: Callable[[Job, TriggerResult], None]) -> None:
+        def events(job: Job) -> EventCallback:
+            first = len(job.resume.history) + 1 if job.resume else 1
+            return self.progress.run(job.config.epochs - first + 1, first)
+
+        def asr(target: int, mask: np.ndarray, pattern: np.ndarray) -> float:
+            return attack_success_rate(self.classifier, self.data, mask, pattern, target)
+
+        def done(job: Job, result: TriggerResult, checkpoint: Checkpoint | None) -> None:
+            if checkpoint is not None:
+                self.checkpoints[job.target] = checkpoint
+            on_done(job, result)
+
+        if self.batched:
+            run_batched(self.engine, jobs, len(self.data), done, events, self.cancel, asr)
+            return
+        for job in jobs:
+            kept: list[Checkpoint] = []
+            result = reverse_target(
+                self.engine, job.target, job.config, len(self.data), events(job), self.cancel,
+                evaluate_asr=lambda m, p, target=job.target: asr(target, m, p), resume=job.resume,
+                on_checkpoint=kept.append if job.keep_checkpoint else None)
+            done(job, result, kept[0] if kept else None)
 
 
 def screen_epochs(config: CleanseConfig, num_classes: int) -> int:

@@ -110,6 +110,15 @@ def test_legacy_engine_reaches_the_same_verdict_on_mnist(mnist_backdoored, mnist
     np.testing.assert_allclose(legacy_l1, keras_l1, rtol=0.15)
 
 
+def test_the_batched_engine_reaches_the_same_verdict_and_l1s_on_mnist(mnist_backdoored, mnist_backdoored_report):
+    batched = scan(mnist_backdoored.classifier, mnist_backdoored.data, config=CleanseConfig(classes_per_step=4))
+    assert batched.verdict == mnist_backdoored_report.verdict == "backdoored"
+    assert batched.flagged == mnist_backdoored_report.flagged
+    assert {r.target: r.engine for r in batched.results} == {k: "batched" for k in range(10)}
+    one_by_one = np.array([r.judged_l1 for r in mnist_backdoored_report.rows])
+    np.testing.assert_allclose([r.judged_l1 for r in batched.rows], one_by_one, rtol=0.25)
+
+
 def test_legacy_engine_reaches_the_same_verdict_on_clean_mnist(mnist_clean, mnist_clean_report):
     legacy = scan(mnist_clean.classifier, mnist_clean.data, config=CleanseConfig(engine="legacy"))
     assert legacy.verdict == mnist_clean_report.verdict == "clean"

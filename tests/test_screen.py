@@ -3,6 +3,7 @@ screened run exactly where it stopped."""
 import math
 
 import numpy as np
+import pytest
 
 from nc_core.cleanse import CleanseConfig, TriggerResult, reverse_target
 from nc_core.detect import DetectionRule
@@ -78,3 +79,21 @@ def test_a_run_continued_from_its_checkpoint_is_the_run_that_never_stopped(mnist
     assert continued.history == straight.history
     assert continued.l1 == straight.l1 and continued.steps == straight.steps
     np.testing.assert_array_equal(continued.mask, straight.mask)
+
+
+def test_one_slot_of_the_batched_engine_takes_the_steps_of_the_one_class_engine(mnist_backdoored):
+    from nc_core.batched import BatchedEngine
+
+    inputs = mnist_backdoored
+    single = KerasEngine(inputs.classifier, inputs.data.x, inputs.data.pixel_range)
+    batched = BatchedEngine(inputs.classifier, inputs.data.x, inputs.data.pixel_range, slots=3)
+    single.start_target(7, seed=7)
+    batched.start_slot(1, target=7, seed=7)
+    batched.start_slot(0, target=2, seed=2)  # a neighbour with its own penalty must not disturb it
+    batched._rng = np.random.default_rng(7)  # the same mini-batches as the one-class engine
+    for lam in (0.0, 0.0, 1e-3, 1e-2):
+        alone = single.run_epoch(lam, 5)
+        together = batched.run_epoch([0.5, lam, 0.0], 5)[1]
+        assert together.l1 == pytest.approx(alone.l1, rel=1e-4)
+        assert together.ce == pytest.approx(alone.ce, rel=1e-3, abs=1e-5)
+    np.testing.assert_allclose(batched.trigger(1)[0], single.current_trigger()[0], atol=1e-4)

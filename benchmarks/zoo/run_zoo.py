@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/zoo/run_zoo.py [--zoo DIR] [--only SUBSTRING] [--original]
+    .venv/bin/python benchmarks/zoo/run_zoo.py [--zoo DIR] [--only SUBSTRING] [--schedule product|full|original]
                                                 [--rescan] [--markdown FILE]
 
 Each model of ``DIR/manifest.csv`` (made by ``build_zoo.py``) is scanned once with the library's
@@ -39,6 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from nc_core.cleanse import CleanseConfig  # noqa: E402
 from nc_core.detect import anomaly_indices  # noqa: E402
 from nc_core.report import ScanReport, make_report  # noqa: E402
 
@@ -89,14 +90,20 @@ def read_manifest(zoo: Path) -> list[dict]:
         return [row for row in csv.DictReader(f) if row["label"] in ("clean", "backdoored")]
 
 
-def scan_model(zoo: Path, row: dict, original: bool, done: ScanReport | None = None) -> ScanReport:
+SCHEDULES = {
+    "product": CleanseConfig,  # screen, then the full schedule where it matters
+    "full": lambda: CleanseConfig(screen_epochs=0),  # every class in full (main before issue 8)
+    "original": CleanseConfig.original,  # the paper's
+}
+
+
+def scan_model(zoo: Path, row: dict, schedule: str, done: ScanReport | None = None) -> ScanReport:
     """Scan one model as the CLI does; with ``done``, only what that report still lacks."""
-    from nc_core.cleanse import CleanseConfig
     from nc_core.inputs import load_inputs
     from nc_core.scan import scan
 
     inputs = load_inputs(zoo / row["model"], zoo / row["data"])
-    config = CleanseConfig.original() if original else CleanseConfig()
+    config = SCHEDULES[schedule]()
     report = scan(inputs.classifier, inputs.data, config=config, model_name=Path(row["model"]).name,
                   done=done.results if done else ())
     if done is not None:
@@ -104,7 +111,7 @@ def scan_model(zoo: Path, row: dict, original: bool, done: ScanReport | None = N
     return report
 
 
-def cached_report(zoo: Path, row: dict, original: bool, rescan: bool, judge_only: bool = False) -> ScanReport:
+def cached_report(zoo: Path, row: dict, schedule: str, rescan: bool, judge_only: bool = False) -> ScanReport:
     """The model's report, scanned now or read from the cache and re-judged by today's rule.
 
     A cached report whose close calls (under today's rule) were never confirmed by restarts gets
@@ -113,16 +120,16 @@ def cached_report(zoo: Path, row: dict, original: bool, rescan: bool, judge_only
     """
     from nc_core.scan import close_calls
 
-    path = zoo / "reports" / ("original" if original else "product") / (Path(row["model"]).stem + ".json")
+    path = zoo / "reports" / schedule / (Path(row["model"]).stem + ".json")
     if path.is_file() and not rescan:
         stored = ScanReport.from_json(path.read_text())
         report = make_report(stored.results, stored.model, stored.data, stored.pixel_range, stored.config,
                              [r.name for r in stored.rows], stored.seconds, stored.cancelled)
-        if original or judge_only or not close_calls(report):
+        if schedule == "original" or judge_only or not close_calls(report):
             return report
-        report = scan_model(zoo, row, original, done=report)
+        report = scan_model(zoo, row, schedule, done=report)
     else:
-        report = scan_model(zoo, row, original)
+        report = scan_model(zoo, row, schedule)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(report.to_json())
@@ -219,14 +226,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--zoo", type=Path, default=Path(os.environ.get("NC_ZOO_DIR", DEFAULT_ZOO)))
     parser.add_argument("--only", default="", help="only models whose name contains this")
-    parser.add_argument("--original", action="store_true", help="the paper's schedule instead of the product's")
+    parser.add_argument("--schedule", choices=list(SCHEDULES), default="product",
+                        help="product (screen first, the default), full (every class in full) or original (the paper's)")
     parser.add_argument("--rescan", action="store_true", help="scan again even where a report is cached")
     parser.add_argument("--cached-only", action="store_true",
                         help="score only models already scanned, re-judged by today's rule without optimising")
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
     parser.add_argument("--detail", action="store_true", help="print one line per model too")
     args = parser.parse_args(argv)
-    schedule = "original" if args.original else "product"
+    schedule = args.schedule
     rows = [r for r in read_manifest(args.zoo) if args.only in Path(r["model"]).stem]
     if args.cached_only:
         rows = [r for r in rows if (args.zoo / "reports" / schedule / (Path(r["model"]).stem + ".json")).is_file()]
@@ -237,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     scored: list[Scored] = []
     started = time.perf_counter()
     for k, row in enumerate(rows, start=1):
-        report = cached_report(args.zoo, row, args.original, args.rescan, judge_only=args.cached_only)
+        report = cached_report(args.zoo, row, schedule, args.rescan, judge_only=args.cached_only)
         judgements = {name: rule(report) for name, rule in RULES.items()}
         scored.append(Scored(row, report, judgements))
         p = judgements["product"]
