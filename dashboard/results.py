@@ -17,6 +17,7 @@ from nc_core.images import to_image, trigger_images
 from nc_core.masks import stamp
 
 from dashboard.charts import curves_figure, l1_figure
+from dashboard.runs import origin_text
 
 if TYPE_CHECKING:
     from nc_core.inputs import ScanInputs
@@ -238,6 +239,7 @@ def run_summary(record) -> None:
         f"pixel range {record.settings.get('pixel_range') or 'guessed'} · {config.get('method')} / "
         f"{config.get('engine')} · {config.get('epochs')} epochs, batch {config.get('batch_size')}, "
         f"learning rate {config.get('learning_rate')} · {record.status}"
+        + (f" · {origin_text(record)}" if getattr(record, "imported", None) else "")
     )
 
 

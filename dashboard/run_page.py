@@ -17,7 +17,7 @@ from dashboard.loading import class_names, get_store, load_run_inputs, selection
 from dashboard.page import reviewer_mode, runs_disabled_notice, start_page
 from dashboard.results import show_run
 from dashboard.runs import page_run, remember_run, start_run
-from dashboard.selection import Selection, require_selection
+from dashboard.selection import Selection, current, require_selection
 from dashboard.settings import RunSettings
 
 
@@ -27,7 +27,7 @@ class RunPage:
 
     kind: str
     state_key: str
-    selection: Selection
+    selection: Selection | None
     inputs: object
     names: list[str]
     record: object | None
@@ -38,17 +38,26 @@ class RunPage:
 
 
 def open_run_page(title: str, icon: str, kind: str) -> RunPage:
-    """Page set-up, reviewer-mode stop, the current selection (or a stop) and the page's run."""
+    """Page set-up, reviewer-mode stop, the current selection and the page's run.
+
+    A page opened on ``?run=<id>`` (a refresh, a shared link, a second viewer) shows that run,
+    live or finished, even when no model is selected in this session; only starting a new run
+    needs a selection.
+    """
     start_page(title, icon)
     st.title(title)
     if reviewer_mode():
         runs_disabled_notice()
         st.stop()
+    state_key = f"{kind}_run"
+    record = page_run(state_key, kind)
+    if current() is None and record is not None:
+        st.caption(f"Run {record.id}: {record.model} on {record.data}. Choose a model and its data to start a new run.")
+        show_page_run(RunPage(kind, state_key, None, None, [], record), "")
+        st.stop()
     selection = require_selection()
     inputs = selection_inputs_or_stop(selection)
-    state_key = f"{kind}_run"
-    return RunPage(kind, state_key, selection, inputs, class_names(selection, inputs),
-                   page_run(state_key, kind))
+    return RunPage(kind, state_key, selection, inputs, class_names(selection, inputs), record)
 
 
 def submit(page: RunPage, run_settings: RunSettings, classes: list[int] | None) -> None:

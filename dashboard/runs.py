@@ -29,7 +29,20 @@ def started_text(created: float) -> str:
 def run_label(record) -> str:
     """How a run is named in pickers: when, what, which kind, where it stands."""
     verdict = f" · {record.verdict}" if record.verdict and record.kind == "scan" else ""
-    return f"{started_text(record.created)} · {record.kind} · {record.model} · {record.status}{verdict} · {record.id}"
+    imported = " · imported" if record.imported else ""
+    return (f"{started_text(record.created)} · {record.kind} · {record.model} · {record.status}{verdict}{imported}"
+            f" · {record.id}")
+
+
+def origin_text(record) -> str:
+    """Where a run comes from: run here, or imported (when, from which exported run)."""
+    if not record.imported:
+        return "run here"
+    return f"imported {started_text(record.imported)} from {record.origin or 'a bundle'}"
+
+
+def _index_text(value) -> str:
+    return "–" if value is None or value != value else f"{value:.2f}"
 
 
 def runs_frame(records, detailed: bool = False) -> pd.DataFrame:
@@ -45,9 +58,10 @@ def runs_frame(records, detailed: bool = False) -> pd.DataFrame:
             "kind": record.kind if record.kind == "scan" else f"reverse {', '.join(map(str, classes or []))}",
             "status": record.status,
             "verdict": (record.verdict or "–") if record.kind == "scan" else "–",
-            "anomaly index": record.anomaly_index if record.kind == "scan" else None,
+            "anomaly index": _index_text(record.anomaly_index) if record.kind == "scan" else "–",
             "flagged": ", ".join(map(str, record.flagged)) if record.kind == "scan" else "–",
             "duration": format_seconds((record.finished or time.time()) - record.created),
+            "origin": origin_text(record),
         }
         if detailed:
             row.update({"epochs": config.get("epochs"), "batch size": config.get("batch_size"),

@@ -44,6 +44,10 @@ class Job:
     resume: Checkpoint | None = None
     keep_checkpoint: bool = False
 
+    @property
+    def epochs_left(self) -> int:
+        return self.config.epochs - (len(self.resume.history) if self.resume else 0)
+
 
 class BatchedEngine:
     """Optimise the ``neural-cleanse`` triggers of up to ``slots`` classes in one step.

@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="epochs of the first pass every class gets; only classes that could change the verdict "
                            f"then get the full schedule (product default {CleanseConfig().screen_epochs}; "
                            "0: the full schedule for every class)")
+    scan.add_argument("--classes-per-step", type=int,
+                      help="optimise this many classes in one batched step (default 1; for GPUs, see README)")
     rule = DetectionRule()
     scan.add_argument("--threshold", type=float, default=rule.threshold,
                       help="log-L1 index above which a class stands out (default %(default)g, the paper's)")
@@ -88,6 +90,7 @@ def _config(args: argparse.Namespace):
         "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
         "seed": args.seed, "method": args.method, "engine": args.engine,
         "screen_epochs": getattr(args, "screen_epochs", None),
+        "classes_per_step": getattr(args, "classes_per_step", None),
     }
     return base.replace(**{k: v for k, v in overrides.items() if v is not None})
 

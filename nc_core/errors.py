@@ -32,5 +32,9 @@ class StoreError(NCError):
     """The run store cannot be read or written (unwritable directory, disk full, corrupt run)."""
 
 
+class DuplicateRunError(NCError):
+    """A bundle being imported is already in the run store (imported before, or exported from it)."""
+
+
 class RunCancelled(NCError):
     """A run was cancelled by the user; what finished before the cancel is kept."""

@@ -151,8 +151,9 @@ def scan(
             candidates, references = plan_full_runs(list(results.values()), rule)
             if not candidates and not references:
                 break
-            progress.replan([config.epochs] * (len(candidates) + len(references)) + reserve)
-            runner.run([runner.job(t, config.epochs) for t in candidates + references],
+            jobs = [runner.job(t, config.epochs) for t in candidates + references]
+            progress.replan([job.epochs_left for job in jobs] + reserve)
+            runner.run(jobs,
                        lambda job, full: keep(completed(results[job.target], full, job.target in references,
                                                         job.resume is not None)))
         if confirming:
@@ -202,8 +203,7 @@ class JobRunner:
 
     def run(self, jobs: Sequence[Job], on_done: Callable[[Job, TriggerResult], None]) -> None:
         def events(job: Job) -> EventCallback:
-            first = len(job.resume.history) + 1 if job.resume else 1
-            return self.progress.run(job.config.epochs - first + 1, first)
+            return self.progress.run(job.epochs_left, job.config.epochs - job.epochs_left + 1)
 
         def asr(target: int, mask: np.ndarray, pattern: np.ndarray) -> float:
             return attack_success_rate(self.classifier, self.data, mask, pattern, target)

@@ -34,7 +34,7 @@ import numpy as np
 
 from nc_core.cleanse import EpochRecord, TriggerResult
 from nc_core.detect import DetectionRule
-from nc_core.errors import StoreError
+from nc_core.errors import DuplicateRunError, StoreError
 from nc_core.report import ScanReport, make_report
 
 DATA_DIR_ENV = "NC_DATA_DIR"
@@ -58,9 +58,13 @@ CREATE TABLE IF NOT EXISTS runs (
     progress TEXT,
     error TEXT,
     pid INTEGER,
-    cancel_requested INTEGER NOT NULL DEFAULT 0
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    origin TEXT,
+    imported REAL
 );
 """
+#: Columns added after the first release, added to older databases when they are opened.
+_ADDED_COLUMNS = {"origin": "TEXT", "imported": "REAL"}
 
 
 def default_data_dir() -> Path:
@@ -87,6 +91,8 @@ class RunRecord:
     error: str | None = None
     pid: int | None = None
     cancel_requested: bool = False
+    origin: str | None = None
+    imported: float | None = None
 
     @property
     def active(self) -> bool:
@@ -144,6 +150,10 @@ class RunStore:
             with self._connect() as db:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.executescript(_SCHEMA)
+                present = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
+                for column, kind in _ADDED_COLUMNS.items():
+                    if column not in present:
+                        db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
         except (OSError, sqlite3.Error) as error:
             raise StoreError(f"Cannot use the data directory {self.root}: {error}.") from None
 
@@ -210,6 +220,7 @@ class RunStore:
             verdict=row["verdict"], anomaly_index=row["anomaly_index"],
             flagged=json.loads(row["flagged"] or "[]"), progress=json.loads(row["progress"] or "{}"),
             error=row["error"], pid=row["pid"], cancel_requested=bool(row["cancel_requested"]),
+            origin=row["origin"], imported=row["imported"],
         )
 
     def get(self, run_id: str) -> RunRecord:
@@ -338,10 +349,20 @@ class RunStore:
         return buffer.getvalue()
 
     def import_bundle(self, data: bytes) -> str:
-        """Add a run from an exported bundle under a new id; refuses anything that is not one."""
+        """Add a run from an exported bundle under a new id; refuses anything that is not one.
+
+        The new run keeps where it came from (``origin``: the exported run's id, ``imported``: when),
+        and importing the same bundle again (same origin and start time) is refused, naming the
+        run it was imported as, instead of making an identical second copy.
+        """
         from nc_core.bundle import read_bundle
 
         record, report_json, class_files = read_bundle(data)
+        origin = str(record.get("origin") or record.get("id") or "")[:64] or None
+        if origin is not None:
+            twins = self._read("SELECT id FROM runs WHERE origin = ? AND created = ?", (origin, record["created"]))
+            if twins:
+                raise DuplicateRunError(f"This bundle was already imported, as run {twins[0]['id']}.")
         run_id = uuid.uuid4().hex[:16]
         folder = self.run_dir(run_id)
         try:
@@ -356,10 +377,12 @@ class RunStore:
         with _removed_on_failure(folder), self._write() as db:
             db.execute(
                 "INSERT INTO runs (id, kind, status, model, data, settings, created, finished, verdict, "
-                "anomaly_index, flagged, progress, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "anomaly_index, flagged, progress, error, origin, imported) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, record["kind"], status, record["model"], record["data"], json.dumps(record["settings"]),
                  record["created"], record.get("finished"), record.get("verdict"), record.get("anomaly_index"),
-                 json.dumps(record.get("flagged", [])), json.dumps(record.get("progress", {})), record.get("error")),
+                 json.dumps(record.get("flagged", [])), json.dumps(record.get("progress", {})), record.get("error"),
+                 origin, time.time()),
             )
         return run_id
 

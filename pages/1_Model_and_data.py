@@ -34,9 +34,10 @@ if source == "Shipped sample":
     else:
         sample_names = list(available)
         chosen_now = next((name for name, sample in available.items()
-                           if selection and sample.model_path == selection.model_path), sample_names[0])
-        picked = st.selectbox("Sample", sample_names, index=sample_names.index(chosen_now), key="model_sample")
-        if selection is None or selection.model_path != available[picked].model_path:
+                           if selection and sample.model_path == selection.model_path), None)
+        picked = st.selectbox("Sample", sample_names, index=sample_names.index(chosen_now) if chosen_now else None,
+                              placeholder="Choose a sample model", key="model_sample")
+        if picked is not None and (selection is None or selection.model_path != available[picked].model_path):
             selection = available[picked]
             choose(selection)
 else:

@@ -174,9 +174,21 @@ def upload(at: AppTest, model: tuple[str, bytes], data: tuple[str, bytes]) -> Ap
 
 
 @needs_mnist
+def test_the_model_page_selects_nothing_until_the_user_chooses(data_dir):
+    at = app().run().switch_page(MODEL_PAGE).run()
+
+    assert "selection" not in at.session_state
+    assert at.selectbox(key="model_sample").value is None
+    assert "Choose a sample or upload a model and its data." in alerts(at)
+    at.radio(key="model_source").set_value("Upload your own").run()
+    assert "selection" not in at.session_state, "uploading starts from nothing chosen"
+
+
+@needs_mnist
 def test_random_bytes_as_a_model_are_answered_with_an_error(data_dir):
-    at = upload(app().run().switch_page(MODEL_PAGE).run(), ("model.keras", os.urandom(4096)),
-                ("mnist_data.npz", (SAMPLES / "mnist_data.npz").read_bytes()))
+    at = app().run().switch_page(MODEL_PAGE).run()
+    at.selectbox(key="model_sample").set_value("signs_backdoored").run()
+    at = upload(at, ("model.keras", os.urandom(4096)), ("mnist_data.npz", (SAMPLES / "mnist_data.npz").read_bytes()))
 
     assert not at.exception
     assert len(at.error) == 1 and "'model.keras'" in at.error[0].value
@@ -327,6 +339,21 @@ def test_runs_page_lists_exports_imports_and_deletes_runs(reverse_run, scan_run,
     assert "cannot be undone" in at.warning[0].value
     at.button(key="delete_confirm").click().run()
     assert {r.id for r in store(shared_dir).list_runs()} == before
+
+
+@needs_mnist
+def test_a_run_page_opened_afresh_on_its_link_shows_the_run_without_a_selection(reverse_run, scan_run):
+    for (_, record, _), page in ((reverse_run, REVERSE_PAGE), (scan_run, SCAN_PAGE)):
+        at = app()
+        at.query_params["run"] = record.id
+        at.run().switch_page(page).run()  # a fresh session: nothing selected
+        assert not at.exception
+        assert "selection" not in at.session_state
+        assert "Choose a model and its data first." not in alerts(at)
+        assert record.id in texts(at, "caption")
+        assert at.query_params["run"] == record.id
+        if page == SCAN_PAGE:
+            assert banners(at) and banners(at)[0].lower().startswith(f"### {record.verdict}")
 
 
 @needs_mnist

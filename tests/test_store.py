@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nc_core.cleanse import EpochRecord, TriggerResult
-from nc_core.errors import InvalidDataError, StoreError
+from nc_core.errors import DuplicateRunError, InvalidDataError, StoreError
 from nc_core.report import make_report
 from nc_core.store import RunStore, atomic_write
 
@@ -92,6 +92,35 @@ def test_bundles_round_trip_into_a_new_run(store):
     copy = store.load_report(copy_id)
     assert copy.verdict == "backdoored" and copy.flagged == [2]
     np.testing.assert_array_equal(copy.result_for(1).pattern, results[1].pattern)
+    record = store.get(copy_id)
+    assert record.origin == run_id and record.imported is not None and store.get(run_id).imported is None
+
+
+def test_importing_the_same_bundle_twice_names_the_first_copy(store):
+    run_id = store.create_run("scan", "m.keras", "d.npz", {"config": {"epochs": 3}})
+    store.save_class_result(run_id, _result(0, 5.0))
+    bundle = store.export_bundle(run_id)
+    copy_id = store.import_bundle(bundle)
+    with pytest.raises(DuplicateRunError, match=copy_id):
+        store.import_bundle(bundle)
+    with pytest.raises(DuplicateRunError, match=copy_id):
+        store.import_bundle(store.export_bundle(copy_id))  # a copy exported again is the same run
+    assert len(store.list_runs()) == 2
+
+
+def test_a_store_made_before_imports_were_marked_opens_and_gains_the_columns(tmp_path):
+    import sqlite3
+
+    (tmp_path / "runs").mkdir()
+    with sqlite3.connect(tmp_path / "runs.sqlite") as db:
+        db.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL, "
+                   "model TEXT NOT NULL, data TEXT NOT NULL, settings TEXT NOT NULL, created REAL NOT NULL, "
+                   "finished REAL, verdict TEXT, anomaly_index REAL, flagged TEXT, progress TEXT, error TEXT, "
+                   "pid INTEGER, cancel_requested INTEGER NOT NULL DEFAULT 0)")
+        db.execute("INSERT INTO runs (id, kind, status, model, data, settings, created) "
+                   "VALUES ('ab12', 'scan', 'done', 'm', 'd', '{}', 1.0)")
+    old = RunStore(tmp_path)
+    assert old.get("ab12").imported is None and old.get("ab12").origin is None
 
 
 def _zip(members: dict) -> bytes:
