@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.charts import curves_figure
+from nc_core.figures import curves_figure
 from dashboard.loading import get_store
 
 

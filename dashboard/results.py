@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
 
+from nc_core.figures import curves_figure, l1_figure
+from nc_core.html_report import SAMPLES_PER_CLASS, render_html_report
 from nc_core.images import to_image, trigger_images
 from nc_core.masks import stamp
 
-from dashboard.charts import curves_figure, l1_figure
 from dashboard.runs import origin_text
 
 if TYPE_CHECKING:
@@ -261,7 +263,21 @@ def show_run(record, report, load_inputs: InputsLoader, key: str) -> None:
             st.info("No class finished in this run.")
         return
     names = report_names(report, record.settings)
+    st.download_button("Download HTML report", partial(html_report, report, names, load_inputs),
+                       file_name=f"nc_report_{record.id}.html", mime="text/html", icon=":material/description:",
+                       key=f"{key}_html_report", on_click="ignore",
+                       help="One file with the verdict, chart, table and every trigger; opens offline in a browser.")
     if record.kind == "reverse":
         trigger_detail(report.results[0], names, load_inputs, key)
     else:
         scan_results(report, names, load_inputs, key)
+
+
+def html_report(report, names: list[str], load_inputs: InputsLoader) -> str:
+    """The run as one self-contained HTML file, with triggered samples when its data can be read."""
+    try:
+        inputs = load_inputs()
+        samples = inputs.data.x[:SAMPLES_PER_CLASS] if inputs is not None else None
+    except Exception:  # the report stands without samples
+        samples = None
+    return render_html_report(report, samples, names)

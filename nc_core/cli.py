@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--classes", type=_class_list, help="comma-separated class ids (default: all)")
     scan.add_argument("--out", type=Path, help="folder for report.json and per-class PNGs")
     scan.add_argument("--format", choices=["json", "text"], default="text")
+    scan.add_argument("--report", type=Path, help="also write a self-contained HTML report to this file")
     scan.add_argument("--screen-epochs", type=int,
                       help="epochs of the first pass every class gets; only classes that could change the verdict "
                            f"then get the full schedule (product default {CleanseConfig().screen_epochs}; "
@@ -168,6 +169,10 @@ def run_scan(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, previous)
     if args.out:
         _write_scan_outputs(report, args.out)
+    if args.report:
+        from nc_core.html_report import SAMPLES_PER_CLASS, write_html_report
+
+        write_html_report(report, args.report, inputs.data.x[:SAMPLES_PER_CLASS], inputs.data.class_names)
     print(json.dumps(report.summary()) if args.format == "json" else _text_summary(report))
     return EXIT_CANCELLED if report.cancelled else EXIT_OK
 

@@ -7,10 +7,20 @@ so a mask looks the same everywhere.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+#: Saved pictures are enlarged (nearest neighbour, so pixels stay sharp) to at least this side:
+#: a 28x28 mask saved as is is too small to see.
+MIN_SAVED_SIDE = 256
+
+
+def scale_for(side: int, at_least: int = MIN_SAVED_SIDE) -> int:
+    """The whole enlargement that brings ``side`` pixels to at least ``at_least``."""
+    return max(1, math.ceil(at_least / max(int(side), 1)))
 
 
 def to_image(unit: np.ndarray, scale: int = 1) -> Image.Image:
@@ -44,11 +54,12 @@ def trigger_images(mask: np.ndarray, pattern: np.ndarray, scale: int = 1) -> dic
 
 
 def save_trigger_images(mask: np.ndarray, pattern: np.ndarray, folder: Path, prefix: str = "") -> list[Path]:
-    """Write ``{prefix}mask.png``, ``pattern.png`` and ``fusion.png`` into ``folder``."""
+    """Write ``{prefix}mask.png``, ``pattern.png`` and ``fusion.png`` into ``folder``, enlarged to
+    at least ``MIN_SAVED_SIDE`` pixels."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, image in trigger_images(mask, pattern).items():
+    for name, image in trigger_images(mask, pattern, scale_for(max(np.shape(pattern)[:2]))).items():
         path = folder / f"{prefix}{name}.png"
         image.save(path)
         paths.append(path)

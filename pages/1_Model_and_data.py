@@ -4,7 +4,7 @@ from dataclasses import replace
 import numpy as np
 import streamlit as st
 
-from dashboard.charts import balance_figure
+from nc_core.figures import balance_figure
 from dashboard.loading import class_names, load_selection, selection_inputs_or_stop
 from dashboard.page import reviewer_mode, start_page
 from dashboard.results import class_label

@@ -7,6 +7,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import ROOT, sample_path
 
@@ -22,7 +23,8 @@ def nc(*args, timeout=300):
 
 def test_scan_prints_the_json_contract_and_writes_its_folder(tmp_path):
     out = tmp_path / "scan"
-    done = nc("scan", MODEL, DATA, "--classes", "0,1,7", "--epochs", "4", "--format", "json", "--out", out, "--quiet")
+    done = nc("scan", MODEL, DATA, "--classes", "0,1,7", "--epochs", "4", "--format", "json", "--out", out, "--quiet",
+              "--report", tmp_path / "report.html")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert {"model", "verdict", "anomaly_index", "flagged", "seconds", "classes", "score", "verdict_reason",
@@ -38,6 +40,10 @@ def test_scan_prints_the_json_contract_and_writes_its_folder(tmp_path):
     assert summary["steps"] == sum(row["steps"] for row in summary["classes"])
     assert json.loads((out / "summary.json").read_text()) == summary
     assert (out / "classes" / "007_fusion.png").exists()
+    with Image.open(out / "classes" / "007_fusion.png") as fusion:
+        assert min(fusion.size) >= 256, "saved pictures are enlarged to be seen"
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert ">Inconclusive<" in page and "mnist_backdoored.keras" in page
 
 
 def test_reverse_writes_mask_pattern_fusion_and_result(tmp_path):

@@ -1,6 +1,6 @@
 """Plotly figures of runs: optimisation curves, L1 per class with the detection lines, balance.
 
-Pure functions from nc_core results to figures; the pages only place them.
+Pure functions from results to figures: the dashboard places them, the HTML report embeds them.
 """
 from __future__ import annotations
 

@@ -1,0 +1,155 @@
+"""One self-contained HTML file of a run, for reviewers: opens offline in any browser.
+
+Verdict and reason, settings, the L1 chart (Plotly, its JavaScript embedded), the per-class
+table, every class's mask, pattern and fusion, and clean samples with the trigger stamped on,
+all inside one file: images as base64 PNGs, no link to anything outside. Every string that
+comes from a user (model and data names, class names) is HTML-escaped.
+
+    >>> write_html_report(report, "report.html", samples=inputs.data.x[:4])
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+
+from nc_core.figures import l1_figure
+from nc_core.images import scale_for, to_image, trigger_images
+from nc_core.masks import stamp
+from nc_core.report import ScanReport
+
+#: Triggered samples shown per class.
+SAMPLES_PER_CLASS = 4
+#: Side in pixels of the pictures in the class gallery.
+PICTURE_SIDE = 128
+VERDICT_COLOURS = {"backdoored": "#d62728", "inconclusive": "#ff7f0e", "clean": "#2ca02c"}
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
+.verdict { padding: 1rem 1.25rem; border-radius: 6px; color: white; }
+.verdict h1 { margin: 0 0 .25rem 0; font-size: 1.6rem; }
+table { border-collapse: collapse; font-size: .85rem; }
+th, td { padding: .25rem .5rem; border-bottom: 1px solid #ddd; text-align: right; }
+th:nth-child(2), td:nth-child(2) { text-align: left; }
+tr.flagged td { color: #d62728; font-weight: 600; }
+.classes { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 1rem; }
+.class { border: 1px solid #ddd; border-radius: 6px; padding: .5rem; }
+.class img { image-rendering: pixelated; width: 88px; margin-right: 4px; }
+.settings { font-size: .85rem; color: #555; }
+"""
+
+
+def _text(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _png(array: np.ndarray) -> str:
+    """A unit-range image as an inline ``<img>``, enlarged for the gallery."""
+    image = to_image(array, scale_for(max(np.shape(array)[:2]), PICTURE_SIDE))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+
+
+def _image_tag(image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+
+
+def _name(report: ScanReport, class_id: int, names: list[str] | None) -> str:
+    if names and class_id < len(names):
+        return names[class_id]
+    return next((row.name for row in report.rows if row.class_id == class_id), str(class_id))
+
+
+def render_html_report(report: ScanReport, samples: np.ndarray | None = None,
+                       class_names: list[str] | None = None, title: str | None = None) -> str:
+    """The whole report as one HTML document (see the module docstring).
+
+    ``samples`` are clean images in [0, 1] ``(N, H, W, C)`` to stamp each trigger on; without
+    them the gallery shows the triggers only.
+    """
+    last = max((r.class_id for r in report.rows), default=-1)
+    figure = l1_figure(report, [_name(report, k, class_names) for k in range(last + 1)])
+    chart = figure.to_html(full_html=False, include_plotlyjs=True, config={"displaylogo": False})
+    colour = VERDICT_COLOURS.get(report.verdict, "#555")
+    heading = _text(title or f"Neural Cleanse report: {report.model}")
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{heading}</title><style>{_STYLE}</style></head><body>",
+        f"<p class='settings'>{heading} · data {_text(report.data)} · pixel range {_text(report.pixel_range)} · "
+        f"made {_text(time.strftime('%Y-%m-%d %H:%M', time.localtime(report.created)))}</p>",
+        f"<div class='verdict' style='background:{colour}'><h1>{_text(report.verdict.capitalize())}</h1>"
+        f"<div>{_text(report.verdict_reason)}</div></div>",
+        _settings(report),
+        "<h2>Mask size per class</h2>", chart,
+        "<h2>Classes</h2>", _table(report, class_names),
+        "<h2>Recovered triggers</h2>", _gallery(report, samples, class_names),
+        "</body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def _settings(report: ScanReport) -> str:
+    config = report.config
+    items = {
+        "score": f"{report.score:.2f} (a class is flagged above 1)", "flagged": report.flagged or "none",
+        "median L1": f"{report.median:.1f}", "anomaly index (paper)": f"{report.anomaly_index:.2f}",
+        "rule": (f"threshold {report.threshold:g}, max L1 ratio {report.max_ratio:g}, "
+                 f"min compactness {report.min_compactness:g}, extreme ratio {report.extreme_ratio:g}"),
+        "schedule": (f"{config.get('method')} / {config.get('engine')}, at most {config.get('epochs')} epochs, "
+                     f"batch {config.get('batch_size')}, screen {config.get('screen_epochs', 0)} epochs, "
+                     f"{len(report.screened)} of {len(report.rows)} classes screened only"),
+        "work": f"{report.steps} optimisation steps in {report.seconds:.1f} s"
+                + (" (cancelled)" if report.cancelled else ""),
+    }
+    rows = "".join(f"<li><b>{_text(k)}</b>: {_text(v)}</li>" for k, v in items.items())
+    return f"<ul class='settings'>{rows}</ul>"
+
+
+def _table(report: ScanReport, class_names: list[str] | None) -> str:
+    head = ("<tr><th>class</th><th>name</th><th>mask L1</th><th>judged L1</th><th>of median</th>"
+            "<th>anomaly index</th><th>log index</th><th>compactness</th><th>score</th><th>ASR</th>"
+            "<th>schedule</th><th>steps</th></tr>")
+    body = []
+    for row in sorted(report.rows, key=lambda r: r.judged_l1):
+        schedule = "full" if row.full_schedule else "screened"
+        body.append(
+            f"<tr class='{'flagged' if row.flagged else ''}'><td>{row.class_id}</td>"
+            f"<td>{_text(_name(report, row.class_id, class_names))}</td><td>{row.l1:.1f}</td>"
+            f"<td>{row.judged_l1:.1f}</td><td>{row.ratio:.2f}</td><td>{row.anomaly_index:.2f}</td>"
+            f"<td>{row.log_index:.2f}</td><td>{row.compactness:.2f}</td><td>{row.score:.2f}</td>"
+            f"<td>{row.asr:.1%}</td><td>{schedule}</td><td>{row.steps}</td></tr>")
+    return f"<table>{head}{''.join(body)}</table>"
+
+
+def _gallery(report: ScanReport, samples: np.ndarray | None, class_names: list[str] | None) -> str:
+    cards = []
+    flagged_first = sorted(report.results, key=lambda r: (r.target not in report.flagged, r.l1))
+    for result in flagged_first:
+        pictures = trigger_images(result.mask, result.pattern,
+                                  scale_for(max(np.shape(result.pattern)[:2]), PICTURE_SIDE))
+        triggered = ""
+        if samples is not None and len(samples):
+            stamped = stamp(np.asarray(samples[:SAMPLES_PER_CLASS], np.float32), result.mask, result.pattern)
+            triggered = "<div>" + "".join(_png(image) for image in stamped) + "</div>"
+        mark = " · flagged" if result.target in report.flagged else ""
+        cards.append(
+            f"<div class='class'><b>{result.target} · {_text(_name(report, result.target, class_names))}</b>"
+            f"{mark}<br>L1 {result.l1:.1f} · ASR {result.asr:.1%}<div>"
+            + "".join(_image_tag(pictures[k]) for k in ("mask", "pattern", "fusion"))
+            + f"</div>{triggered}</div>")
+    return f"<div class='classes'>{''.join(cards)}</div>"
+
+
+def write_html_report(report: ScanReport, path: str | Path, samples: np.ndarray | None = None,
+                      class_names: list[str] | None = None) -> Path:
+    """Write :func:`render_html_report` to ``path`` (UTF-8); return the path."""
+    path = Path(path)
+    path.write_text(render_html_report(report, samples, class_names), encoding="utf-8")
+    return path
