@@ -38,7 +38,9 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(prog="python -m nc_core", description="Find backdoors in Keras image classifiers (Neural Cleanse).")
+    launched = Path(sys.argv[0]).name
+    prog = "python -m nc_core" if launched in ("__main__.py", "-c", "") else launched
+    parser = _OneLineParser(prog=prog, description="Find backdoors in Keras image classifiers (Neural Cleanse).")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
 
     def common(sub: argparse.ArgumentParser) -> None:
@@ -108,8 +110,10 @@ def _progress_printer(quiet: bool):
                   f"ASR {m['asr']:.3f}  L1 {m['l1']:8.2f}  lambda {m['lam']:.2e}  [{event.fraction:5.1%}]",
                   end="", file=sys.stderr, flush=True)
         elif event.kind == "class_done":
-            print(f"\rclass {event.target} ({event.class_index + 1}/{event.num_classes}) done: L1 {event.metrics['l1']:.2f}  ASR {event.metrics['asr']:.3f}"
-                  + " " * 30, file=sys.stderr, flush=True)
+            line = (f"class {event.target} ({event.class_index + 1}/{event.num_classes}) done: "
+                    f"L1 {event.metrics['l1']:.2f}  ASR {event.metrics['asr']:.3f}  [{event.fraction:5.1%}]")
+            # On a terminal the line overwrites the live epoch line; piped, it is a plain log line.
+            print(f"\r{line}{' ' * 30}" if live else line, file=sys.stderr, flush=True)
     return show
 
 

@@ -305,7 +305,7 @@ def load_image_folder(
     """
     root = Path(path)
     if not root.is_dir():
-        raise InvalidDataError(f"The folder {root.name!r} does not exist.")
+        raise InvalidDataError(f"The folder {str(root)!r} does not exist.")
     files, dirs = _folder_tree(root)
     return _tree_dataset(files, dirs, root.name, image_size, channels, max_samples)
 
@@ -575,7 +575,7 @@ def load_data(
     elif path.suffix.lower() == ".zip":
         ds = load_image_zip(path, (height, width), channels, max_samples)
     elif not path.exists():
-        raise InvalidDataError(f"The data {path.name!r} does not exist.")
+        raise InvalidDataError(f"The data {str(path)!r} does not exist.")
     else:
         raise InvalidDataError(
             f"{path.name!r} is not data the scanner reads: use an .npz file, a .zip of class folders, or a folder."
@@ -673,5 +673,5 @@ def _check_max_samples(max_samples: int) -> int:
 def _existing(path: str | Path, what: str) -> Path:
     path = Path(path)
     if not path.is_file():
-        raise InvalidDataError(f"The {what} {path.name!r} does not exist.")
+        raise InvalidDataError(f"The {what} {str(path)!r} does not exist.")
     return path

@@ -68,7 +68,7 @@ def load_model(path: str | Path) -> keras.Model:
             f"{path.name!r} is not a model file the scanner reads: save the model as .keras (Keras 3) or .h5."
         )
     if not path.is_file():
-        raise ModelLoadError(f"The model file {path.name!r} does not exist.")
+        raise ModelLoadError(f"The model file {str(path)!r} does not exist.")
     config = _read_keras_config(path) if suffix == ".keras" else _read_h5_config(path)
     refuse_unsafe_config(config)
     try:

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,3 +107,18 @@ def test_malformed_options_give_one_error_line(argv, capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ")
+
+
+def test_the_installed_command_works_from_any_folder(tmp_path):
+    import shutil
+
+    command = shutil.which("neural-cleanse", path=str(Path(sys.executable).parent))
+    assert command, "install the package (pip install -e .) as the README's set-up line does"
+    done = subprocess.run([command, "scan", str(MODEL), str(DATA), "--classes", "0", "--epochs", "1",
+                           "--format", "json", "--quiet"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["classes"][0]["class"] == 0
+    missing = subprocess.run([command, "scan", "nowhere/model.keras", str(DATA)], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2 and "'nowhere/model.keras'" in missing.stderr
