@@ -6,9 +6,10 @@ the model page loads Keras when a model is chosen.
 import streamlit as st
 
 from dashboard.loading import get_store
-from dashboard.page import start_page
-from dashboard.runs import RUNS_PAGE, run_label, show_runs_table
-from dashboard.selection import MODEL_PAGE, choose, model_card, samples
+from dashboard.page import reviewer_mode, start_page
+from dashboard.runs import RUNS_PAGE, SCAN_PAGE, run_label, show_runs_table
+from dashboard.selection import MODEL_PAGE, choose, finished_scans, model_card, samples
+from nc_core.errors import NCError
 
 start_page("Home", ":material/shield:")
 st.title("Neural Cleanse dashboard")
@@ -35,6 +36,20 @@ if available:
 else:
     st.info("No sample models found in sample_models/ (rebuild them with sample_models/make_samples.py).")
 st.page_link(MODEL_PAGE, label="…or bring your own model and data", icon=":material/upload_file:")
+
+shipped = finished_scans()
+if shipped:
+    st.subheader("Finished scans of the samples")
+    st.caption("Open a result at once (for a talk, say) while a live run works in the background.")
+    columns = st.columns(len(shipped))
+    for column, (name, bundle) in zip(columns, shipped.items()):
+        if column.button(name, icon=":material/biotech:", key=f"open_scan_{name}", disabled=reviewer_mode()):
+            try:
+                run_id = get_store().import_bundle(bundle.read_bytes(), reuse=True)
+            except NCError as error:
+                st.error(str(error))
+            else:
+                st.switch_page(SCAN_PAGE, query_params={"run": run_id})
 
 st.subheader("Recent runs")
 records = get_store().list_runs(limit=8)

@@ -1,14 +1,24 @@
 """Live view of a background run: where it stands, how long is left, its curves, and Cancel.
 
 The worker writes progress into the run store; this fragment reads it once a second, so the page
-script itself stays short and a refresh or a second viewer sees the same run.
+script itself stays short and a refresh or a second viewer sees the same run. A scan also shows
+what it found so far: the class being optimised (its mask and pattern, about every epoch), and
+the L1 chart and trigger grid of the classes finished, growing as each one ends.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
-from nc_core.figures import curves_figure
+from nc_core.detect import DetectionRule
+from nc_core.figures import curves_figure, l1_figure
+from nc_core.images import scale_for, trigger_images
+from nc_core.report import make_report
 from dashboard.loading import get_store
+
+#: Side in pixels of the current class's live mask and pattern.
+LIVE_SIDE = 160
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -41,8 +51,13 @@ def progress_view(record, can_cancel: bool) -> None:
         total = progress["num_classes"]
         where = _class_text(progress, names)
         planned = len(record.settings.get("classes") or names) or total
-        if progress["class_index"] >= planned:
-            where = f"Confirming a flagged class from a fresh start ({where}), step {progress['class_index'] + 1} of {total}"
+        phase = progress.get("phase") or ("confirm" if progress["class_index"] >= planned else "full")
+        if phase == "screen":
+            where = f"Screening every class: {progress['class_index'] + 1} of {planned} ({where})"
+        elif phase == "confirm":
+            where = f"Confirming a close call from a fresh start ({where}), run {progress['class_index'] + 1} of {total}"
+        elif progress["class_index"] >= planned:
+            where = f"Full schedule for a class that matters ({where}), run {progress['class_index'] + 1} of {total}"
         elif total > 1:
             where = f"Class {progress['class_index'] + 1} of {planned} ({where})"
         epoch_text = f"epoch {progress['epoch']} of at most {progress['max_epochs']}"
@@ -74,3 +89,40 @@ def live_run(run_id: str, can_cancel: bool) -> None:
         st.rerun()
     st.caption(f"Run {record.id} · {record.model} on {record.data} · {record.status}")
     progress_view(record, can_cancel)
+    if record.kind == "scan":
+        scan_so_far(record)
+
+
+def scan_so_far(record) -> None:
+    """The class being optimised now, then the classes finished so far, as they fill in."""
+    from dashboard.results import class_label, trigger_grid  # results imports this module's helpers
+
+    store = get_store()
+    names = record.settings.get("class_names") or []
+    live = store.live_trigger(record.id)
+    if live is not None:
+        target, epoch, mask, pattern = live
+        pictures = trigger_images(mask, pattern, scale_for(max(pattern.shape[:2]), LIVE_SIDE))
+        st.image([pictures["mask"], pictures["pattern"], pictures["fusion"]], width=LIVE_SIDE,
+                 caption=[f"{class_label(target, names)}: mask at epoch {epoch}", "pattern", "mask × pattern"])
+    results = _finished_classes(store, record.id)
+    if not results:
+        return
+    report = make_report(results, record.model, record.data, rule=DetectionRule.from_settings(record.settings),
+                         class_names=names)
+    st.subheader(f"So far: {len(results)} class(es) finished")
+    st.plotly_chart(l1_figure(report, names, height=320), key=f"live_l1_{record.id}")
+    trigger_grid(report, names)
+
+
+def _finished_classes(store, run_id: str) -> list:
+    """The run's finished classes, read again only when a class file changed (once a second at most)."""
+    folder = Path(store.run_dir(run_id)) / "classes"
+    try:
+        signature = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in folder.glob("*.json")))
+    except OSError:
+        return []
+    cache = st.session_state.setdefault("_live_classes", {})
+    if cache.get(run_id, (None,))[0] != signature:
+        cache[run_id] = (signature, store.class_results(run_id))
+    return cache[run_id][1]

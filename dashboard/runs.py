@@ -20,6 +20,7 @@ from dashboard.settings import RunSettings
 from dashboard.uploads import run_data_path
 
 RUNS_PAGE = "pages/4_Runs.py"
+SCAN_PAGE = "pages/3_Scan_and_compare.py"
 
 
 def started_text(created: float) -> str:

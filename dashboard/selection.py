@@ -73,6 +73,12 @@ def samples() -> dict[str, Selection]:
     return dict(sorted(found.items(), key=lambda item: item[0] != DEFAULT_SAMPLE))
 
 
+def finished_scans() -> dict[str, Path]:
+    """The shipped finished scans (``<sample>_scan.zip``, made by ``make_samples.py``), by sample."""
+    folder = Path(os.environ.get("NC_SAMPLES_DIR") or SAMPLES_DIR)
+    return {path.name.removesuffix("_scan.zip"): path for path in sorted(folder.glob("*_scan.zip"))}
+
+
 def model_card(selection: Selection) -> dict | None:
     """The sample's model card (dataset, trigger, target, accuracies), when it has one."""
     if selection.card_path is None or not Path(selection.card_path).exists():

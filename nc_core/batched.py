@@ -226,7 +226,7 @@ def run_batched(
         for slot in sorted(running):
             _, run, emit = running[slot]
             run.record(metrics[slot], lambda: engine.trigger(slot))
-            emit("epoch", run.epoch, steps, epoch_metrics(run))
+            emit("epoch", run.epoch, steps, epoch_metrics(run), lambda slot=slot: engine.trigger(slot))
             if run.finished:
                 finish(slot)
                 if pending:

@@ -406,7 +406,7 @@ def reverse_target(
     while not run.finished:
         lam = run.lam
         run.record(engine.run_epoch(lam, steps, on_step), engine.current_trigger)
-        emit("epoch", run.epoch, steps, epoch_metrics(run))
+        emit("epoch", run.epoch, steps, epoch_metrics(run), engine.current_trigger)
     if on_checkpoint is not None and not run.stopped_early and hasattr(engine, "snapshot"):
         on_checkpoint(run.checkpoint(engine.snapshot()))
     result = run.result(engine.name, engine.current_trigger, evaluate_asr)
@@ -427,9 +427,11 @@ def epoch_metrics(run: TargetRun) -> dict[str, float]:
 
 
 def event_emitter(on_event: EventCallback | None, run: TargetRun, class_index: int = 0, num_classes: int = 1):
-    """``emit(kind, epoch, step, metrics)`` for one run's :class:`ProgressEvent` s."""
-    def emit(kind: str, epoch: int, step: int, metrics: dict | None = None) -> None:
+    """``emit(kind, epoch, step, metrics, trigger)`` for one run's :class:`ProgressEvent` s."""
+    def emit(kind: str, epoch: int, step: int, metrics: dict | None = None,
+             trigger: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None) -> None:
         if on_event is not None:
             on_event(ProgressEvent(kind, run.target, class_index, num_classes, epoch, run.config.epochs,
-                                   step, run.steps, time.perf_counter() - run.started, metrics or {}))
+                                   step, run.steps, time.perf_counter() - run.started, metrics or {},
+                                   trigger=trigger))
     return emit

@@ -10,8 +10,7 @@ cancel lands within one step, while the classes already finished are kept.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 
@@ -23,7 +22,9 @@ class ProgressEvent:
     counts the classes of this run (0-based) out of ``num_classes``; ``epoch`` and ``step`` are
     1-based. ``metrics`` holds the epoch's means (``loss``, ``ce``, ``l1``, ``asr``, ``lam``) on
     ``epoch`` events and the class result (``l1``, ``asr``) on ``class_done``. ``overall``, set
-    by a scan (:class:`ScanProgress`), is the share of the whole scan done.
+    by a scan (:class:`ScanProgress`), is the share of the whole scan done, and ``phase`` which
+    part of it runs (``screen``, ``full`` or ``confirm``). ``trigger``, on ``epoch`` events, gives
+    the class's current mask and pattern when called (the dashboard's live view draws them).
     """
 
     kind: str
@@ -37,6 +38,8 @@ class ProgressEvent:
     elapsed: float
     metrics: dict[str, float] = field(default_factory=dict)
     overall: float | None = None
+    phase: str = ""
+    trigger: Callable[[], tuple] | None = field(default=None, repr=False, compare=False)
 
     @property
     def fraction(self) -> float:
@@ -75,6 +78,7 @@ class ScanProgress:
         self.runs_started = 0
         self.runs_planned = 0
         self.shown = 0.0
+        self.phase = ""
 
     def plan(self, epochs_per_run: Sequence[int]) -> None:
         """Add runs to the plan (each at its most epochs)."""
@@ -107,7 +111,8 @@ class ScanProgress:
             total = self.done + sum(max(steps, most) for steps, most in self.running.values()) + self.planned
             self.shown = max(self.shown, min((self.done + under_way) / total, 1.0) if total else 1.0)
             if self.on_event is not None:
-                self.on_event(replace(event, class_index=index, num_classes=self.runs_planned, overall=self.shown))
+                self.on_event(replace(event, class_index=index, num_classes=self.runs_planned, overall=self.shown,
+                                      phase=self.phase))
         return report
 
 

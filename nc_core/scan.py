@@ -145,6 +145,7 @@ def scan(
         todo = [t for t in targets if t not in results]
         progress.plan([screen or config.epochs] * len(todo) + [config.epochs] * (REFERENCE_CLASSES + 1) * bool(screen)
                       + reserve)
+        progress.phase = "screen" if screen else "full"
         runner.run([runner.job(t, screen or config.epochs) for t in todo],
                    lambda job, result: keep(screened(result) if screen else result))
         while screen and any(not r.full_schedule for r in results.values()):
@@ -152,6 +153,7 @@ def scan(
             if not candidates and not references:
                 break
             jobs = [runner.job(t, config.epochs) for t in candidates + references]
+            progress.phase = "full"
             progress.replan([job.epochs_left for job in jobs] + reserve)
             runner.run(jobs,
                        lambda job, full: keep(completed(results[job.target], full, job.target in references,
@@ -159,6 +161,7 @@ def scan(
         if confirming:
             suspects = close_calls(make_report(list(results.values()), model_name, "", rule=rule))
             progress.replan([config.epochs] * len(suspects) * confirming)
+            progress.phase = "confirm"
             restarts: dict[int, list[TriggerResult]] = {t: [results[t]] for t in suspects}
             jobs = [runner.job(t, config.epochs, seed_offset=CONFIRM_SEED_STEP * (i + 1))
                     for t in suspects for i in range(confirming)]

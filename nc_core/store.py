@@ -284,6 +284,22 @@ class RunStore:
         except OSError as error:
             raise StoreError(f"Cannot save class {result.target} in {self.root}: {error}.") from None
 
+    def save_live_trigger(self, run_id: str, target: int, epoch: int, mask: np.ndarray, pattern: np.ndarray) -> None:
+        """The mask and pattern of the class being optimised now (the live view draws them)."""
+        try:
+            atomic_write(self.run_dir(run_id) / "live.npz",
+                         _npz_bytes(mask=mask, pattern=pattern, target=np.int64(target), epoch=np.int64(epoch)))
+        except OSError:
+            pass  # a missed live picture is no reason to stop a run
+
+    def live_trigger(self, run_id: str) -> tuple[int, int, np.ndarray, np.ndarray] | None:
+        """``(target, epoch, mask, pattern)`` of the class being optimised now, if the worker wrote one."""
+        try:
+            with np.load(self.run_dir(run_id) / "live.npz", allow_pickle=False) as arrays:
+                return int(arrays["target"]), int(arrays["epoch"]), arrays["mask"], arrays["pattern"]
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            return None
+
     def class_results(self, run_id: str) -> list[TriggerResult]:
         """The classes this run finished so far, in class order."""
         results = []
@@ -348,12 +364,13 @@ class RunStore:
                     bundle.writestr(f"images/{result.target:03d}_{name}.png", png.getvalue())
         return buffer.getvalue()
 
-    def import_bundle(self, data: bytes) -> str:
+    def import_bundle(self, data: bytes, reuse: bool = False) -> str:
         """Add a run from an exported bundle under a new id; refuses anything that is not one.
 
         The new run keeps where it came from (``origin``: the exported run's id, ``imported``: when),
         and importing the same bundle again (same origin and start time) is refused, naming the
-        run it was imported as, instead of making an identical second copy.
+        run it was imported as, instead of making an identical second copy; with ``reuse`` that
+        run's id is returned instead (the home page's shipped scans).
         """
         from nc_core.bundle import read_bundle
 
@@ -361,6 +378,8 @@ class RunStore:
         origin = str(record.get("origin") or record.get("id") or "")[:64] or None
         if origin is not None:
             twins = self._read("SELECT id FROM runs WHERE origin = ? AND created = ?", (origin, record["created"]))
+            if twins and reuse:
+                return twins[0]["id"]
             if twins:
                 raise DuplicateRunError(f"This bundle was already imported, as run {twins[0]['id']}.")
         run_id = uuid.uuid4().hex[:16]

@@ -22,6 +22,8 @@ from nc_core.errors import NCError
 from nc_core.store import RunStore
 
 PROGRESS_INTERVAL = 0.3
+#: Seconds between two writes of the class's current mask and pattern (the live view draws them).
+LIVE_TRIGGER_INTERVAL = 1.0
 CANCEL_POLL_INTERVAL = 0.5
 
 
@@ -69,6 +71,7 @@ class _Recorder:
         self.store, self.run_id = store, run_id
         self.curves: list[dict] = []
         self.last_write = 0.0
+        self.last_trigger = 0.0
         self.started = time.time()
 
     def __call__(self, event) -> None:
@@ -76,6 +79,10 @@ class _Recorder:
             self.curves = []
         if event.kind == "epoch":
             self.curves.append({"epoch": event.epoch, **event.metrics})
+            if event.trigger is not None and time.monotonic() - self.last_trigger >= LIVE_TRIGGER_INTERVAL:
+                self.last_trigger = time.monotonic()
+                mask, pattern = event.trigger()
+                self.store.save_live_trigger(self.run_id, event.target, event.epoch, mask, pattern)
         urgent = event.kind in ("class_start", "class_done")
         if urgent or time.monotonic() - self.last_write >= PROGRESS_INTERVAL:
             self.last_write = time.monotonic()
@@ -83,7 +90,7 @@ class _Recorder:
                 "kind": event.kind, "target": event.target, "class_index": event.class_index,
                 "num_classes": event.num_classes, "epoch": event.epoch, "max_epochs": event.max_epochs,
                 "step": event.step, "steps_per_epoch": event.steps_per_epoch,
-                "fraction": event.fraction, "elapsed": time.time() - self.started,
+                "fraction": event.fraction, "elapsed": time.time() - self.started, "phase": event.phase,
                 "curves": self.curves,
             })
 

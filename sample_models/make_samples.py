@@ -920,12 +920,55 @@ def update_readme(out: Path) -> None:
     readme.write_text(head + start + "\n" + "\n".join(rows) + "\n" + end + tail)
 
 
+SAMPLE_NAMES = ("signs_backdoored", "signs_clean", "mnist_backdoored", "mnist_clean")
+
+
+def write_scan_bundles(out: Path) -> None:
+    """A finished scan of every shipped model (product defaults) as a run bundle, ``<name>_scan.zip``.
+
+    The home page opens these with one click, so a speaker can show a result at once while a live
+    run goes on in the background. The scans are real: the same call the CLI makes.
+    """
+    import tempfile
+
+    sys.path.insert(0, str(HERE.parent))  # the repository's nc_core, installed or not
+    from nc_core.cleanse import CleanseConfig
+    from nc_core.detect import DetectionRule
+    from nc_core.inputs import load_inputs
+    from nc_core.scan import scan
+    from nc_core.store import RunStore
+
+    with tempfile.TemporaryDirectory() as folder:
+        store = RunStore(folder)
+        for name in SAMPLE_NAMES:
+            model, data = out / f"{name}.keras", out / f"{name.split('_')[0]}_data.npz"
+            if not (model.is_file() and data.is_file()):
+                continue
+            inputs = load_inputs(model, data)
+            settings = {"config": CleanseConfig().to_dict(), "classes": None, "max_samples": None,
+                        "pixel_range": inputs.data.pixel_range.label, **DetectionRule().to_dict(),
+                        "class_names": inputs.data.class_names, "clean_accuracy": inputs.clean_accuracy,
+                        "model_file": model.name, "data_file": data.name}
+            run_id = store.create_run("scan", model.name, data.name, settings)
+            report = scan(inputs.classifier, inputs.data, model_name=model.name,
+                          on_result=lambda result: store.save_class_result(run_id, result))
+            report.data = data.name
+            store.save_report(run_id, report)
+            store.set_status(run_id, "done")
+            (out / f"{name}_scan.zip").write_bytes(store.export_bundle(run_id))
+            print(f"[{name}] scan: {report.verdict} {report.flagged} in {report.seconds:.0f} s", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("which", nargs="?", default="all", choices=("signs", "mnist", "all"))
+    parser.add_argument("which", nargs="?", default="all", choices=("signs", "mnist", "all", "scans"),
+                        help="which samples to rebuild; 'scans' only rescans the models already here")
     parser.add_argument("--out", type=Path, default=HERE, help="output folder (default: this script's folder)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.which == "scans":
+        write_scan_bundles(args.out)
+        return 0
     seed_everything(SEED)
     timings = {}
     for which, make in (("signs", make_signs_set), ("mnist", make_mnist_set)):
@@ -940,6 +983,7 @@ def main(argv: list[str] | None = None) -> int:
         build_and_check(s, args.out, POISON_RATE)
         timings[which] = time.perf_counter() - t0
     update_readme(args.out)
+    write_scan_bundles(args.out)
     for which, seconds in timings.items():
         print(f"[{which}] total {seconds:.0f} s")
     return 0

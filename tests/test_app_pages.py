@@ -464,3 +464,28 @@ def test_a_link_with_a_run_id_opens_that_run_on_the_runs_page(data_dir):
     at.switch_page(RUNS_PAGE).run()
     assert at.selectbox(key="runs_open").value == first
     assert not at.warning and not at.exception
+
+
+def test_a_running_scan_shows_the_current_class_and_fills_in_the_finished_ones(data_dir):
+    from test_store import _result
+
+    runs = store(data_dir)
+    run_id = runs.create_run("scan", "m.keras", "d.npz", {"config": {"epochs": 60}, "class_names": ["a", "b", "c"]})
+    runs.set_status(run_id, "running", pid=os.getpid())  # this process: alive, so the run is live
+    runs.update_progress(run_id, {"kind": "epoch", "target": 2, "class_index": 2, "num_classes": 3, "epoch": 4,
+                                  "max_epochs": 10, "step": 10, "steps_per_epoch": 10, "fraction": 0.5,
+                                  "elapsed": 3.0, "phase": "screen", "curves": []})
+    for target, l1 in ((0, 40.0), (1, 4.0)):
+        runs.save_class_result(run_id, _result(target, l1))
+    live = _result(2, 30.0)
+    runs.save_live_trigger(run_id, 2, 4, live.mask, live.pattern)
+
+    at = app()
+    at.query_params["run"] = run_id
+    at.run().switch_page(SCAN_PAGE).run()
+    assert not at.exception
+    assert "Screening every class: 3 of 3" in "\n".join(m.value for m in at.markdown)
+    assert "So far: 2 class(es) finished" in texts(at, "subheader")
+    assert image_count(at) >= 3 + 2, "the current class's three pictures and the finished classes' strips"
+    assert len(at.get("plotly_chart")) >= 1
+    runs.set_status(run_id, "done")
