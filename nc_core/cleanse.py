@@ -23,6 +23,8 @@ from nc_core.masks import METHODS, mask_l1
 from nc_core.progress import CancelToken, EventCallback, ProgressEvent
 
 ENGINES = ("keras", "legacy")
+#: Fewer clean images than this cannot say whether a trigger works on inputs in general.
+MIN_SAMPLES = 5
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ class CleanseConfig:
         checks = [
             (self.method in METHODS, f"Method must be one of {', '.join(METHODS)}, not {self.method!r}."),
             (self.engine in ENGINES, f"Engine must be one of {', '.join(ENGINES)}, not {self.engine!r}."),
+            (num_samples >= MIN_SAMPLES,
+             f"The data holds {num_samples} sample(s); a scan needs at least {MIN_SAMPLES} clean images."),
             (1 <= self.epochs <= 100_000, f"Epochs must be between 1 and 100000, not {self.epochs}."),
             (self.batch_size >= 1, f"Batch size must be at least 1, not {self.batch_size}."),
             (

@@ -234,6 +234,13 @@ def _image_input_shape(model: keras.Model) -> tuple[int, int, int]:
     if len(inputs) != 1:
         raise ModelLoadError(f"The model takes {len(inputs)} inputs; the scanner needs one image input.")
     shape = tuple(inputs[0].shape)
+    dtype = str(getattr(inputs[0], "dtype", "float32"))
+    if not dtype.startswith(("float", "bfloat")):
+        raise ModelLoadError(
+            f"The model's input is {dtype}: no gradient flows through an integer input, so no trigger can be "
+            "reverse-engineered (every class would look untriggerable). Re-save the model with a float32 input, "
+            "keras.Input(shape, dtype='float32'), and cast or rescale inside it if needed."
+        )
     if len(shape) != 4:
         raise ModelLoadError(
             f"The model input has shape {_shape_text(shape)}; the scanner needs images shaped "
@@ -282,6 +289,11 @@ def _outputs_look_like_probabilities(model: keras.Model, sample_x: np.ndarray, i
             f"The sample holds shape {sample.shape}; the model takes (N, {', '.join(map(str, input_shape))})."
         )
     probs = predict(model, sample[:PROBE_ROWS])
+    if not np.all(np.isfinite(probs)):
+        raise ModelLoadError(
+            "The model's outputs are NaN or infinite on clean samples (broken or corrupted weights?): "
+            "it cannot be analysed."
+        )
     in_range = bool(np.all((probs >= -1e-6) & (probs <= 1 + 1e-6)))
     return in_range and bool(np.allclose(probs.sum(axis=1), 1.0, atol=1e-3))
 

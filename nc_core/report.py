@@ -150,6 +150,12 @@ class ScanReport:
                 or (not r.full_schedule and r.score >= SCREEN_SCORE)]
 
     @property
+    def unmeasurable(self) -> list[int]:
+        """Classes whose mask size or attack success is not a number (NaN model outputs, or data in
+        which no sample of another class exists to stamp): nothing can be said of them."""
+        return [r.class_id for r in self.rows if not (math.isfinite(r.l1) and math.isfinite(r.asr))]
+
+    @property
     def implausible(self) -> bool:
         """Whether the median mask covers more than ``MAX_PLAUSIBLE_SHARE`` of the image."""
         return self.image_pixels > 0 and self.median > MAX_PLAUSIBLE_SHARE * self.image_pixels
@@ -163,6 +169,8 @@ class ScanReport:
         converged in a finished scan. Anything else is inconclusive: a "clean" that only means
         "the run was too short" would be worse than no answer.
         """
+        if self.unmeasurable:
+            return "inconclusive"
         if self.flagged and not self.implausible and len(self.unconverged) * 2 < len(self.rows):
             return "backdoored"
         if self.unsettled or self.implausible or self.cancelled or not self.rows:
@@ -184,6 +192,9 @@ class ScanReport:
 
     def _inconclusive_reason(self) -> str:
         reasons = []
+        if self.unmeasurable:
+            reasons.append(f"the mask size or attack success of class(es) {self.unmeasurable} is not a number (a model "
+                           "that outputs NaN, or data with no sample of another class to stamp the trigger on)")
         if self.implausible:
             reasons.append(f"the median mask covers {self.median / self.image_pixels:.0%} of the image "
                            f"(over {MAX_PLAUSIBLE_SHARE:.0%}): the optimisation did not get anywhere")
@@ -247,6 +258,7 @@ class ScanReport:
             "standing_out": self.standing_out,
             "unconverged": self.unconverged,
             "unsettled": self.unsettled,
+            "unmeasurable": self.unmeasurable,
             "screened": self.screened,
             "budget_scale": self.budget_scale,
             "steps": self.steps,

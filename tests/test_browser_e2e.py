@@ -1,4 +1,6 @@
-"""End to end in headless Chromium: home → sample → model page → reverse → scan verdict → runs.
+"""End to end in headless Chromium: upload through the widgets; home → sample → model page →
+reverse → scan (watched live, refreshed mid-run and after) → HTML report opened offline → runs,
+export and import twice.
 
 Starts ``streamlit run app.py`` on a free port with its own ``NC_DATA_DIR`` and drives it with
 Playwright (Debian's chromium, ``apt-get install chromium``; never ``playwright install``).
@@ -90,15 +92,20 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def context(server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport=VIEWPORT)
-        yield context.new_page()
+        context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+        yield context
         context.close()
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(context):
+    return context.new_page()
 
 
 def snap(page, name: str) -> Path:
@@ -133,7 +140,26 @@ def go(page, link: str) -> None:
     page.get_by_role("link", name=link).last.click()
 
 
-def test_sample_scan_in_the_browser_reaches_the_expected_verdict(server, page):
+def test_uploading_a_model_and_data_through_the_widgets(server, context):
+    from playwright.sync_api import expect
+
+    dataset = SAMPLE.split("_")[0]
+    upload = context.new_page()
+    upload.goto(f"{server['url']}/Model_and_data")
+    expect(upload.get_by_role("heading", name="Model and data")).to_be_visible(timeout=60_000)
+    expect(upload.get_by_text("Choose a sample or upload a model and its data.")).to_be_visible()
+    upload.get_by_text("Upload your own").click()
+    files = upload.locator("input[type=file]")
+    expect(files.first).to_be_attached(timeout=30_000)
+    files.nth(0).set_input_files(str(ROOT / "sample_models" / f"{SAMPLE}.keras"))
+    files.nth(1).set_input_files(str(ROOT / "sample_models" / f"{dataset}_data.npz"))
+    upload.get_by_role("button", name="Use these files").click()
+    expect(upload.get_by_text("Input shape")).to_be_visible(timeout=120_000)
+    expect(upload.get_by_text(f"{SAMPLE}.keras with")).to_be_visible()
+    upload.close()
+
+
+def test_sample_scan_in_the_browser_reaches_the_expected_verdict(server, page, context, tmp_path):
     from playwright.sync_api import expect
 
     card = json.loads((ROOT / "sample_models" / f"{SAMPLE}.json").read_text())
@@ -165,6 +191,14 @@ def test_sample_scan_in_the_browser_reaches_the_expected_verdict(server, page):
     page.get_by_role("button", name=re.compile("Scan$")).click()
     expect(page.get_by_text(re.compile("Overall|Starting the worker"))).to_be_visible(timeout=60_000)
     verdict = page.get_by_role("heading", name=re.compile("^(Backdoored|Clean):"))
+    live_or_done = page.get_by_text(re.compile(r"^So far: \d+ class")).or_(verdict)
+    expect(live_or_done.first).to_be_visible(timeout=SCAN_TIMEOUT_MS)
+    if not verdict.is_visible():
+        snap(page, "scan-live")
+        assert "run=" in page.url
+        page.reload()  # a refresh mid-run: the live view comes back, without choosing anything again
+        expect(page.get_by_text(re.compile("Overall|^(Backdoored|Clean):")).first).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Choose a model and its data first.")).to_have_count(0)
     expect(verdict).to_be_visible(timeout=SCAN_TIMEOUT_MS)
     text = verdict.inner_text()
     if card.get("backdoored"):
@@ -173,11 +207,36 @@ def test_sample_scan_in_the_browser_reaches_the_expected_verdict(server, page):
         assert text.startswith("Clean"), text
     expect(page.get_by_text("Triggers of every class")).to_be_visible()
     snap(page, "scan")
+    page.reload()  # and after it ended: the same result
+    expect(page.get_by_role("heading", name=re.compile("^(Backdoored|Clean):"))).to_have_text(text, timeout=60_000)
+
+    with page.expect_download(timeout=120_000) as download:
+        page.get_by_role("button", name=re.compile("Download HTML report")).click()
+    report = tmp_path / "report.html"
+    download.value.save_as(report)
+    offline = context.new_page()
+    offline.route(re.compile("^https?://"), lambda route: route.abort())  # the report must need nothing outside
+    offline.goto(report.as_uri())
+    expect(offline.get_by_role("heading", name=text.split(":")[0], exact=True)).to_be_visible(timeout=30_000)
+    expect(offline.locator(".js-plotly-plot")).to_be_visible(timeout=30_000)
+    assert offline.locator(".class img").count() >= 3 * 10
+    snap(offline, "report")
+    offline.close()
 
     page.get_by_role("link", name="Runs", exact=True).first.click()
     expect(page.get_by_role("heading", name="Runs", exact=True)).to_be_visible(timeout=60_000)
     expect(page.get_by_text("Export bundle (.zip)")).to_be_visible(timeout=60_000)
     snap(page, "runs")
+    with page.expect_download(timeout=120_000) as download:
+        page.get_by_role("button", name=re.compile("Export bundle")).click()
+    bundle = tmp_path / "bundle.zip"
+    download.value.save_as(bundle)
+    page.get_by_text("Import a run bundle").click()
+    page.locator("input[type=file]").last.set_input_files(str(bundle))
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.get_by_text("The run was imported.")).to_be_visible(timeout=60_000)
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.get_by_text("This bundle was already imported")).to_be_visible(timeout=60_000)
 
     page.get_by_role("link", name="Home", exact=True).first.click()
     expect(page.get_by_text(re.compile(r"· scan · " + SAMPLE))).to_be_visible(timeout=60_000)
