@@ -489,3 +489,16 @@ def test_a_running_scan_shows_the_current_class_and_fills_in_the_finished_ones(d
     assert image_count(at) >= 3 + 2, "the current class's three pictures and the finished classes' strips"
     assert len(at.get("plotly_chart")) >= 1
     runs.set_status(run_id, "done")
+
+
+def test_the_home_page_opens_a_shipped_finished_scan_in_one_click(data_dir):
+    at = app().run()
+    at.button(key="open_scan_mnist_backdoored").click().run()
+    assert not at.exception
+    runs = store(data_dir).list_runs()
+    assert len(runs) == 1 and runs[0].imported and runs[0].verdict == "backdoored"
+    assert banners(at) and banners(at)[0].startswith("### Backdoored")
+    assert at.query_params["run"] == runs[0].id
+    at.switch_page(APP).run()
+    at.button(key="open_scan_mnist_backdoored").click().run()
+    assert len(store(data_dir).list_runs()) == 1, "a second click opens the same run"
