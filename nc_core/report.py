@@ -20,7 +20,7 @@ import pandas as pd
 
 from nc_core.cleanse import CleanseConfig, EpochRecord, TriggerResult
 from nc_core.detect import DetectionRule, anomaly_indices, detect, detection_l1, extreme_l1
-from nc_core.screen import SCREEN_SCORE, budget_scale, full_budget_l1
+from nc_core.screen import SCREEN_SCORE, budget_scale, full_budget_l1, pessimistic_scores
 from nc_core.shape import compactness
 
 REPORT_VERSION = 2
@@ -137,17 +137,24 @@ class ScanReport:
         windows). If even that stays above the flag line (``max_ratio`` of the median), more
         epochs cannot make it a backdoor and it does not hold up a clean verdict; a class that
         never reached the attack success threshold always does. A screened class holds it up
-        when it scores ``SCREEN_SCORE`` or more (possible only when a report is judged again with
-        another rule than the scan's): the scan would have given it the full schedule.
+        when it could still matter (:func:`nc_core.screen.pessimistic_scores`; possible only when
+        a report is judged again with another rule than the scan's): the scan would have given it
+        the full schedule.
         """
         default = CleanseConfig()
         epochs = float(self.config.get("epochs") or default.epochs)
         windows = max(1.0, epochs / float(self.config.get("early_stop_patience") or default.early_stop_patience))
         line = self.max_ratio * self.median
+        screened = [not r.full_schedule for r in self.rows]
+        could_matter = {}
+        if any(screened):
+            scores = pessimistic_scores([r.judged_l1 for r in self.rows], [r.compactness for r in self.rows],
+                                        screened, self.rule)
+            could_matter = {r.class_id: s >= SCREEN_SCORE for r, s in zip(self.rows, scores)}
         return [r.class_id for r in self.rows
                 if (r.full_schedule and not r.converged
                     and (not r.reached_threshold or r.judged_l1 * (1 - min(r.shrink, 1.0)) ** windows <= line))
-                or (not r.full_schedule and r.score >= SCREEN_SCORE)]
+                or (not r.full_schedule and could_matter.get(r.class_id, False))]
 
     @property
     def unmeasurable(self) -> list[int]:

@@ -5,8 +5,9 @@ Most classes of a model are nowhere near the flag line, yet the paper's schedule
 budget on each (K-Arm, Shen et al. 2021, makes the same observation). So a scan first runs every
 class for ``screen_epochs`` epochs, with the same settings, and then gives the full schedule to
 
-* the **candidates**: classes whose screened score (:func:`nc_core.detect.detect`) is at least
-  ``SCREEN_SCORE``, or that never reached the attack success threshold;
+* the **candidates**: classes that could still matter: their score (:func:`nc_core.detect.detect`)
+  is at least ``SCREEN_SCORE`` even if they shrank ``SHRINK_MARGIN`` more than a typical class
+  would, or they never reached the attack success threshold;
 * a few **reference** classes, the ones nearest the median: their L1 after the screen and after
   the full schedule measure how much a typical mask still shrinks, ``budget_scale``.
 
@@ -35,6 +36,10 @@ from nc_core.shape import compactness
 SCREEN_SCORE = 0.5
 #: Classes run in full to measure ``budget_scale``.
 REFERENCE_CLASSES = 3
+#: How much more than the reference classes a screened class may still shrink. Small masks shrink
+#: most: on the evaluation zoo, classes under 0.6 of the median at the screen ended at 0.54 of
+#: their screened L1 where the references ended at 0.68 (BENCHMARKS.md); 0.8 covers that.
+SHRINK_MARGIN = 0.8
 #: Below this many classes a screen saves too little to be worth its approximation.
 MIN_CLASSES_TO_SCREEN = 8
 
@@ -54,6 +59,23 @@ def full_budget_l1(result: TriggerResult, scale: float) -> float:
     return result.l1 if result.full_schedule else result.l1 * scale
 
 
+def pessimistic_scores(l1: Sequence[float], shapes: Sequence[float], screened: Sequence[bool],
+                       rule: DetectionRule) -> list[float]:
+    """Each screened class's score had it shrunk ``SHRINK_MARGIN`` more (NaN for classes run in full).
+
+    One class at a time, the others as judged: "could this class alone still cross the line?"
+    """
+    scores = []
+    for k, only_screened in enumerate(screened):
+        if not only_screened:
+            scores.append(float("nan"))
+            continue
+        shrunk = list(l1)
+        shrunk[k] *= SHRINK_MARGIN
+        scores.append(detect(shrunk, shapes, rule).scores[k])
+    return scores
+
+
 def plan_full_runs(results: Sequence[TriggerResult], rule: DetectionRule) -> tuple[list[int], list[int]]:
     """The screened classes that need the full schedule now: ``(candidates, references)``.
 
@@ -63,13 +85,14 @@ def plan_full_runs(results: Sequence[TriggerResult], rule: DetectionRule) -> tup
     results = sorted(results, key=lambda r: r.target)
     scale = budget_scale(results)
     l1 = [full_budget_l1(r, scale) for r in results]
-    found = detect(l1, [compactness(r.mask) for r in results], rule)
-    screened = [k for k, r in enumerate(results) if not r.full_schedule]
-    candidates = [k for k in screened if found.scores[k] >= SCREEN_SCORE or not results[k].reached_threshold]
+    screened = [not r.full_schedule for r in results]
+    scores = pessimistic_scores(l1, [compactness(r.mask) for r in results], screened, rule)
+    candidates = [k for k, r in enumerate(results)
+                  if screened[k] and (scores[k] >= SCREEN_SCORE or not r.reached_threshold)]
     references: list[int] = []
     if not any(r.budget_reference for r in results):
         logs = np.log(np.maximum(l1, 1e-9))
         centre = np.median(logs)
-        others = [k for k in screened if k not in candidates]
+        others = [k for k in range(len(results)) if screened[k] and k not in candidates]
         references = sorted(others, key=lambda k: abs(logs[k] - centre))[:REFERENCE_CLASSES]
     return [results[k].target for k in candidates], [results[k].target for k in references]

@@ -9,7 +9,8 @@ from nc_core.cleanse import CleanseConfig, TriggerResult, reverse_target
 from nc_core.detect import DetectionRule
 from nc_core.engine import KerasEngine
 from nc_core.report import make_report
-from nc_core.screen import REFERENCE_CLASSES, budget_scale, full_budget_l1, plan_full_runs
+from nc_core.screen import REFERENCE_CLASSES, SCREEN_SCORE, budget_scale, full_budget_l1, pessimistic_scores, plan_full_runs
+from nc_core.shape import compactness
 
 
 def result(target: int, l1: float, full: bool = False, screen_l1: float = math.nan,
@@ -35,12 +36,23 @@ SCREENED = [result(0, 10, compact=True)] + [result(k, 100 + 4 * k) for k in rang
 
 def test_the_smallest_class_and_the_classes_nearest_the_median_get_the_full_schedule():
     candidates, references = plan_full_runs(SCREENED, DetectionRule())
-    assert candidates == [0]
-    assert len(references) == REFERENCE_CLASSES
-    l1 = {r.target: r.l1 for r in SCREENED}
-    median = np.median(list(l1.values()))
+    l1 = [r.l1 for r in SCREENED]
+    scores = pessimistic_scores(l1, [compactness(r.mask) for r in SCREENED], [True] * len(l1), DetectionRule())
+    assert 0 in candidates
+    assert candidates == [k for k, score in enumerate(scores) if score >= SCREEN_SCORE]
+    assert len(references) == REFERENCE_CLASSES and not set(references) & set(candidates)
+    median = np.median(l1)
     farthest_chosen = max(abs(math.log(l1[k] / median)) for k in references)
-    assert all(abs(math.log(l1[k] / median)) >= farthest_chosen for k in l1 if k not in references + [0])
+    assert all(abs(math.log(l1[k] / median)) >= farthest_chosen
+               for k in range(len(l1)) if k not in references + candidates)
+
+
+def test_a_screened_class_that_could_still_cross_the_line_is_run_in_full():
+    typical = [result(k, 100.0) for k in range(1, 10)]
+    borderline = result(0, 62.0, compact=True)  # 0.62 of the median: not flagged, yet not far off
+    assert plan_full_runs([borderline, *typical], DetectionRule())[0] == [0]
+    far = result(0, 95.0, compact=True)
+    assert plan_full_runs([far, *typical], DetectionRule())[0] == []
 
 
 def test_screened_l1s_are_judged_on_the_full_schedule_scale_measured_on_the_references():
@@ -54,15 +66,16 @@ def test_screened_l1s_are_judged_on_the_full_schedule_scale_measured_on_the_refe
     assert report.rows[9].full_budget_l1 == screened.l1 / 2 and not report.rows[9].full_schedule
     assert report.median == np.median([full_budget_l1(r, 0.5) for r in results])
     assert 9 in report.screened and 9 not in report.unconverged
-    assert plan_full_runs(results, DetectionRule()) == ([0], []), "references are chosen once"
+    candidates, references = plan_full_runs(results, DetectionRule())
+    assert 0 in candidates and references == [], "references are chosen once"
 
 
 def test_a_screened_class_that_another_rule_would_have_run_in_full_makes_the_verdict_inconclusive():
-    results = [result(0, 90)] + [result(k, 100 + 4 * k, full=True, screen_l1=200) for k in range(1, 10)]
+    results = [result(0, 145)] + [result(k, 140 + 4 * k, full=True, screen_l1=200) for k in range(1, 10)]
     default = make_report(results, "m", "d")
-    assert default.verdict == "clean" and default.rows[0].score < 0.5
-    lenient = make_report(results, "m", "d", rule=DetectionRule(threshold=0.5, max_ratio=0.9, min_compactness=0.4))
-    assert 0.5 <= lenient.rows[0].score < 1
+    assert default.verdict == "clean" and default.unsettled == []
+    lenient = make_report(results, "m", "d", rule=DetectionRule(threshold=0.5, max_ratio=0.85, min_compactness=0.4))
+    assert lenient.rows[0].score < 1 and not lenient.flagged
     assert lenient.unsettled == [0] and lenient.verdict == "inconclusive"
 
 
