@@ -56,8 +56,8 @@ class Judgement:
 
 
 def paper_rule(report: ScanReport, max_ratio: float = 1.0) -> Judgement:
-    """Index > 2 below the median on raw L1s, scored by the smallest mask's index."""
-    outliers = anomaly_indices([r.l1 for r in report.rows], 2.0, max_ratio)
+    """Index > 2 below the median on raw L1s (on the full-schedule scale), scored by the smallest mask's index."""
+    outliers = anomaly_indices([r.judged_l1 for r in report.rows], 2.0, max_ratio)
     flagged = tuple(report.rows[k].class_id for k in outliers.flagged)
     return Judgement("backdoored" if flagged else "clean", flagged, outliers.model_index)
 
