@@ -9,6 +9,7 @@ from dashboard.loading import get_store
 from dashboard.page import reviewer_mode, start_page
 from dashboard.runs import RUNS_PAGE, SCAN_PAGE, run_label, show_runs_table
 from dashboard.selection import MODEL_PAGE, choose, finished_scans, model_card, samples
+from dashboard.text import plain
 from nc_core.errors import NCError
 
 start_page("Home", ":material/shield:")
@@ -47,7 +48,7 @@ if shipped:
             try:
                 run_id = get_store().import_bundle(bundle.read_bytes(), reuse=True)
             except NCError as error:
-                st.error(str(error))
+                st.error(plain(error))
             else:
                 st.switch_page(SCAN_PAGE, query_params={"run": run_id})
 

@@ -16,6 +16,7 @@ from nc_core.figures import curves_figure, l1_figure
 from nc_core.images import scale_for, trigger_images
 from nc_core.report import make_report
 from dashboard.loading import get_store
+from dashboard.text import plain
 
 #: Side in pixels of the current class's live mask and pattern.
 LIVE_SIDE = 160
@@ -62,7 +63,7 @@ def progress_view(record, can_cancel: bool) -> None:
             where = f"Class {progress['class_index'] + 1} of {planned} ({where})"
         epoch_text = f"epoch {progress['epoch']} of at most {progress['max_epochs']}"
         step_text = f"step {progress['step']}/{progress['steps_per_epoch']}"
-        st.markdown(f"**{where}** · {epoch_text} · {step_text}")
+        st.markdown(f"**{plain(where)}** · {epoch_text} · {step_text}")
         st.progress(min(fraction, 1.0),
                     text=f"Overall {fraction:.0%} · {format_seconds(elapsed)} elapsed · "
                          f"at most {format_seconds(left)} left (early stop usually ends sooner)")
@@ -87,7 +88,7 @@ def live_run(run_id: str, can_cancel: bool) -> None:
     record = get_store().get(run_id)
     if not record.active:
         st.rerun()
-    st.caption(f"Run {record.id} · {record.model} on {record.data} · {record.status}")
+    st.caption(f"Run {record.id} · {plain(record.model)} on {plain(record.data)} · {plain(record.status)}")
     progress_view(record, can_cancel)
     if record.kind == "scan":
         scan_so_far(record)

@@ -20,6 +20,7 @@ from nc_core.store import RunStore, default_data_dir
 
 from dashboard.selection import Selection
 from dashboard.uploads import LABELS_FILE, read_images
+from dashboard.text import plain
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -50,7 +51,7 @@ def get_store() -> RunStore:
     try:
         return _store(str(default_data_dir()))
     except NCError as error:
-        st.error(str(error))
+        st.error(plain(error))
         st.stop()
 
 
@@ -119,9 +120,9 @@ def selection_inputs_or_stop(selection: Selection):
         with st.spinner(f"Loading {selection.model_label} and {selection.data_label}…"):
             return load_selection(selection)
     except NCError as error:
-        st.error(str(error))
+        st.error(plain(error))
     except Exception as error:  # an unexpected failure on a user's file is still a message
-        st.error(f"Could not read {selection.model_label} with {selection.data_label}: {error}")
+        st.error(f"Could not read {plain(selection.model_label)} with {plain(selection.data_label)}: {plain(error)}")
     st.stop()
 
 

@@ -13,6 +13,8 @@ import os
 
 import streamlit as st
 
+from dashboard.text import plain
+
 AUTHENTICATED = "authenticated"
 TRUE_WORDS = ("1", "true", "yes", "on")
 
@@ -72,7 +74,7 @@ def sidebar() -> None:
             st.page_link(path, label=label, icon=icon)
         selection = current()
         st.divider()
-        st.caption(f"Selected: **{selection.model_label}** on {selection.data_label}" if selection
+        st.caption(f"Selected: **{plain(selection.model_label)}** on {plain(selection.data_label)}" if selection
                    else "No model selected yet.")
         if reviewer_mode():
             st.caption("Reviewer mode: stored runs are shown read-only.")

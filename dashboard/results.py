@@ -20,6 +20,7 @@ from nc_core.images import to_image, trigger_images
 from nc_core.masks import stamp
 
 from dashboard.runs import origin_text
+from dashboard.text import plain
 
 if TYPE_CHECKING:
     from nc_core.inputs import ScanInputs
@@ -65,16 +66,16 @@ def verdict_banner(report, names: list[str]) -> None:
             f"compact mask or below {report.extreme_ratio:g} of the median). Paper's anomaly index "
             f"{report.anomaly_index:.2f}.")
     if report.verdict == "backdoored":
-        flagged = ", ".join(class_label(k, names) for k in report.flagged)
+        flagged = ", ".join(plain(class_label(k, names)) for k in report.flagged)
         st.error(f"### Backdoored: class {flagged} flagged\n{rule}", icon=":material/gpp_bad:")
     elif report.verdict == "inconclusive":
         st.warning(f"### Inconclusive: this scan cannot vouch for the model\n"
-                   f"{report.verdict_reason[:1].upper()}{report.verdict_reason[1:]}", icon=":material/help:")
+                   f"{plain(report.verdict_reason[:1].upper() + report.verdict_reason[1:])}", icon=":material/help:")
     else:
         st.success(f"### Clean: no class needs a far smaller trigger\n{rule}",
                    icon=":material/verified_user:")
     if report.standing_out:
-        easy = ", ".join(class_label(k, names) for k in report.standing_out)
+        easy = ", ".join(plain(class_label(k, names)) for k in report.standing_out)
         st.info(f"Class {easy} stands out from the others but is not flagged: its mask is not far smaller than "
                 f"the median ({report.max_ratio:g}) or it is scattered like a natural feature (a naturally easy "
                 "target, such as a similar class). Compare it below.", icon=":material/info:")
@@ -140,7 +141,7 @@ def trigger_metrics(result) -> None:
 
 def trigger_detail(result, names: list[str], load_inputs: InputsLoader, key: str) -> None:
     """Everything about one class's trigger: pictures, figures, triggered samples, curves."""
-    st.subheader(f"Trigger for class {class_label(result.target, names)}")
+    st.subheader(f"Trigger for class {plain(class_label(result.target, names))}")
     trigger_metrics(result)
     trigger_pictures(result, key)
     inputs = load_inputs()
@@ -205,7 +206,7 @@ def class_comparison(report, names: list[str], load_inputs: InputsLoader, key: s
         result = report.result_for(class_id)
         row = next(r for r in report.rows if r.class_id == class_id)
         with column:
-            st.markdown(f"**{class_label(class_id, names)}**" + (" :red[**flagged**]" if row.flagged else ""))
+            st.markdown(f"**{plain(class_label(class_id, names))}**" + (" :red[**flagged**]" if row.flagged else ""))
             runs = f" · median of {len(result.runs_l1)} starts" if len(result.runs_l1) > 1 else ""
             st.caption(f"L1 {row.l1:.1f} · score {row.score:.2f} · compactness {row.compactness:.2f} · "
                        f"anomaly index {row.anomaly_index:.2f} · ASR {row.asr:.1%}{runs}")
@@ -236,13 +237,14 @@ def run_summary(record) -> None:
     config = record.settings.get("config", {})
     classes = record.settings.get("classes")
     which = "all classes" if not classes else ", ".join(map(str, classes))
-    st.caption(
+    summary = (
         f"Run {record.id} · {record.kind} of {which} · {record.model} on {record.data} · "
         f"pixel range {record.settings.get('pixel_range') or 'guessed'} · {config.get('method')} / "
         f"{config.get('engine')} · {config.get('epochs')} epochs, batch {config.get('batch_size')}, "
         f"learning rate {config.get('learning_rate')} · {record.status}"
         + (f" · {origin_text(record)}" if getattr(record, "imported", None) else "")
     )
+    st.caption(plain(summary))  # every field may come from an imported bundle
 
 
 def show_run(record, report, load_inputs: InputsLoader, key: str) -> None:
@@ -253,9 +255,9 @@ def show_run(record, report, load_inputs: InputsLoader, key: str) -> None:
     """
     run_summary(record)
     if record.status == "failed":
-        st.error(f"The run failed: {record.error}")
+        st.error(f"The run failed: {plain(record.error)}")
     elif record.status == "interrupted":
-        st.warning(f"The run was interrupted: {record.error or 'its worker stopped'}. Finished classes are kept.")
+        st.warning(f"The run was interrupted: {plain(record.error or 'its worker stopped')}. Finished classes are kept.")
     elif record.status == "cancelled":
         st.warning("The run was cancelled; finished classes are kept.")
     if report is None or not report.results:

@@ -19,6 +19,7 @@ from dashboard.results import show_run
 from dashboard.runs import page_run, remember_run, start_run
 from dashboard.selection import Selection, current, require_selection
 from dashboard.settings import RunSettings
+from dashboard.text import plain
 
 
 @dataclass
@@ -52,7 +53,7 @@ def open_run_page(title: str, icon: str, kind: str) -> RunPage:
     state_key = f"{kind}_run"
     record = page_run(state_key, kind)
     if current() is None and record is not None:
-        st.caption(f"Run {record.id}: {record.model} on {record.data}. Choose a model and its data to start a new run.")
+        st.caption(f"Run {record.id}: {plain(record.model)} on {plain(record.data)}. Choose a model and its data to start a new run.")
         show_page_run(RunPage(kind, state_key, None, None, [], record), "")
         st.stop()
     selection = require_selection()
@@ -66,7 +67,7 @@ def submit(page: RunPage, run_settings: RunSettings, classes: list[int] | None) 
         remember_run(page.state_key, start_run(page.kind, page.selection, page.inputs, page.names,
                                                run_settings, classes))
     except NCError as error:
-        st.error(str(error))
+        st.error(plain(error))
     else:
         st.rerun()
 

@@ -10,6 +10,7 @@ from dashboard.page import reviewer_mode, start_page
 from dashboard.results import class_label
 from dashboard.selection import choose, current, model_card, samples
 from dashboard.uploads import selection_from_uploads
+from dashboard.text import plain
 from nc_core.errors import NCError
 from nc_core.images import to_image
 from nc_core.pixels import NAMED_RANGES, PixelRange
@@ -68,9 +69,9 @@ else:
             with st.spinner("Loading the model and the data…"):
                 load_selection(candidate)
         except NCError as error:
-            st.error(str(error))
+            st.error(plain(error))
         except Exception as error:  # an unreadable upload is reported, never a traceback
-            st.error(f"Could not read the uploaded files: {error}")
+            st.error(f"Could not read the uploaded files: {plain(error)}")
         else:
             selection = candidate
             choose(selection)
@@ -84,7 +85,7 @@ guessed = load_selection(selection, guessed=True)
 info, data = inputs.info, inputs.data
 names = class_names(selection, inputs)
 
-st.header(f"{selection.model_label} with {selection.data_label}")
+st.header(f"{plain(selection.model_label)} with {plain(selection.data_label)}")
 columns = [*st.columns(3), *st.columns(3)]
 columns[0].metric("Input shape", "×".join(map(str, info.input_shape)))
 columns[1].metric("Classes", info.num_classes)
@@ -122,7 +123,7 @@ if wanted != now:
     try:
         label = PixelRange.parse(wanted).label
     except NCError as error:
-        st.error(str(error))
+        st.error(plain(error))
     else:
         choose(replace(selection, pixel_range=None if label == guessed.data.pixel_range.label else label))
         st.rerun()
@@ -151,7 +152,7 @@ shown = st.selectbox("Show", [FIRST, *present], key="sample_class",
 scale = max(1, 64 // info.input_shape[0])
 for class_id in present[:8] if shown == FIRST else [shown]:
     picks = np.flatnonzero(data.y == class_id)[:10 if shown == FIRST else 40]
-    st.markdown(f"**{class_label(class_id, names)}**")
+    st.markdown(f"**{plain(class_label(class_id, names))}**")
     st.image([to_image(x, scale) for x in data.x[picks]], width=64)
 
 st.divider()

@@ -4,11 +4,12 @@ import streamlit as st
 from dashboard.results import class_label
 from dashboard.run_page import open_run_page, show_page_run, submit
 from dashboard.settings import settings_fields
+from dashboard.text import plain
 
 page = open_run_page("Reverse-engineer one class", ":material/search:", "reverse")
 inputs, names = page.inputs, page.names
 
-st.caption(f"{page.selection.model_label} on {page.selection.data_label} · pixel range "
+st.caption(f"{plain(page.selection.model_label)} on {plain(page.selection.data_label)} · pixel range "
            f"{inputs.data.pixel_range.label} · {len(inputs.data):,} samples")
 with st.form("reverse_form"):
     target = st.selectbox("Target class", range(inputs.info.num_classes), key="reverse_target",

@@ -9,6 +9,7 @@ from dashboard.loading import get_store, load_run_inputs
 from dashboard.page import reviewer_mode, start_page
 from dashboard.results import report_names, show_run, verdict_banner
 from dashboard.runs import run_label, show_runs_table
+from dashboard.text import plain
 from nc_core.errors import NCError
 
 CONFIRM_DELETE = "confirm_delete"
@@ -27,7 +28,7 @@ else:
             try:
                 imported = store.import_bundle(bundle.getvalue())
             except NCError as error:
-                st.error(str(error))
+                st.error(plain(error))
             else:
                 st.success("The run was imported.")
                 st.query_params["run"] = imported
@@ -81,6 +82,6 @@ with compare_tab:
         reports = [store.load_report(i) for i in picks]
         for column, run, report in zip(st.columns(2), picks, reports):
             with column:
-                st.markdown(f"**{by_id[run].model}** on {by_id[run].data} · {run_label(by_id[run])}")
+                st.markdown(f"**{plain(by_id[run].model)}** on {plain(by_id[run].data)} · {plain(run_label(by_id[run]))}")
                 verdict_banner(report, report_names(report, by_id[run].settings))
         st.plotly_chart(compare_l1_figure(reports, [f"{by_id[i].model} ({i[:6]})" for i in picks]), key="compare_l1")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -502,3 +503,47 @@ def test_the_home_page_opens_a_shipped_finished_scan_in_one_click(data_dir):
     at.switch_page(APP).run()
     at.button(key="open_scan_mnist_backdoored").click().run()
     assert len(store(data_dir).list_runs()) == 1, "a second click opens the same run"
+
+
+HOSTILE = "**Scan OK: model is CLEAN** [re-enter your password](https://evil.example/login) <img src=x> ## x"
+
+
+def markdown_texts(at: AppTest) -> list[str]:
+    """Every element value Streamlit renders as Markdown."""
+    kinds = ("markdown", "caption", "header", "subheader", "title", "error", "warning", "info", "success")
+    return [str(element.value) for kind in kinds for element in at.get(kind)]
+
+
+def test_user_controlled_text_is_shown_as_text_on_every_page(data_dir):
+    from nc_core.report import make_report
+    from test_store import _result
+
+    runs = store(data_dir)
+    names = [HOSTILE, "b", "c"]
+    scan_id = runs.create_run("scan", HOSTILE + ".keras", HOSTILE + ".npz",
+                              {"config": {"epochs": 3, "method": HOSTILE}, "class_names": names, "pixel_range": HOSTILE})
+    results = [_result(k, l1) for k, l1 in enumerate([4.0, 60.0, 61.0])]
+    for result in results:
+        runs.save_class_result(scan_id, result)
+    runs.save_report(scan_id, make_report(results, HOSTILE, HOSTILE, class_names=names))
+    runs.set_status(scan_id, "done")
+    failed_id = runs.create_run("scan", HOSTILE, HOSTILE, {"config": {}})
+    runs.set_status(failed_id, "failed", error=HOSTILE)
+
+    for run_id in (scan_id, failed_id):
+        for page in (SCAN_PAGE, RUNS_PAGE):
+            at = app()
+            at.query_params["run"] = run_id
+            at.run().switch_page(page).run()
+            assert not at.exception
+            shown = markdown_texts(at)
+            assert any("evil" in text for text in shown), "the hostile text is shown..."
+            for text in shown:
+                assert not UNESCAPED.search(text), text
+    at = app().run()  # the home page's recent runs
+    assert not at.exception
+    assert not any(UNESCAPED.search(text) for text in markdown_texts(at))
+
+
+#: The hostile string's Markdown and HTML, when not backslash-escaped: a link, bold, a tag, a heading.
+UNESCAPED = re.compile(r"(?<!\\)\]\(https|(?<!\\)\*(?<!\\)\*Scan|(?<!\\)<img|(?<!\\)## x")
