@@ -88,13 +88,18 @@ def wait_for(folder: Path, run_id: str, timeout: float = RUN_TIMEOUT):
     return record
 
 
+def literal(value: object) -> str:
+    """What a Markdown string shows: backslash escapes (user text goes through dashboard.text.plain) undone."""
+    return re.sub(r"\\(.)", r"\1", str(value))
+
+
 def texts(at: AppTest, kind: str) -> str:
-    return "\n".join(str(element.value) for element in at.get(kind))
+    return "\n".join(literal(element.value) for element in at.get(kind))
 
 
 def alerts(at: AppTest) -> str:
     """The text of every st.error, st.warning, st.info and st.success on the page."""
-    return "\n".join(element.value for group in (at.error, at.warning, at.info, at.success) for element in group)
+    return "\n".join(literal(element.value) for group in (at.error, at.warning, at.info, at.success) for element in group)
 
 
 def banners(at: AppTest) -> list[str]:
@@ -192,7 +197,7 @@ def test_random_bytes_as_a_model_are_answered_with_an_error(data_dir):
     at = upload(at, ("model.keras", os.urandom(4096)), ("mnist_data.npz", (SAMPLES / "mnist_data.npz").read_bytes()))
 
     assert not at.exception
-    assert len(at.error) == 1 and "'model.keras'" in at.error[0].value
+    assert len(at.error) == 1 and "'model.keras'" in literal(at.error[0].value)
     assert at.session_state["selection"].model_label == "signs_backdoored.keras"  # the earlier choice stays
 
 
@@ -206,7 +211,7 @@ def test_data_that_does_not_fit_the_model_is_answered_with_an_error(data_dir):
 
     assert not at.exception
     assert len(at.error) == 1
-    assert "32x32x3" in at.error[0].value and "28x28x1" in at.error[0].value
+    assert "32x32x3" in literal(at.error[0].value) and "28x28x1" in literal(at.error[0].value)
 
 
 @needs_mnist
@@ -286,7 +291,8 @@ def test_reverse_page_shows_progress_then_the_trigger_of_the_target(reverse_run)
     assert metrics["Epochs"] == "5"
     assert metrics["Attack success rate"].endswith("%")
     assert image_count(at) >= 3 + 2 * 6  # mask, pattern, fusion; clean and triggered samples
-    assert [button.label for button in at.get("download_button")] == ["Mask PNG", "Pattern PNG", "Mask × pattern PNG"]
+    assert [button.label for button in at.get("download_button")] == [
+        "Download HTML report", "Mask PNG", "Pattern PNG", "Mask × pattern PNG"]
 
 
 @needs_mnist
@@ -380,7 +386,7 @@ def test_settings_that_cannot_run_are_answered_with_an_error(data_dir):
     at.number_input(key="reverse_max").set_value(10)
     at.button(key="reverse_submit").click().run()
     assert not at.exception
-    assert [e.value for e in at.error] == ["Batch size 32 is larger than the 10 samples in the data."]
+    assert [literal(e.value) for e in at.error] == ["Batch size 32 is larger than the 10 samples in the data."]
     assert store(data_dir).list_runs() == []
 
 
@@ -485,7 +491,7 @@ def test_a_running_scan_shows_the_current_class_and_fills_in_the_finished_ones(d
     at.query_params["run"] = run_id
     at.run().switch_page(SCAN_PAGE).run()
     assert not at.exception
-    assert "Screening every class: 3 of 3" in "\n".join(m.value for m in at.markdown)
+    assert "Screening every class: 3 of 3" in "\n".join(literal(m.value) for m in at.markdown)
     assert "So far: 2 class(es) finished" in texts(at, "subheader")
     assert image_count(at) >= 3 + 2, "the current class's three pictures and the finished classes' strips"
     assert len(at.get("plotly_chart")) >= 1
