@@ -24,7 +24,11 @@ SCAN_PAGE = "pages/3_Scan_and_compare.py"
 
 
 def started_text(created: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(created))
+    """A run's time as text; a damaged stored time shows as such instead of breaking the page."""
+    try:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(created))
+    except (OverflowError, ValueError, OSError, TypeError):
+        return "invalid time"
 
 
 def run_label(record) -> str:

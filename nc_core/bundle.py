@@ -15,6 +15,7 @@ import zipfile
 
 import numpy as np
 
+from nc_core.data import read_npy_header
 from nc_core.errors import InvalidDataError
 
 MAX_BUNDLE_BYTES = 256 * 1024**2
@@ -23,6 +24,11 @@ MAX_MEMBERS = 20_000
 _CLASS_FILE = re.compile(r"classes/(\d{1,6})\.(npz|json)")
 _IGNORED = re.compile(r"(summary\.json|images/\d{3,6}_(mask|pattern|fusion)\.png)")
 _RUN_FIELDS = ("kind", "status", "model", "data", "settings", "created")
+#: Timestamps a run can carry: from the epoch to 2100 (a bundle with ``created: 1e300`` is refused).
+_LATEST_TIME = 4_102_444_800.0
+_MAX_TEXT = 10_000
+_MAX_LIST = 100_000
+_MAX_PIXELS = 4096 * 4096
 
 
 def _refuse(reason: str) -> InvalidDataError:
@@ -55,16 +61,89 @@ def read_bundle(data: bytes) -> tuple[dict, str | None, dict[str, bytes]]:
     record = _json(contents.pop("run.json", None), "run.json")
     if not isinstance(record, dict) or any(k not in record for k in _RUN_FIELDS):
         raise _refuse("run.json lacks the run's fields")
+    _check_record(record)
     report = contents.pop("report.json", None)
     if report is not None:
-        _json(report, "report.json")
+        _check_report(_json(report, "report.json"))
     class_files = {name.split("/", 1)[1]: content for name, content in contents.items()}
     for name, content in class_files.items():
         if name.endswith(".npz"):
             _check_arrays(content, name)
         else:
-            _json(content, name)
+            _check_class_figures(_json(content, name), name)
     return record, report.decode() if report is not None else None, class_files
+
+
+def _check_record(record: dict) -> None:
+    """run.json's fields have the types and ranges a run has (see :class:`nc_core.store.RunRecord`)."""
+    from nc_core.store import STATUSES
+
+    checks = [
+        (record["kind"] in ("scan", "reverse"), "its kind is neither scan nor reverse"),
+        (record["status"] in STATUSES, "its status is not one a run has"),
+        (all(_text(record.get(k), optional=k != "model" and k != "data")
+             for k in ("model", "data", "error", "verdict", "origin")), "a name or message is not short text"),
+        (isinstance(record["settings"], dict), "its settings are not a mapping"),
+        (_time(record["created"]) and _time(record.get("finished"), optional=True), "a time is out of range"),
+        (record.get("verdict") in (None, "backdoored", "clean", "inconclusive"), "its verdict is unknown"),
+        (_number(record.get("anomaly_index"), optional=True), "its anomaly index is not a number"),
+        (_int_list(record.get("flagged", [])), "its flagged classes are not class ids"),
+        (isinstance(record.get("progress", {}), dict), "its progress is not a mapping"),
+        (_names((record["settings"] if isinstance(record["settings"], dict) else {}).get("class_names")),
+         "its class names are not short text"),
+    ]
+    for ok, reason in checks:
+        if not ok:
+            raise _refuse(f"run.json: {reason}")
+
+
+def _check_report(payload: object) -> None:
+    from nc_core.report import ScanReport
+
+    if not isinstance(payload, dict) or not isinstance(payload.get("rows"), list):
+        raise _refuse("report.json is not a scan report")
+    try:
+        report = ScanReport.from_dict(payload)
+        report.summary()
+    except (TypeError, KeyError, ValueError, AttributeError, OverflowError):
+        raise _refuse("report.json is not a scan report this version reads") from None
+    if not _time(report.created):
+        raise _refuse("report.json: a time is out of range")
+
+
+def _check_class_figures(payload: object, name: str) -> None:
+    from nc_core.report import result_from_dict
+
+    if not isinstance(payload, dict):
+        raise _refuse(f"{name} is not a class result")
+    try:
+        result_from_dict({**payload, "mask": [[0.0]], "pattern": [[[0.0]]]})
+    except (TypeError, KeyError, ValueError):
+        raise _refuse(f"{name} is not a class result this version reads") from None
+
+
+def _text(value: object, optional: bool = False) -> bool:
+    return (optional and value is None) or (isinstance(value, str) and len(value) <= _MAX_TEXT)
+
+
+def _number(value: object, optional: bool = False) -> bool:
+    if optional and value is None:
+        return True
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _time(value: object, optional: bool = False) -> bool:
+    return (optional and value is None) or (_number(value) and 0 <= value <= _LATEST_TIME)
+
+
+def _int_list(value: object) -> bool:
+    return isinstance(value, list) and len(value) <= _MAX_LIST and all(
+        isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 10**7 for v in value)
+
+
+def _names(value: object) -> bool:
+    return value is None or (isinstance(value, list) and len(value) <= _MAX_LIST
+                             and all(isinstance(v, str) and len(v) <= 1000 for v in value))
 
 
 def _json(content: bytes | None, name: str):
@@ -74,6 +153,23 @@ def _json(content: bytes | None, name: str):
         return json.loads(content)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise _refuse(f"{name} is not valid JSON") from None
+    except RecursionError:
+        raise _refuse(f"{name} is nested too deeply") from None
+
+
+def _check_shapes(archive: zipfile.ZipFile, name: str) -> None:
+    """Mask ``(H, W)`` or ``(H, W, C)`` and pattern ``(H, W, C)`` of one image size, read from the
+    npy headers before any array is inflated (a small file cannot expand into gigabytes)."""
+    shapes = {}
+    for key in ("mask", "pattern"):
+        with archive.open(f"{key}.npy") as member:
+            shape, dtype = read_npy_header(member)
+        if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > 4 * 4 * _MAX_PIXELS:
+            raise _refuse(f"{name} holds an array too large for a trigger")
+        shapes[key] = tuple(shape)
+    mask, pattern = shapes["mask"], shapes["pattern"]
+    if len(pattern) != 3 or len(mask) not in (2, 3) or mask[:2] != pattern[:2] or pattern[0] * pattern[1] > _MAX_PIXELS:
+        raise _refuse(f"{name} holds a mask and a pattern of different or impossible shapes")
 
 
 def _check_arrays(content: bytes, name: str) -> None:
@@ -81,8 +177,10 @@ def _check_arrays(content: bytes, name: str) -> None:
         with np.load(io.BytesIO(content), allow_pickle=False) as arrays:
             if set(arrays.files) != {"mask", "pattern"}:
                 raise _refuse(f"{name} does not hold a mask and a pattern")
-            for key in ("mask", "pattern"):
-                if arrays[key].dtype.kind != "f" or not np.isfinite(arrays[key]).all():
+            _check_shapes(arrays.zip, name)
+            mask, pattern = arrays["mask"], arrays["pattern"]
+            for key, array in (("mask", mask), ("pattern", pattern)):
+                if array.dtype.kind != "f" or not np.isfinite(array).all():
                     raise _refuse(f"{name} holds a {key} that is not finite numbers")
     except (ValueError, OSError, zipfile.BadZipFile, EOFError):
         raise _refuse(f"{name} is not a readable array file") from None

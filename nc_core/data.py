@@ -195,15 +195,24 @@ def _npz_members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
     return {key: archive.getinfo(name) for key, name in found.items()}
 
 
+def read_npy_header(member) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from an open ``.npy`` stream's header, without reading the array.
+
+    Raises ``ValueError`` when it is no npy header.
+    """
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+    else:
+        shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+    return tuple(shape), dtype
+
+
 def _check_npy_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, source: str) -> int:
     """Declared size of one array in bytes; refuses pickled objects and lying headers."""
     with archive.open(info) as member:
         try:
-            version = np.lib.format.read_magic(member)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(member)
-            else:
-                shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+            shape, dtype = read_npy_header(member)
         except ValueError:
             raise InvalidDataError(f"{source!r}: the entry {key!r} is not a numpy array.") from None
     if dtype.hasobject:

@@ -33,7 +33,11 @@ class StoreError(NCError):
 
 
 class DuplicateRunError(NCError):
-    """A bundle being imported is already in the run store (imported before, or exported from it)."""
+    """A bundle being imported is already in the run store, as run ``run_id``."""
+
+    def __init__(self, run_id: str):
+        super().__init__(f"This bundle was already imported, as run {run_id}.")
+        self.run_id = run_id
 
 
 class RunCancelled(NCError):

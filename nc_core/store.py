@@ -376,12 +376,6 @@ class RunStore:
 
         record, report_json, class_files = read_bundle(data)
         origin = str(record.get("origin") or record.get("id") or "")[:64] or None
-        if origin is not None:
-            twins = self._read("SELECT id FROM runs WHERE origin = ? AND created = ?", (origin, record["created"]))
-            if twins and reuse:
-                return twins[0]["id"]
-            if twins:
-                raise DuplicateRunError(f"This bundle was already imported, as run {twins[0]['id']}.")
         run_id = uuid.uuid4().hex[:16]
         folder = self.run_dir(run_id)
         try:
@@ -393,16 +387,27 @@ class RunStore:
             shutil.rmtree(folder, ignore_errors=True)
             raise StoreError(f"Cannot save the imported run in {self.root}: {error}.") from None
         status = record["status"] if record["status"] not in ACTIVE else "interrupted"
-        with _removed_on_failure(folder), self._write() as db:
-            db.execute(
-                "INSERT INTO runs (id, kind, status, model, data, settings, created, finished, verdict, "
-                "anomaly_index, flagged, progress, error, origin, imported) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, record["kind"], status, record["model"], record["data"], json.dumps(record["settings"]),
-                 record["created"], record.get("finished"), record.get("verdict"), record.get("anomaly_index"),
-                 json.dumps(record.get("flagged", [])), json.dumps(record.get("progress", {})), record.get("error"),
-                 origin, time.time()),
-            )
+        try:
+            with _removed_on_failure(folder), self._write() as db:
+                # Checked in the insert's own transaction, so two imports at once cannot both pass.
+                twin = db.execute("SELECT id FROM runs WHERE origin = ? AND created = ?",
+                                  (origin, record["created"])).fetchone() if origin else None
+                if twin is not None:
+                    raise DuplicateRunError(twin["id"])
+                db.execute(
+                    "INSERT INTO runs (id, kind, status, model, data, settings, created, finished, verdict, "
+                    "anomaly_index, flagged, progress, error, origin, imported) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, record["kind"], status, record["model"], record["data"], json.dumps(record["settings"]),
+                     record["created"], record.get("finished"), record.get("verdict"), record.get("anomaly_index"),
+                     json.dumps(record.get("flagged", [])), json.dumps(record.get("progress", {})),
+                     record.get("error"), origin, time.time()),
+                )
+        except DuplicateRunError as duplicate:
+            shutil.rmtree(folder, ignore_errors=True)
+            if reuse:
+                return duplicate.run_id
+            raise
         return run_id
 
 

@@ -123,6 +123,15 @@ def test_a_store_made_before_imports_were_marked_opens_and_gains_the_columns(tmp
     assert old.get("ab12").imported is None and old.get("ab12").origin is None
 
 
+VALID_RUN = {"kind": "scan", "status": "done", "model": "m.keras", "data": "d.npz", "settings": {}, "created": 1.0}
+
+
+def _npz(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
 def _zip(members: dict) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as z:
@@ -138,8 +147,19 @@ def _zip(members: dict) -> bytes:
     (_zip({"run.json": "{", "x": ""}), "unexpected file"),
     (_zip({"../evil.json": "{}"}), "unexpected file"),
     (_zip({"/etc/passwd": "x"}), "unexpected file"),
-    (_zip({"run.json": json.dumps({k: "" for k in ("kind", "status", "model", "data", "settings", "created")}),
-           "classes/1.npz": b"garbage"}), "not a readable array"),
+    (_zip({"run.json": json.dumps(VALID_RUN), "classes/1.npz": b"garbage"}), "not a readable array"),
+    (_zip({"run.json": json.dumps({k: "" for k in ("kind", "status", "model", "data", "settings", "created")})}),
+     "kind is neither"),
+    (_zip({"run.json": json.dumps({**VALID_RUN, "created": 1e300})}), "time is out of range"),
+    (_zip({"run.json": json.dumps({**VALID_RUN, "settings": {"class_names": [{"x": 1}]}})}), "class names"),
+    (_zip({"run.json": json.dumps({**VALID_RUN, "flagged": ["1; DROP"]})}), "flagged classes"),
+    (_zip({"run.json": "[" * 100_000 + "]" * 100_000}), "nested too deeply"),
+    (_zip({"run.json": json.dumps(VALID_RUN), "report.json": json.dumps({"rows": [{"class_id": 1}]})}),
+     "not a scan report"),
+    (_zip({"run.json": json.dumps(VALID_RUN), "classes/1.json": json.dumps({"target": 1})}), "not a class result"),
+    (_zip({"run.json": json.dumps(VALID_RUN), "classes/1.npz": _npz(mask=np.zeros((8, 8), np.float32),
+                                                                     pattern=np.zeros((9, 9, 3), np.float32))}),
+     "different or impossible shapes"),
 ])
 def test_hostile_or_broken_bundles_are_refused(store, bundle, needle):
     with pytest.raises(InvalidDataError, match=needle):
