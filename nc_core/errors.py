@@ -40,5 +40,9 @@ class DuplicateRunError(NCError):
         self.run_id = run_id
 
 
+class RunActiveError(NCError):
+    """An operation that needs a finished run was asked of one still working (delete, say)."""
+
+
 class RunCancelled(NCError):
     """A run was cancelled by the user; what finished before the cancel is kept."""

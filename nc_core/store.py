@@ -20,6 +20,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import tempfile
 import time
@@ -34,7 +35,7 @@ import numpy as np
 
 from nc_core.cleanse import EpochRecord, TriggerResult
 from nc_core.detect import DetectionRule
-from nc_core.errors import DuplicateRunError, StoreError
+from nc_core.errors import DuplicateRunError, RunActiveError, StoreError
 from nc_core.report import ScanReport, make_report
 
 DATA_DIR_ENV = "NC_DATA_DIR"
@@ -60,11 +61,16 @@ CREATE TABLE IF NOT EXISTS runs (
     pid INTEGER,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     origin TEXT,
-    imported REAL
+    imported REAL,
+    heartbeat REAL
 );
 """
 #: Columns added after the first release, added to older databases when they are opened.
-_ADDED_COLUMNS = {"origin": "TEXT", "imported": "REAL"}
+_ADDED_COLUMNS = {"origin": "TEXT", "imported": "REAL", "heartbeat": "REAL"}
+#: A running worker beats every ``HEARTBEAT_INTERVAL`` seconds; one silent for ``HEARTBEAT_TIMEOUT``
+#: (stopped, hung, or its process id reused by another program) has its run ended as interrupted.
+HEARTBEAT_INTERVAL = 10.0
+HEARTBEAT_TIMEOUT = 60.0
 
 
 def default_data_dir() -> Path:
@@ -257,17 +263,46 @@ class RunStore:
         rows = self._read("SELECT cancel_requested FROM runs WHERE id = ?", (run_id,))
         return bool(rows and rows[0][0])
 
+    def beat(self, run_id: str) -> None:
+        """The worker is alive and working (see ``HEARTBEAT_TIMEOUT``)."""
+        with self._write() as db:
+            db.execute("UPDATE runs SET heartbeat = ? WHERE id = ?", (time.time(), run_id))
+
     def reap(self) -> list[str]:
-        """Mark active runs whose worker process is gone as ``interrupted``; return their ids."""
-        gone = [
-            row["id"] for row in self._read("SELECT id, pid FROM runs WHERE status IN ('queued', 'running')")
-            if row["pid"] is not None and not _alive(row["pid"])
-        ]
-        for run_id in gone:
-            self.set_status(run_id, "interrupted", error="The worker stopped before the run finished.")
-        return gone
+        """End active runs whose worker is gone or silent as ``interrupted``; return their ids.
+
+        Gone: its process no longer exists. Silent: it has not beaten for ``HEARTBEAT_TIMEOUT``
+        seconds (a stopped process, or a process id reused by another program); such a process is
+        killed if it is still there, so it cannot wake up and write into a run already ended.
+        A killed worker's temporary files are removed, so they are never exported.
+        """
+        now = time.time()
+        ended = []
+        for row in self._read("SELECT id, pid, heartbeat FROM runs WHERE status IN ('queued', 'running')"):
+            if row["pid"] is None:
+                continue
+            silent = row["heartbeat"] is not None and now - row["heartbeat"] > HEARTBEAT_TIMEOUT
+            if _alive(row["pid"]) and not silent:
+                continue
+            if silent and row["pid"] != os.getpid():
+                _kill(row["pid"])
+            reason = "its worker stopped answering" if silent else "the worker stopped before the run finished"
+            self.set_status(row["id"], "interrupted", error=f"The run was interrupted: {reason}.")
+            self._remove_temporary_files(row["id"])
+            ended.append(row["id"])
+        return ended
+
+    def _remove_temporary_files(self, run_id: str) -> None:
+        for leftover in self.run_dir(run_id).rglob(".*"):
+            if leftover.is_file():
+                leftover.unlink(missing_ok=True)
 
     def delete(self, run_id: str) -> None:
+        """Delete a finished run and its files; an active run must be cancelled first."""
+        self.reap()
+        record = self.get(run_id)
+        if record.active and record.pid is not None:  # a worker has it (one never started can go)
+            raise RunActiveError("The run is still working: cancel it first (finished classes are kept), then delete it.")
         folder = self.run_dir(run_id)
         with self._write() as db:
             db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
@@ -356,7 +391,8 @@ class RunStore:
                 bundle.writestr("report.json", report.to_json(include_arrays=False))
                 bundle.writestr("summary.json", json.dumps(report.summary(), indent=2))
             for path in sorted((self.run_dir(run_id) / "classes").iterdir()):
-                bundle.write(path, f"classes/{path.name}")
+                if not path.name.startswith("."):  # a killed worker's half-written temporary file
+                    bundle.write(path, f"classes/{path.name}")
             for result in report.results if report else []:
                 for name, image in trigger_images(result.mask, result.pattern, scale=4).items():
                     png = io.BytesIO()
@@ -409,6 +445,13 @@ class RunStore:
                 return duplicate.run_id
             raise
         return run_id
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 def _alive(pid: int) -> bool:

@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
 
 from nc_core.detect import DetectionRule
 from nc_core.errors import NCError
-from nc_core.store import RunStore
+from nc_core.store import HEARTBEAT_INTERVAL, RunStore
 
 PROGRESS_INTERVAL = 0.3
 #: Seconds between two writes of the class's current mask and pattern (the live view draws them).
@@ -95,6 +96,22 @@ class _Recorder:
             })
 
 
+def _start_heartbeat(store: RunStore, run_id: str) -> threading.Thread:
+    """Beat every ``HEARTBEAT_INTERVAL`` seconds from a daemon thread, so a worker that is stopped
+    or hung (its threads stop too) is told from one that works through a long step."""
+    def beat_forever() -> None:
+        while True:
+            try:
+                store.beat(run_id)
+            except NCError:
+                pass  # a busy or full disk: the next beat may pass; the timeout is generous
+            time.sleep(HEARTBEAT_INTERVAL)
+
+    thread = threading.Thread(target=beat_forever, name="heartbeat", daemon=True)
+    thread.start()
+    return thread
+
+
 def _polled(check, interval: float):
     """``check`` called at most once per ``interval`` seconds; the last answer in between."""
     state = {"at": 0.0, "answer": False}
@@ -116,6 +133,7 @@ def execute(store: RunStore, run_id: str) -> str:
     record = store.get(run_id)
     settings = record.settings
     store.set_status(run_id, "running", pid=os.getpid())
+    _start_heartbeat(store, run_id)
     inputs_dir = store.run_dir(run_id) / "inputs"
     try:
         inputs = load_inputs(inputs_dir / settings["model_file"], inputs_dir / settings["data_file"],

@@ -60,10 +60,14 @@ with open_tab:
             st.warning(f"Delete run {run_id} and its files? This cannot be undone.")
             yes, no = st.columns(2)
             if yes.button("Yes, delete it", type="primary", key="delete_confirm"):
-                store.delete(run_id)
                 st.session_state.pop(CONFIRM_DELETE)
-                st.query_params.pop("run", None)
-                st.rerun()
+                try:
+                    store.delete(run_id)
+                except NCError as error:  # it started working again in between, say
+                    st.error(plain(error))
+                else:
+                    st.query_params.pop("run", None)
+                    st.rerun()
             if no.button("Keep it", key="delete_cancel"):
                 st.session_state.pop(CONFIRM_DELETE)
                 st.rerun()

@@ -2,13 +2,14 @@
 import io
 import json
 import os
+import time
 import zipfile
 
 import numpy as np
 import pytest
 
 from nc_core.cleanse import EpochRecord, TriggerResult
-from nc_core.errors import DuplicateRunError, InvalidDataError, StoreError
+from nc_core.errors import DuplicateRunError, InvalidDataError, RunActiveError, StoreError
 from nc_core.report import make_report
 from nc_core.store import RunStore, atomic_write
 
@@ -189,3 +190,43 @@ def test_a_data_directory_that_is_a_file_gives_a_clear_error(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(StoreError, match="Cannot use the data directory"):
         RunStore(blocker)
+
+
+def test_an_active_run_cannot_be_deleted_until_it_is_cancelled(store):
+    run_id = store.create_run("scan", "m", "d", {})
+    store.set_status(run_id, "running", pid=os.getpid())
+    with pytest.raises(RunActiveError, match="cancel it first"):
+        store.delete(run_id)
+    assert store.get(run_id).status == "running" and store.run_dir(run_id).exists()
+    store.set_status(run_id, "cancelled")
+    store.delete(run_id)
+    assert store.list_runs() == []
+
+
+def test_a_stopped_worker_is_ended_within_the_timeout_and_its_temporary_files_go(store, monkeypatch):
+    import signal
+    import subprocess
+
+    from nc_core import store as store_module
+
+    worker = subprocess.Popen(["sleep", "600"])
+    try:
+        worker.send_signal(signal.SIGSTOP)  # a stopped process still exists: only the heartbeat tells
+        run_id = store.create_run("scan", "m", "d", {})
+        store.set_status(run_id, "running", pid=worker.pid)
+        store.save_class_result(run_id, _result(0, 5.0))
+        leftover = store.run_dir(run_id) / "classes" / ".1.npz.tmp123"
+        leftover.write_bytes(b"half a file")
+        store.beat(run_id)
+        assert store.reap() == [] and store.get(run_id).active, "a fresh beat keeps the run"
+        monkeypatch.setattr(store_module.time, "time", lambda: time.time_ns() / 1e9 + store_module.HEARTBEAT_TIMEOUT + 1)
+        assert store.reap() == [run_id]
+        record = store.get(run_id)
+        assert record.status == "interrupted" and "stopped answering" in record.error
+        assert worker.wait(timeout=10) == -signal.SIGKILL, "the silent worker cannot wake up and write on"
+        assert not leftover.exists()
+        names = zipfile.ZipFile(io.BytesIO(store.export_bundle(run_id))).namelist()
+        assert "classes/0.npz" in names and not any("/." in name for name in names)
+        store.delete(run_id)
+    finally:
+        worker.kill()
