@@ -176,6 +176,8 @@ def _check_npz_headers(path: Path) -> tuple[dict[str, zipfile.ZipInfo], list[str
             if len(infos) > MAX_FILES:
                 raise InvalidDataError(f"{path.name!r} holds {len(infos)} arrays; that is too many.")
             members, names = _npz_members(archive), archive.namelist()
+            for info in members.values():
+                _check_compression_ratio(info, path.name)  # the same zip-bomb rule as data zips
             total = sum(_check_npy_header(archive, info, key, path.name) for key, info in members.items())
     except InvalidDataError:
         raise
@@ -399,6 +401,10 @@ def _check_member_size(info: zipfile.ZipInfo, source: str) -> None:
             f"{source!r}: {info.filename[:80]!r} unpacks to {info.file_size // 1024**2} MB; "
             f"files above {MAX_FILE_BYTES // 1024**2} MB are refused."
         )
+    _check_compression_ratio(info, source)
+
+
+def _check_compression_ratio(info: zipfile.ZipInfo, source: str) -> None:
     ratio = info.file_size / max(info.compress_size, 1)
     if info.file_size >= RATIO_CHECK_MIN_BYTES and ratio > MAX_COMPRESSION_RATIO:
         raise InvalidDataError(

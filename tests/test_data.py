@@ -608,3 +608,10 @@ def test_load_image_zip_property(raw, channels):
     assert ds.x.shape[1:] == (4, 5, channels) and ds.x.dtype == np.float32
     assert len(ds.x) == len(ds.y) and len(set(ds.y.tolist())) >= 2
     assert ds.x.min() >= 0.0 and ds.x.max() <= 1.0
+
+
+def test_an_npz_whose_array_inflates_a_hundredfold_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, x=np.zeros((2000, 32, 32, 3), np.uint8), y=np.zeros(2000, np.int64))
+    with pytest.raises(InvalidDataError, match="looks like a zip bomb"):
+        load_npz(path)
