@@ -239,6 +239,6 @@ def test_sample_scan_in_the_browser_reaches_the_expected_verdict(server, page, c
     expect(page.get_by_text("This bundle was already imported")).to_be_visible(timeout=60_000)
 
     page.get_by_role("link", name="Home", exact=True).first.click()
-    expect(page.get_by_text(re.compile(r"· scan · " + SAMPLE))).to_be_visible(timeout=60_000)
+    expect(page.get_by_text(re.compile(r"· scan · " + SAMPLE)).first).to_be_visible(timeout=60_000)
     snap(page, "home")
     print(f"\nstreamlit healthy after {server['healthy_after']:.1f} s; home shown after {server['home_shown_after']:.1f} s")
