@@ -286,8 +286,9 @@ class RunStore:
                 continue
             if silent and row["pid"] != os.getpid():
                 _kill(row["pid"])
-            reason = "its worker stopped answering" if silent else "the worker stopped before the run finished"
-            self.set_status(row["id"], "interrupted", error=f"The run was interrupted: {reason}.")
+            reason = (f"The worker stopped answering (no heartbeat for {HEARTBEAT_TIMEOUT:.0f} s)." if silent
+                      else "The worker stopped before the run finished.")
+            self.set_status(row["id"], "interrupted", error=reason)
             self._remove_temporary_files(row["id"])
             ended.append(row["id"])
         return ended

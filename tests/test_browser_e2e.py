@@ -153,6 +153,9 @@ def test_uploading_a_model_and_data_through_the_widgets(server, context):
     expect(files.first).to_be_attached(timeout=30_000)
     files.nth(0).set_input_files(str(ROOT / "sample_models" / f"{SAMPLE}.keras"))
     files.nth(1).set_input_files(str(ROOT / "sample_models" / f"{dataset}_data.npz"))
+    for name in (f"{SAMPLE}.keras", f"{dataset}_data.npz"):  # both uploads done before the click
+        expect(upload.get_by_role("button", name=f"Remove {name}")).to_be_visible(timeout=60_000)
+    upload.wait_for_timeout(1000)
     upload.get_by_role("button", name="Use these files").click()
     expect(upload.get_by_text("Input shape")).to_be_visible(timeout=120_000)
     expect(upload.get_by_text(f"{SAMPLE}.keras with")).to_be_visible()
