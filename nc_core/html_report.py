@@ -49,13 +49,11 @@ def _text(value: object) -> str:
 
 def _png(array: np.ndarray) -> str:
     """A unit-range image as an inline ``<img>``, enlarged for the gallery."""
-    image = to_image(array, scale_for(max(np.shape(array)[:2]), PICTURE_SIDE))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+    return _image_tag(to_image(array, scale_for(max(np.shape(array)[:2]), PICTURE_SIDE)))
 
 
 def _image_tag(image) -> str:
+    """A PIL image as an inline ``<img>`` (base64 PNG: the file needs nothing outside)."""
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'

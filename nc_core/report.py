@@ -14,6 +14,7 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -145,12 +146,7 @@ class ScanReport:
         epochs = float(self.config.get("epochs") or default.epochs)
         windows = max(1.0, epochs / float(self.config.get("early_stop_patience") or default.early_stop_patience))
         line = self.max_ratio * self.median
-        screened = [not r.full_schedule for r in self.rows]
-        could_matter = {}
-        if any(screened):
-            scores = pessimistic_scores([r.judged_l1 for r in self.rows], [r.compactness for r in self.rows],
-                                        screened, self.rule)
-            could_matter = {r.class_id: s >= SCREEN_SCORE for r, s in zip(self.rows, scores)}
+        could_matter = self._screened_could_matter
         return [r.class_id for r in self.rows
                 if (r.full_schedule and not r.converged
                     and (not r.reached_threshold or r.judged_l1 * (1 - min(r.shrink, 1.0)) ** windows <= line))
@@ -161,6 +157,17 @@ class ScanReport:
         """Classes whose mask size or attack success is not a number (NaN model outputs, or data in
         which no sample of another class exists to stamp): nothing can be said of them."""
         return [r.class_id for r in self.rows if not (math.isfinite(r.l1) and math.isfinite(r.asr))]
+
+    @cached_property
+    def _screened_could_matter(self) -> dict[int, bool]:
+        """Screened class -> whether it could still cross the line (one ``detect`` per screened
+        class, so computed once: ``verdict``, its reason and the summary all ask)."""
+        screened = [not r.full_schedule for r in self.rows]
+        if not any(screened):
+            return {}
+        scores = pessimistic_scores([r.judged_l1 for r in self.rows], [r.compactness for r in self.rows],
+                                    screened, self.rule)
+        return {r.class_id: s >= SCREEN_SCORE for r, s in zip(self.rows, scores) if not r.full_schedule}
 
     @property
     def implausible(self) -> bool:
