@@ -15,6 +15,7 @@ import zipfile
 
 import numpy as np
 
+from nc_core import limits
 from nc_core.data import read_npy_header
 from nc_core.errors import InvalidDataError
 
@@ -46,6 +47,7 @@ def read_bundle(data: bytes) -> tuple[dict, str | None, dict[str, bytes]]:
         raise _refuse("it is not a zip file") from None
     if len(members) > MAX_MEMBERS:
         raise _refuse("it holds too many files")
+    _check_unpacked_sizes(members)
     contents: dict[str, bytes] = {}
     for info in members:
         if info.is_dir() or _IGNORED.fullmatch(info.filename):
@@ -66,12 +68,24 @@ def read_bundle(data: bytes) -> tuple[dict, str | None, dict[str, bytes]]:
     if report is not None:
         _check_report(_json(report, "report.json"))
     class_files = {name.split("/", 1)[1]: content for name, content in contents.items()}
+    array_budget = limits.MAX_BUNDLE_UNPACKED_BYTES
     for name, content in class_files.items():
         if name.endswith(".npz"):
-            _check_arrays(content, name)
+            array_budget -= _check_arrays(content, name, array_budget)
         else:
             _check_class_figures(_json(content, name), name)
     return record, report.decode() if report is not None else None, class_files
+
+
+def _check_unpacked_sizes(members: list[zipfile.ZipInfo]) -> None:
+    """What the members declare they unpack to, from the headers, before any is inflated."""
+    for info in members:
+        if info.file_size >= limits.MB and info.file_size > limits.MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
+            raise _refuse(f"{info.filename[:80]} is compressed more than {limits.MAX_COMPRESSION_RATIO} to 1 "
+                          "(NC_MAX_COMPRESSION_RATIO), which looks like a zip bomb")
+    if sum(info.file_size for info in members) > limits.MAX_BUNDLE_UNPACKED_BYTES:
+        raise _refuse(f"it unpacks to more than {limits.megabytes(limits.MAX_BUNDLE_UNPACKED_BYTES)} "
+                      "(NC_MAX_BUNDLE_MB)")
 
 
 def _check_record(record: dict) -> None:
@@ -157,30 +171,42 @@ def _json(content: bytes | None, name: str):
         raise _refuse(f"{name} is nested too deeply") from None
 
 
-def _check_shapes(archive: zipfile.ZipFile, name: str) -> None:
+def _check_shapes(archive: zipfile.ZipFile, name: str) -> int:
     """Mask ``(H, W)`` or ``(H, W, C)`` and pattern ``(H, W, C)`` of one image size, read from the
-    npy headers before any array is inflated (a small file cannot expand into gigabytes)."""
-    shapes = {}
+    npy headers before any array is inflated (a small file cannot expand into gigabytes); returns
+    the bytes they declare."""
+    shapes, nbytes = {}, 0
     for key in ("mask", "pattern"):
-        with archive.open(f"{key}.npy") as member:
+        info = archive.getinfo(f"{key}.npy")
+        if info.file_size >= limits.MB and info.file_size > limits.MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
+            raise _refuse(f"{name} holds a {key} compressed like a zip bomb")
+        with archive.open(info) as member:
             shape, dtype = read_npy_header(member)
-        if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > 4 * 4 * _MAX_PIXELS:
+        size = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if size > 4 * 4 * _MAX_PIXELS:
             raise _refuse(f"{name} holds an array too large for a trigger")
-        shapes[key] = tuple(shape)
+        shapes[key], nbytes = tuple(shape), nbytes + size
     mask, pattern = shapes["mask"], shapes["pattern"]
     if len(pattern) != 3 or len(mask) not in (2, 3) or mask[:2] != pattern[:2] or pattern[0] * pattern[1] > _MAX_PIXELS:
         raise _refuse(f"{name} holds a mask and a pattern of different or impossible shapes")
+    return nbytes
 
 
-def _check_arrays(content: bytes, name: str) -> None:
+def _check_arrays(content: bytes, name: str, budget: int) -> int:
+    """Check one class's mask and pattern; returns the bytes they unpack to, which must fit in
+    ``budget`` (what is left of ``MAX_BUNDLE_UNPACKED_BYTES`` for all class arrays)."""
     try:
         with np.load(io.BytesIO(content), allow_pickle=False) as arrays:
             if set(arrays.files) != {"mask", "pattern"}:
                 raise _refuse(f"{name} does not hold a mask and a pattern")
-            _check_shapes(arrays.zip, name)
+            nbytes = _check_shapes(arrays.zip, name)
+            if nbytes > budget:
+                raise _refuse(f"its class arrays unpack to more than "
+                              f"{limits.megabytes(limits.MAX_BUNDLE_UNPACKED_BYTES)} (NC_MAX_BUNDLE_MB)")
             mask, pattern = arrays["mask"], arrays["pattern"]
             for key, array in (("mask", mask), ("pattern", pattern)):
                 if array.dtype.kind != "f" or not np.isfinite(array).all():
                     raise _refuse(f"{name} holds a {key} that is not finite numbers")
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError):
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError):
         raise _refuse(f"{name} is not a readable array file") from None
+    return nbytes

@@ -15,6 +15,7 @@ import dataclasses
 import io
 import os
 import re
+import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,17 +24,19 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
+from nc_core import limits
 from nc_core.errors import InvalidDataError, InvalidParameterError
+from nc_core.limits import MAX_COMPRESSION_RATIO, MAX_IMAGE_PIXELS
 from nc_core.pixels import PixelRange, guess_pixel_range
 
 # Limits on untrusted archives and images (module constants so deployments and tests can tune).
 MAX_FILES = 50_000                      # members of a zip / files under a folder
 MAX_TOTAL_BYTES = 512 * 1024**2         # uncompressed size of a whole zip
 MAX_FILE_BYTES = 64 * 1024**2           # one image file
-MAX_COMPRESSION_RATIO = 100             # uncompressed / compressed, checked on big members only
 RATIO_CHECK_MIN_BYTES = 1024**2         # members smaller than this may compress as well as they like
-MAX_IMAGE_PIXELS = 50_000_000           # width * height read from an image header
 MAX_NPZ_BYTES = 1024**3                 # declared size of the arrays in an npz
+# Also from nc_core.limits (one place, raisable from the environment): MAX_COMPRESSION_RATIO,
+# MAX_IMAGE_PIXELS per image header, MAX_DECODED_PIXELS and MAX_DATA_VALUES per data set.
 MAX_ABS_VALUE = 1e6                     # larger "pixels" are not images
 MAX_CLASS_ID = 100_000
 MAX_IMAGE_SIDE = 4096                   # of the size images are resized to
@@ -187,7 +190,23 @@ def _check_npz_headers(path: Path) -> tuple[dict[str, zipfile.ZipInfo], list[str
         raise InvalidDataError(
             f"{path.name!r} holds {total / 1024**3:.1f} GB of arrays; the limit is {MAX_NPZ_BYTES / 1024**3:.0f} GB."
         )
+    if "x" in members:
+        with zipfile.ZipFile(path) as archive, archive.open(members["x"]) as member:
+            shape, _ = read_npy_header(member)
+        check_data_values(int(np.prod(shape, dtype=object)), path.name)
     return members, names
+
+
+def check_data_values(values: int, source: str) -> None:
+    """Refuse a data set of more pixel values than ``MAX_DATA_VALUES`` (checked before loading).
+
+    >>> check_data_values(10_000 * 28 * 28, "mnist.npz")
+    """
+    if values > limits.MAX_DATA_VALUES:
+        raise InvalidDataError(
+            f"{source!r} holds {values:,} pixel values; the scanner loads at most {limits.MAX_DATA_VALUES:,} "
+            "(NC_MAX_DATA_VALUES): keep fewer samples (a few hundred per class are plenty)."
+        )
 
 
 def _npz_members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
@@ -329,11 +348,18 @@ def _folder_tree(root: Path) -> tuple[list[_File], list[tuple[str, ...]]]:
         dirs.extend(rel + (d,) for d in subdirs)
         for name in names:
             full = Path(here) / name
-            if not full.is_symlink():
+            if _is_regular(full):  # no symlinks, FIFOs (which would block the read), devices, sockets
                 files.append(_File(rel + (name,), lambda full=full: _read_file(full)))
             if len(files) > MAX_FILES:
                 raise InvalidDataError(f"{root.name!r} holds more than {MAX_FILES} files; that is too many.")
     return files, dirs
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _read_file(path: Path) -> bytes:
@@ -446,7 +472,9 @@ def _tree_dataset(
     if max_samples is not None and len(images) > _check_max_samples(max_samples):
         keep = stratified_indices(labels, max_samples)
         images, labels = [images[i] for i in keep], labels[keep]
-    decoded = [_decode_image(f.read(), "/".join(f.parts), size, channels) for f in images]
+    check_data_values(len(images) * size[0] * size[1] * channels, source)
+    budget = _PixelBudget(source)
+    decoded = [_decode_image(f.read(), "/".join(f.parts), size, channels, budget) for f in images]
     ok = np.array([d is not None for d in decoded], dtype=bool)
     _require_two_classes(class_names, labels[ok], source, "readable images")
     x = np.stack([d for d in decoded if d is not None])
@@ -494,7 +522,28 @@ def _check_image_args(image_size: tuple[int, int], channels: int) -> tuple[int, 
     return int(image_size[0]), int(image_size[1])
 
 
-def _decode_image(data: bytes, name: str, size: tuple[int, int], channels: int) -> np.ndarray | None:
+@dataclass
+class _PixelBudget:
+    """Pixels decoded so far from one data set's image files, against ``MAX_DECODED_PIXELS``.
+
+    Why: each image may pass the per-image limit while forty of them still cost a minute of CPU.
+    """
+
+    source: str
+    spent: int = 0
+
+    def spend(self, pixels: int) -> None:
+        self.spent += pixels
+        if self.spent > limits.MAX_DECODED_PIXELS:
+            raise InvalidDataError(
+                f"{self.source!r}: its images hold more than {limits.MAX_DECODED_PIXELS:,} pixels together "
+                "(NC_MAX_DECODED_PIXELS); send smaller images or fewer of them."
+            )
+
+
+def _decode_image(
+    data: bytes, name: str, size: tuple[int, int], channels: int, budget: _PixelBudget | None = None
+) -> np.ndarray | None:
     """Unit pixels (H, W, C) of one image, or None when it is not an image we can read.
 
     The header's dimensions are checked before decoding, so a tiny file that unpacks to
@@ -507,13 +556,18 @@ def _decode_image(data: bytes, name: str, size: tuple[int, int], channels: int) 
         with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
             if image.width * image.height > MAX_IMAGE_PIXELS:
                 raise Image.DecompressionBombError(name)
+            if budget is not None:
+                budget.spend(image.width * image.height)
             image = image.convert(PIL_MODES[channels])
             image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             pixels = np.asarray(image, dtype=np.float32) / 255.0
     except Image.DecompressionBombError:
         raise InvalidDataError(
-            f"{name[:80]!r} declares more than {MAX_IMAGE_PIXELS:,} pixels; it is refused as a decompression bomb."
+            f"{name[:80]!r} declares more than {MAX_IMAGE_PIXELS:,} pixels (NC_MAX_IMAGE_PIXELS); it is refused "
+            "as a decompression bomb."
         ) from None
+    except InvalidDataError:
+        raise
     except Exception:  # Pillow raises many types on corrupt or non-image bytes: not an image
         return None
     return pixels.reshape(size[0], size[1], channels)
@@ -539,11 +593,13 @@ def load_images(
     if len(files) > MAX_FILES:
         raise InvalidDataError(f"{len(files)} images were uploaded; the limit is {MAX_FILES}.")
     y = _upload_labels(labels, len(files))
+    check_data_values(len(files) * size[0] * size[1] * channels, f"{len(files)} uploaded images")
+    budget = _PixelBudget(f"{len(files)} uploaded images")
     pixels = []
     for name, data in files:
         if len(data) > MAX_FILE_BYTES:
             raise InvalidDataError(f"{name[:80]!r} is larger than {MAX_FILE_BYTES // 1024**2} MB.")
-        image = _decode_image(data, name, size, channels)
+        image = _decode_image(data, name, size, channels, budget)
         if image is None:
             raise InvalidDataError(
                 f"{name[:80]!r} is not an image the scanner can read (PNG, JPEG, BMP, GIF, WebP, TIFF)."
@@ -687,6 +743,8 @@ def _check_max_samples(max_samples: int) -> int:
 
 def _existing(path: str | Path, what: str) -> Path:
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise InvalidDataError(f"The {what} {str(path)!r} does not exist.")
+    if not path.is_file():  # a FIFO would block the read forever; devices and folders are no files
+        raise InvalidDataError(f"The {what} {str(path)!r} is not a regular file.")
     return path

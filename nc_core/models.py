@@ -20,12 +20,14 @@ import h5py
 import keras
 import numpy as np
 
+from nc_core import limits
 from nc_core.errors import InvalidDataError, InvalidParameterError, ModelLoadError, UnsafeModelError
+from nc_core.limits import megabytes
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
-# Largest config.json we parse, and largest total uncompressed size of a .keras archive.
-MAX_CONFIG_BYTES = 32 * 1024 * 1024
-MAX_KERAS_ARCHIVE_BYTES = 4 * 1024**3
+# The members Keras reads from a .keras archive; anything else counts as an asset (Keras
+# extracts the whole archive to a temporary folder when there is more than these).
+KERAS_CORE_MEMBERS = frozenset({"config.json", "metadata.json", "model.weights.h5", "model.weights.npz"})
 # Class names that carry Python code: Keras 3 Lambda, tf.keras op lambdas, marshalled lambdas.
 UNSAFE_CLASS_NAMES = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda", "__lambda__"})
 # Config keys that only code-carrying layers use (Lambda's ``function``, tf.keras ``function_type``).
@@ -67,10 +69,13 @@ def load_model(path: str | Path) -> keras.Model:
         raise ModelLoadError(
             f"{path.name!r} is not a model file the scanner reads: save the model as .keras (Keras 3) or .h5."
         )
-    if not path.is_file():
+    if not path.exists():
         raise ModelLoadError(f"The model file {str(path)!r} does not exist.")
+    if not path.is_file():  # a FIFO would block the read forever
+        raise ModelLoadError(f"The model file {str(path)!r} is not a regular file.")
     config = _read_keras_config(path) if suffix == ".keras" else _read_h5_config(path)
     refuse_unsafe_config(config)
+    _check_weight_budget(path, config)
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises ValueError/TypeError/OSError/KeyError for bad files
@@ -81,22 +86,29 @@ def load_model(path: str | Path) -> keras.Model:
 
 
 def _read_keras_config(path: Path) -> Any:
-    """The architecture JSON of a ``.keras`` archive, read without Keras."""
+    """The architecture JSON of a ``.keras`` archive, read without Keras, after checking what
+    every member declares it unpacks to (the headers bound what zipfile will ever inflate)."""
     try:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
-            if sum(info.file_size for info in infos) > MAX_KERAS_ARCHIVE_BYTES:
-                raise ModelLoadError(f"{path.name!r} unpacks to more than 4 GB; the scanner refuses it.")
+            for info in infos:
+                _check_member_ratio(info, path.name)
+            assets = sum(i.file_size for i in infos if i.filename not in KERAS_CORE_MEMBERS)
+            if assets > limits.MAX_MODEL_ASSETS_BYTES:
+                raise ModelLoadError(
+                    f"{path.name!r} holds {megabytes(assets)} of files besides the model (assets), which Keras "
+                    f"would unpack to disk; the limit is {megabytes(limits.MAX_MODEL_ASSETS_BYTES)} "
+                    "(NC_MAX_MODEL_ASSETS_MB)."
+                )
             try:
                 info = archive.getinfo("config.json")
             except KeyError:
                 raise ModelLoadError(
                     f"{path.name!r} is a zip file but not a Keras model (it has no config.json)."
                 ) from None
-            if info.file_size > MAX_CONFIG_BYTES:
-                raise ModelLoadError(f"The architecture in {path.name!r} is too large to read.")
+            _check_config_size(info.file_size, path.name)
             with archive.open(info) as member:
-                text = member.read(MAX_CONFIG_BYTES + 1)
+                text = member.read(limits.MAX_CONFIG_BYTES + 1)
     except ModelLoadError:
         raise
     except Exception as error:  # BadZipFile, zlib.error, EOFError, encrypted or odd compression
@@ -104,6 +116,23 @@ def _read_keras_config(path: Path) -> Any:
             f"{path.name!r} is damaged or not a .keras file (a .keras file is a zip archive written by Keras 3)."
         ) from error
     return _parse_config(text, path.name)
+
+
+def _check_member_ratio(info: zipfile.ZipInfo, name: str) -> None:
+    ratio = info.file_size / max(info.compress_size, 1)
+    if info.file_size >= limits.MB and ratio > limits.MAX_COMPRESSION_RATIO:
+        raise ModelLoadError(
+            f"{name!r}: {info.filename[:80]!r} is compressed {ratio:.0f} to 1, which looks like a zip bomb; "
+            f"the limit is {limits.MAX_COMPRESSION_RATIO} to 1 (NC_MAX_COMPRESSION_RATIO)."
+        )
+
+
+def _check_config_size(nbytes: int, name: str) -> None:
+    if nbytes > limits.MAX_CONFIG_BYTES:
+        raise ModelLoadError(
+            f"The architecture in {name!r} is {megabytes(nbytes)} of JSON; the limit is "
+            f"{megabytes(limits.MAX_CONFIG_BYTES)} (NC_MAX_MODEL_CONFIG_MB)."
+        )
 
 
 def _read_h5_config(path: Path) -> Any:
@@ -117,7 +146,124 @@ def _read_h5_config(path: Path) -> Any:
         raise ModelLoadError(
             f"{path.name!r} holds only weights, no architecture: save the whole model with model.save()."
         )
+    _check_config_size(len(raw) if isinstance(raw, (str, bytes)) else np.asarray(raw).nbytes, path.name)
     return _parse_config(raw, path.name)
+
+
+# --------------------------------------------------------------------------- weight budget
+
+
+#: Optimizer state a saved model may carry per weight (Adam keeps two moments; a few keep three).
+OPTIMIZER_SLOTS = 3
+
+
+@dataclass(frozen=True)
+class _DeclaredWeights:
+    """What a model file declares its weights hold, from headers: model and optimizer arrays,
+    and the bytes Keras reads into memory to get at them (a ``.keras`` member is read whole)."""
+
+    model: int
+    optimizer: int = 0
+    read: int = 0
+
+    @property
+    def largest(self) -> int:
+        return max(self.model + self.optimizer, self.read)
+
+
+def _check_weight_budget(path: Path, config: Any) -> None:
+    """Refuse weights larger than the architecture needs, before Keras reads them.
+
+    Why: an HDF5 dataset of zeros (or a zip member) can declare gigabytes in a small file, and
+    Keras reads a weight array whole before it compares shapes. Weights up to
+    ``WEIGHTS_CHECK_BYTES`` pass as they are; above that the architecture is built once to learn
+    what it needs, and the model's arrays may exceed that by 10 % + 1 MB (HDF5's own overhead),
+    its optimizer state by ``OPTIMIZER_SLOTS`` times that, and the file member by 10 % + 1 MB.
+    """
+    declared = _declared_weight_bytes(path)
+    if declared.largest > limits.MAX_WEIGHTS_BYTES:
+        raise ModelLoadError(
+            f"{path.name!r} declares {megabytes(declared.largest)} of weights; the limit is "
+            f"{megabytes(limits.MAX_WEIGHTS_BYTES)} (NC_MAX_WEIGHTS_MB)."
+        )
+    if declared.largest <= limits.WEIGHTS_CHECK_BYTES:
+        return
+    allowed = _architecture_weight_bytes(path, config) * 1.1 + limits.MB
+    arrays = declared.model + declared.optimizer
+    if declared.model > allowed or declared.optimizer > OPTIMIZER_SLOTS * allowed or declared.read > arrays * 1.1 + limits.MB:
+        raise ModelLoadError(
+            f"{path.name!r} declares {megabytes(declared.largest)} of weights but its architecture needs "
+            f"{megabytes((allowed - limits.MB) / 1.1)}: the weights do not belong to this model (or are padded "
+            "to exhaust memory)."
+        )
+
+
+def _declared_weight_bytes(path: Path) -> _DeclaredWeights:
+    try:
+        if path.suffix.lower() != ".keras":  # h5py reads a legacy .h5 lazily; compile=False skips optimizer_weights
+            with h5py.File(path, "r") as file:
+                return _DeclaredWeights(_h5_dataset_bytes(file.get("model_weights", file), path.name))
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if "model.weights.npz" in names:
+                return _DeclaredWeights(_npz_weight_bytes(archive, archive.getinfo("model.weights.npz")))
+            if "model.weights.h5" not in names:
+                return _DeclaredWeights(0)
+            info = archive.getinfo("model.weights.h5")
+            with archive.open(info) as member, h5py.File(member, "r") as file:
+                optimizer = _h5_dataset_bytes(file["optimizer"], path.name) if "optimizer" in file else 0
+                total = _h5_dataset_bytes(file, path.name)
+            return _DeclaredWeights(total - optimizer, optimizer, info.file_size)
+    except ModelLoadError:
+        raise
+    except Exception as error:  # a weights file h5py cannot open: Keras would fail the same way
+        raise ModelLoadError(f"The weights in {path.name!r} are damaged or not an HDF5 file.") from error
+
+
+def _npz_weight_bytes(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> int:
+    """Declared sizes of the arrays of a ``model.weights.npz`` member (Keras' other weights format)."""
+    from nc_core.data import read_npy_header
+
+    total = info.file_size
+    with archive.open(info) as member, zipfile.ZipFile(member) as inner:
+        for array in inner.infolist():
+            with inner.open(array) as stream:
+                shape, dtype = read_npy_header(stream)
+            total += int(np.prod(shape, dtype=object)) * dtype.itemsize
+    return total
+
+
+def _h5_dataset_bytes(group: h5py.Group, name: str) -> int:
+    """Sum of declared array sizes under ``group``, from the HDF5 headers only (nothing is read)."""
+    total, count = 0, 0
+    stack = [group]
+    while stack:
+        node = stack.pop()
+        for child in node.values():
+            count += 1
+            if count > limits.MAX_WEIGHT_ARRAYS:
+                raise ModelLoadError(
+                    f"{name!r} holds more than {limits.MAX_WEIGHT_ARRAYS:,} weight entries (NC_MAX_WEIGHT_ARRAYS)."
+                )
+            if isinstance(child, h5py.Dataset):
+                total += int(np.prod(child.shape, dtype=object)) * child.dtype.itemsize
+            elif isinstance(child, h5py.Group):
+                stack.append(child)
+    return total
+
+
+def _architecture_weight_bytes(path: Path, config: Any) -> int:
+    """Bytes of the weights the architecture creates (built once from the vetted config)."""
+    try:
+        if path.suffix.lower() == ".keras":
+            model = keras.saving.deserialize_keras_object(config, safe_mode=True)
+        else:
+            from keras.src.legacy.saving import saving_utils
+
+            model = saving_utils.model_from_config(config)
+        return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in model.weights)
+    except Exception as error:
+        raise _load_error(path.name, error) from None
 
 
 def _parse_config(raw: Any, name: str) -> Any:
@@ -252,6 +398,11 @@ def _image_input_shape(model: keras.Model) -> tuple[int, int, int]:
             f"The model accepts images of shape {_shape_text(shape)}; the scanner needs a fixed "
             "height, width and channel count."
         )
+    if int(height) * int(width) > limits.MAX_INPUT_PIXELS:
+        raise ModelLoadError(
+            f"The model takes {height}x{width} images; the scanner handles at most "
+            f"{limits.MAX_INPUT_PIXELS:,} pixels an image (NC_MAX_INPUT_PIXELS)."
+        )
     if not 1 <= channels <= 4:
         raise ModelLoadError(
             f"The model input has {channels} channels; the scanner needs 1 (grey), 3 (RGB) or 4 (RGBA) "
@@ -274,6 +425,11 @@ def _num_classes(model: keras.Model) -> int:
         raise ModelLoadError(
             f"The model outputs {shape[1]} value per input: it looks like a regression or binary model; "
             "the scanner needs one score per class for at least 2 classes."
+        )
+    if shape[1] > limits.MAX_CLASSES:
+        raise ModelLoadError(
+            f"The model outputs {shape[1]:,} classes; the scanner handles at most {limits.MAX_CLASSES:,} "
+            "(NC_MAX_CLASSES), since every class gets its own trigger."
         )
     return int(shape[1])
 

@@ -105,7 +105,7 @@ CASES = {
     "decompression-bomb-png": (
         lambda tmp, f: ["scan", MODEL, _zip(tmp / "d.zip", {**_pngs("a/1.png", "b/2.png"),
                                                             "b/bomb.png": _png_header_and_rows(20_000, 20_000)})],
-        "'b/bomb.png' declares more than 50,000,000 pixels; it is refused as a decompression bomb."),
+        "'b/bomb.png' declares more than 16,777,216 pixels (NC_MAX_IMAGE_PIXELS); it is refused as a decompression bomb."),
     "only-non-images": (lambda tmp, f: ["scan", MODEL, _zip(tmp / "d.zip", {"a/x.txt": b"hello", "a/x.png": b"hello",
                                                                             "b/y.png": b"not really a png"})],
                         "'d.zip' holds no readable images (PNG, JPEG, BMP, GIF, WebP, TIFF) in its class folders."),

@@ -129,7 +129,7 @@ def test_unknown_extension(tmp_path, name):
 
 def test_directory_refused(tmp_path):
     (tmp_path / "m.keras").mkdir()
-    with pytest.raises(ModelLoadError, match="does not exist"):
+    with pytest.raises(ModelLoadError, match="is not a regular file"):
         load_model(tmp_path / "m.keras")
 
 
@@ -314,3 +314,24 @@ def test_damaged_model_files_only_raise_model_load_error(files, suffix, position
             load_model(path)
         except ModelLoadError as error:
             assert str(error) and "\n" not in str(error)
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_weights_checked_against_the_architecture_still_load(tmp_path, monkeypatch, suffix):
+    """With the weight check forced on (every model above the threshold), real models still load:
+    their declared weights match what their architecture builds, BatchNorm statistics and the
+    optimizer's state included."""
+    from nc_core import limits
+
+    monkeypatch.setattr(limits, "WEIGHTS_CHECK_BYTES", 0)
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Add()([x, keras.layers.Conv2D(8, 1)(inputs)])
+    outputs = keras.layers.Dense(5, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs)
+    model.compile("adam", "sparse_categorical_crossentropy")  # saved with its Adam moments
+    model.fit(np.zeros((4, 16, 16, 3)), np.arange(4), verbose=0)
+    path = tmp_path / f"resnetish{suffix}"
+    model.save(path)
+    assert load_model(path).count_params() == model.count_params()
