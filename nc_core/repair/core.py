@@ -1,0 +1,209 @@
+"""Repair a model a scan flagged, measure it before and after on held-out data, and re-scan it.
+
+    >>> result = repair(model, data, report, RepairConfig(), known=trigger_from_card(card, (32, 32, 3)))
+    >>> result.before.known_asr, result.after.known_asr, result.after.clean_accuracy
+    (0.97, 0.02, 0.969)
+    >>> rescan(result, inputs.data, report).verdict
+    'clean'
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import keras
+import numpy as np
+
+from nc_core.cleanse import CleanseConfig
+from nc_core.data import Dataset
+from nc_core.detect import DetectionRule
+from nc_core.models import ModelInfo, as_classifier
+from nc_core.progress import CancelToken, EventCallback
+from nc_core.repair.config import RepairConfig
+from nc_core.repair.evaluation import Figures, measure, split_holdout
+from nc_core.repair.pruning import prune
+from nc_core.repair.triggers import Trigger, triggers_to_remove
+from nc_core.repair.unlearning import trainable_copy, unlearn
+from nc_core.report import ScanReport
+
+#: ``on_progress(fraction, message)``: the share of the repair done and what runs now.
+ProgressCallback = Callable[[float, str], None]
+
+
+@dataclass
+class RepairRound:
+    """One pass: the trigger of ``target`` found on the model entering it (its mask size) and
+    whether it was still small enough to stand out, and so was removed in this round."""
+
+    round: int
+    target: int
+    l1: float
+    removed: bool
+
+
+@dataclass
+class RepairResult:
+    """A repaired model and the evidence: figures before and after on the held-out samples,
+    the rounds run, and (after :func:`rescan`) the verdict a scan now gives it."""
+
+    model: keras.Model = field(repr=False)
+    method: str
+    targets: list[int]
+    before: Figures
+    after: Figures
+    rounds: list[RepairRound]
+    bound: float
+    config: dict
+    samples_tuned: int
+    samples_held_out: int
+    seconds: float
+    pruned_units: list[int] = field(default_factory=list)
+    known_trigger: str | None = None
+    rescan: dict | None = None
+
+    def to_dict(self) -> dict:
+        """JSON-ready figures (the model is saved on its own)."""
+        payload = {k: v for k, v in asdict(self).items() if k not in ("model", "before", "after")}
+        return {**payload, "before": self.before.to_dict(), "after": self.after.to_dict()}
+
+    @classmethod
+    def from_dict(cls, payload: dict, model: keras.Model | None = None) -> "RepairResult":
+        fields = {k: v for k, v in payload.items() if k not in ("before", "after", "rounds")}
+        return cls(model=model, before=Figures.from_dict(payload["before"]), after=Figures.from_dict(payload["after"]),
+                   rounds=[RepairRound(**r) for r in payload["rounds"]], **fields)
+
+    def table(self) -> list[dict]:
+        """Before/after rows for the UI, the report and the CLI (one computation, shown everywhere)."""
+        rows = [{"figure": "clean accuracy", "before": self.before.clean_accuracy, "after": self.after.clean_accuracy}]
+        for target in self.targets:
+            rows.append({"figure": f"attack success, reversed trigger of class {target}",
+                         "before": self.before.reversed_asr.get(target), "after": self.after.reversed_asr.get(target)})
+        if self.before.known_asr is not None:
+            rows.append({"figure": f"attack success, real trigger ({self.known_trigger})",
+                         "before": self.before.known_asr, "after": self.after.known_asr})
+        return rows
+
+
+def removal_bound(report: ScanReport, targets: list[int], max_ratio: float) -> float:
+    """The mask size below which a class still stands out: ``max_ratio`` of the median judged L1
+    of the scan's other classes."""
+    others = [row.judged_l1 for row in report.rows if row.class_id not in targets]
+    return float(max_ratio * np.median(others)) if others else 0.0
+
+
+def repair(
+    model: keras.Model,
+    data: Dataset,
+    report: ScanReport,
+    config: RepairConfig = RepairConfig(),
+    known: Trigger | None = None,
+    force: bool = False,
+    outputs_probabilities: bool = True,
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> RepairResult:
+    """Remove the backdoor ``report`` found from a copy of ``model``; ``data`` is labelled and clean.
+
+    ``model`` is left untouched. ``known`` (the real trigger, if the user has it) is measured,
+    never trained on. Raises :class:`~nc_core.errors.RunCancelled` when cancelled.
+    """
+    started = time.perf_counter()
+    triggers = triggers_to_remove(report, force)
+    config.validate(len(data), int(model.output_shape[-1]))
+    keras.utils.set_random_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    tune_idx, held_idx = split_holdout(data.y, config.holdout_share, config.seed)
+    tune, held_out = data.subset(tune_idx), data.subset(held_idx)
+    targets = [t.target for t in triggers]
+    bound = removal_bound(report, targets, config.max_ratio)
+    progress = _Progress(on_progress, config)
+    before = measure(model, held_out, triggers, known)
+    repaired = trainable_copy(model)
+    removing, rounds, pruned = list(triggers), [RepairRound(0, t.target, t.l1, True) for t in triggers], []
+    for round_index in range(config.max_rounds):
+        if round_index > 0:
+            found = _reverse_again(repaired, tune, targets, report, config, round_index, outputs_probabilities, cancel)
+            progress.reversed(round_index)
+            still = [t for t in found if t.l1 < bound]
+            rounds += [RepairRound(round_index, t.target, t.l1, t in still) for t in found]
+            if not still:
+                break
+            removing += still
+        if config.method == "pruning":
+            pruned += prune(repaired, tune, removing, config, lambda f: progress.step(round_index, f), cancel)
+        else:
+            unlearn(repaired, tune, removing, config, not outputs_probabilities, rng,
+                    lambda e: progress.step(round_index, e / config.epochs), cancel)
+    after = measure(repaired, held_out, triggers, known)
+    progress.done()
+    return RepairResult(
+        repaired, config.method, targets, before, after, rounds, bound, config.to_dict(), len(tune_idx),
+        len(held_idx), time.perf_counter() - started, pruned, known.source if known is not None else None,
+    )
+
+
+def _reverse_again(model: keras.Model, data: Dataset, targets: list[int], report: ScanReport, config: RepairConfig,
+                   round_index: int, outputs_probabilities: bool, cancel: CancelToken | None) -> list[Trigger]:
+    """Each target's smallest trigger on the model as repaired so far (on a frozen copy)."""
+    from nc_core.scan import reverse_engineer
+
+    frozen = keras.models.clone_model(model)
+    frozen.set_weights(model.get_weights())
+    classifier = _probabilities(frozen, outputs_probabilities)
+    cleanse = CleanseConfig(**report.config).replace(seed=config.seed + round_index, screen_epochs=0, classes_per_step=1)
+    found = []
+    for target in targets:
+        result = reverse_engineer(classifier, data, target, cleanse, cancel=cancel)
+        mask = result.mask.max(axis=-1) if result.mask.ndim == 3 else result.mask
+        found.append(Trigger(target, mask, result.pattern, source=f"reversed in round {round_index}"))
+    return found
+
+
+def _probabilities(model: keras.Model, outputs_probabilities: bool) -> keras.Model:
+    shape = tuple(int(d) for d in model.input_shape[1:])
+    info = ModelInfo(shape, int(model.output_shape[-1]), 0, outputs_probabilities, model.name)
+    return as_classifier(model, info)
+
+
+def rescan(
+    result: RepairResult,
+    data: Dataset,
+    report: ScanReport,
+    outputs_probabilities: bool = True,
+    on_event: EventCallback | None = None,
+    cancel: CancelToken | None = None,
+    model_name: str = "repaired model",
+) -> ScanReport:
+    """Scan the repaired model with the original scan's settings, classes and rule; the verdict
+    and score land in ``result.rescan`` too."""
+    from nc_core.scan import scan
+
+    classifier = _probabilities(result.model, outputs_probabilities)
+    classifier.trainable = False
+    new = scan(classifier, data, [row.class_id for row in report.rows], CleanseConfig(**report.config),
+               on_event=on_event, cancel=cancel, model_name=model_name, rule=report.rule)
+    result.rescan = {"verdict": new.verdict, "flagged": list(new.flagged), "score": float(new.score),
+                     "anomaly_index": float(new.anomaly_index), "reason": new.verdict_reason}
+    return new
+
+
+class _Progress:
+    """Fractions for a repair: each round's training, and the reversal that opens the next."""
+
+    def __init__(self, callback: ProgressCallback | None, config: RepairConfig):
+        self.callback, self.rounds, self.done_fraction = callback, config.max_rounds, 0.0
+
+    def _emit(self, fraction: float, message: str) -> None:
+        self.done_fraction = max(self.done_fraction, min(fraction, 1.0))  # never backwards
+        if self.callback is not None:
+            self.callback(self.done_fraction, message)
+
+    def step(self, round_index: int, within: float) -> None:
+        self._emit((round_index + 0.5 + 0.5 * within) / self.rounds, f"round {round_index + 1}: removing the triggers")
+
+    def reversed(self, round_index: int) -> None:
+        self._emit((round_index + 0.5) / self.rounds, f"round {round_index + 1}: triggers reverse-engineered again")
+
+    def done(self) -> None:
+        self._emit(1.0, "repair finished")

@@ -1,0 +1,65 @@
+"""Unlearning: fine-tune on clean images, some stamped with the reversed triggers, true labels kept.
+
+The model learns that the trigger means nothing: the stamped images keep their own class, so the
+shortcut to the target class is trained away while the clean images hold the accuracy.
+
+    >>> model = trainable_copy(original); unlearn(model, tune_data, triggers, RepairConfig(), from_logits=False)
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import keras
+import numpy as np
+
+from nc_core.data import Dataset
+from nc_core.errors import RunCancelled
+from nc_core.masks import stamp
+from nc_core.progress import CancelToken
+from nc_core.repair.config import RepairConfig
+from nc_core.repair.triggers import Trigger
+
+
+def trainable_copy(model: keras.Model) -> keras.Model:
+    """A copy with the same weights whose layers train, BatchNorm excepted (kept in inference
+    mode: a few hundred samples would only spoil statistics learned on the whole training set)."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    copy.trainable = True
+    for layer in copy._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+    return copy
+
+
+def stamped_epoch(x: np.ndarray, triggers: list[Trigger], share: float, rng: np.random.Generator) -> np.ndarray:
+    """``x`` (unit pixels) with ``share`` of the images stamped, each with one of the triggers."""
+    out = x.copy()
+    chosen = np.flatnonzero(rng.random(len(x)) < share)
+    which = rng.integers(0, len(triggers), len(chosen))
+    for k, trigger in enumerate(triggers):
+        rows = chosen[which == k]
+        out[rows] = stamp(x[rows], trigger.mask, trigger.pattern)
+    return out
+
+
+def unlearn(
+    model: keras.Model,
+    data: Dataset,
+    triggers: list[Trigger],
+    config: RepairConfig,
+    from_logits: bool,
+    rng: np.random.Generator,
+    on_epoch: Callable[[int], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> None:
+    """One round of ``config.epochs`` passes over ``data``, in place; a fresh stamping each pass."""
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits))
+    for epoch in range(config.epochs):
+        if cancel is not None and cancel.cancelled:
+            raise RunCancelled("The repair was cancelled.")
+        x = data.pixel_range.from_unit(stamped_epoch(data.x, triggers, config.stamp_share, rng))
+        model.fit(x, data.y, batch_size=config.batch_size, epochs=1, shuffle=True, verbose=0)
+        if on_epoch is not None:
+            on_epoch(epoch + 1)
