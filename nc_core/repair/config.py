@@ -27,7 +27,9 @@ class RepairConfig:
     epoch; ``epochs`` passes at Adam's ``learning_rate`` make one round. After a round the
     flagged classes are reverse-engineered again on the repaired model: while one still needs a
     mask below ``max_ratio`` of the scan's median (so it would still stand out), its new trigger
-    joins the unlearning set and another round runs, up to ``max_rounds``. Why rounds: a reversed
+    joins the unlearning set and another round runs, up to ``max_rounds``. Before the first round
+    each flagged class is also reverse-engineered ``restarts`` more times from fresh random starts:
+    each run finds a different few pixels of the real trigger, and together they cover more. Why rounds: a reversed
     trigger is the *smallest* one that works, often a few pixels of the real patch; unlearning it
     leaves the rest of the patch working, and the next reversal finds that rest.
 
@@ -44,7 +46,9 @@ class RepairConfig:
     learning_rate: float = 1e-3
     batch_size: int = 32
     stamp_share: float = 0.2
+    grow_pixels: int = 1
     max_rounds: int = 3
+    restarts: int = 2
     max_ratio: float = 0.5
     holdout_share: float = 0.3
     target_asr: float = 0.05
@@ -67,6 +71,8 @@ class RepairConfig:
             (1 <= self.batch_size <= num_samples,
              f"The repair batch size must be between 1 and the {num_samples} samples, not {self.batch_size}."),
             (0 < self.stamp_share < 1, f"The share of stamped images must be in (0, 1), not {self.stamp_share}."),
+            (0 <= self.grow_pixels <= 8, f"Trigger growth must be 0 to 8 pixels, not {self.grow_pixels}."),
+            (0 <= self.restarts <= 10, f"Repair restarts must be between 0 and 10, not {self.restarts}."),
             (1 <= self.max_rounds <= 20, f"Repair rounds must be between 1 and 20, not {self.max_rounds}."),
             (0 < self.max_ratio <= 1, f"The mask-size ratio must be in (0, 1], not {self.max_ratio}."),
             (0 < self.holdout_share < 1, f"The held-out share must be in (0, 1), not {self.holdout_share}."),

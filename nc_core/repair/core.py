@@ -120,9 +120,16 @@ def repair(
     progress = _Progress(on_progress, config)
     before = measure(model, held_out, triggers, known)
     repaired = trainable_copy(model)
-    removing, rounds, pruned = list(triggers), [RepairRound(0, t.target, t.l1, True) for t in triggers], []
+    removing = [t for t in triggers if t.target in report.flagged or t.l1 < bound]
+    rounds = [RepairRound(0, t.target, t.l1, t in removing) for t in triggers]
+    pruned: list[int] = []
     for round_index in range(config.max_rounds):
-        if round_index > 0:
+        if round_index == 0 and removing and config.restarts:
+            restarts = _reverse_again(repaired, tune, [t.target for t in removing], report, config, 0,
+                                      outputs_probabilities, cancel, runs=config.restarts)
+            rounds += [RepairRound(0, t.target, t.l1, True) for t in restarts]
+            removing += restarts
+        elif round_index > 0:
             found = _reverse_again(repaired, tune, targets, report, config, round_index, outputs_probabilities, cancel)
             progress.reversed(round_index)
             still = [t for t in found if t.l1 < bound]
@@ -130,6 +137,8 @@ def repair(
             if not still:
                 break
             removing += still
+        if not removing:
+            break  # nothing stands out (a forced repair of a clean model): the model stays as it was
         if config.method == "pruning":
             pruned += prune(repaired, tune, removing, config, lambda f: progress.step(round_index, f), cancel)
         else:
@@ -144,19 +153,23 @@ def repair(
 
 
 def _reverse_again(model: keras.Model, data: Dataset, targets: list[int], report: ScanReport, config: RepairConfig,
-                   round_index: int, outputs_probabilities: bool, cancel: CancelToken | None) -> list[Trigger]:
-    """Each target's smallest trigger on the model as repaired so far (on a frozen copy)."""
+                   round_index: int, outputs_probabilities: bool, cancel: CancelToken | None,
+                   runs: int = 1) -> list[Trigger]:
+    """Each target's smallest trigger on the model as repaired so far (on a frozen copy), from
+    ``runs`` random starts each (seeds differ by round and run)."""
     from nc_core.scan import reverse_engineer
 
     frozen = keras.models.clone_model(model)
     frozen.set_weights(model.get_weights())
     classifier = _probabilities(frozen, outputs_probabilities)
-    cleanse = CleanseConfig(**report.config).replace(seed=config.seed + round_index, screen_epochs=0, classes_per_step=1)
+    cleanse = CleanseConfig(**report.config).replace(screen_epochs=0, classes_per_step=1)
     found = []
-    for target in targets:
-        result = reverse_engineer(classifier, data, target, cleanse, cancel=cancel)
-        mask = result.mask.max(axis=-1) if result.mask.ndim == 3 else result.mask
-        found.append(Trigger(target, mask, result.pattern, source=f"reversed in round {round_index}"))
+    for run in range(runs):
+        for target in targets:
+            seed = config.seed + 1 + round_index * 100 + run
+            result = reverse_engineer(classifier, data, target, cleanse.replace(seed=seed), cancel=cancel)
+            mask = result.mask.max(axis=-1) if result.mask.ndim == 3 else result.mask
+            found.append(Trigger(target, mask, result.pattern, source=f"reversed in round {round_index}"))
     return found
 
 

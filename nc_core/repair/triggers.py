@@ -37,6 +37,34 @@ class Trigger:
         return float(np.abs(self.mask).sum())
 
 
+def grown(trigger: Trigger, pixels: int = 1) -> Trigger:
+    """The trigger with its mask grown by ``pixels`` on every side, the new border painted with
+    the mask-weighted mean of the pattern around it.
+
+    Why: a reversed trigger is the *smallest* mask that works, usually a part of the real patch
+    (8 of a 4x4 square's 16 pixels on the shipped signs model). Unlearning only that part leaves
+    the rest of the patch half working; its neighbourhood, in the same colours, covers the rest.
+
+    >>> grown(Trigger(0, np.pad(np.ones((1, 1)), 1), np.ones((3, 3, 1)))).mask.sum()
+    9.0
+    """
+    mask = np.clip(trigger.mask, 0, 1).astype(np.float32)
+    weight, painted = mask, trigger.pattern * mask[..., None]
+    for _ in range(pixels):
+        weight, painted = _box_sum(weight), _box_sum(painted)
+    pattern = np.where(weight[..., None] > 0, painted / np.maximum(weight[..., None], 1e-12), trigger.pattern)
+    pattern = np.where(mask[..., None] > 0.5, trigger.pattern, pattern)
+    return Trigger(trigger.target, np.maximum(mask, (weight > 1e-3).astype(np.float32)),
+                   np.clip(pattern, 0, 1).astype(np.float32), source=f"{trigger.source}, grown")
+
+
+def _box_sum(a: np.ndarray) -> np.ndarray:
+    """Sum over each pixel's 3x3 neighbourhood (zero outside the image), on the first two axes."""
+    padded = np.pad(a, [(1, 1), (1, 1)] + [(0, 0)] * (a.ndim - 2))
+    height, width = a.shape[:2]
+    return sum(padded[i:i + height, j:j + width] for i in range(3) for j in range(3))
+
+
 def triggers_to_remove(report: ScanReport, force: bool = False) -> list[Trigger]:
     """The flagged classes' reversed triggers; with ``force``, the smallest class's when none is flagged.
 

@@ -17,7 +17,7 @@ from nc_core.errors import RunCancelled
 from nc_core.masks import stamp
 from nc_core.progress import CancelToken
 from nc_core.repair.config import RepairConfig
-from nc_core.repair.triggers import Trigger
+from nc_core.repair.triggers import Trigger, grown
 
 
 def trainable_copy(model: keras.Model) -> keras.Model:
@@ -53,7 +53,11 @@ def unlearn(
     on_epoch: Callable[[int], None] | None = None,
     cancel: CancelToken | None = None,
 ) -> None:
-    """One round of ``config.epochs`` passes over ``data``, in place; a fresh stamping each pass."""
+    """One round of ``config.epochs`` passes over ``data``, in place; a fresh stamping each pass,
+    half of the stamped images with the triggers as found, half with them grown
+    (:func:`~nc_core.repair.triggers.grown`) when ``config.grow_pixels`` is above 0."""
+    if config.grow_pixels:
+        triggers = [*triggers, *(grown(t, config.grow_pixels) for t in triggers)]
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits))
     for epoch in range(config.epochs):
