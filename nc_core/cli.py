@@ -1,7 +1,8 @@
 """The command line, the contract other tools call: ``python -m nc_core scan|reverse ...``.
 
 ``scan`` prints one JSON object with ``--format json`` (model, verdict, anomaly_index, flagged,
-seconds, classes); ``reverse`` writes mask, pattern and fusion PNGs and a result JSON. A finished
+seconds, classes); ``reverse`` writes mask, pattern and fusion PNGs and a result JSON; ``repair``
+writes the repaired ``.keras`` model and a JSON of its before/after figures and re-scan verdict. A finished
 run exits 0 whatever the verdict; bad input exits 2 with one line on stderr; Ctrl-C during a scan
 cancels it, prints and writes the classes that finished, and exits 130.
 
@@ -84,7 +85,40 @@ def build_parser() -> argparse.ArgumentParser:
     common(reverse)
     reverse.add_argument("--target", type=int, required=True, help="target class id")
     reverse.add_argument("--out", type=Path, required=True, help="folder for the PNGs and result.json")
+    _repair_parser(commands)
     return parser
+
+
+def _repair_parser(commands) -> None:
+    from nc_core.repair import METHODS, RepairConfig
+
+    default = RepairConfig()
+    repair = commands.add_parser("repair", help="remove the backdoor a scan found (unlearning or pruning)")
+    repair.add_argument("model", help="the scanned .keras or .h5 model (loaded in safe mode)")
+    repair.add_argument("data", help="labelled clean samples (.npz, .zip or folder); part is held out for the figures")
+    source = repair.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="id of a scan run in the dashboard's store ($NC_DATA_DIR, default ./nc_data)")
+    source.add_argument("--report", type=Path, help="report.json written by scan --out")
+    repair.add_argument("--out", type=Path, required=True, help="where to write the repaired model (.keras)")
+    repair.add_argument("--json", type=Path, help="where to write the figures (default: next to --out, .json)")
+    repair.add_argument("--method", choices=METHODS, default=default.method)
+    repair.add_argument("--epochs", type=int, default=default.epochs, help="fine-tune epochs per round")
+    repair.add_argument("--learning-rate", type=float, default=default.learning_rate)
+    repair.add_argument("--stamp-share", type=float, default=default.stamp_share,
+                        help="share of the images stamped with a reversed trigger (paper: 0.2)")
+    repair.add_argument("--rounds", type=int, default=default.max_rounds, help="most unlearn-and-reverse rounds")
+    repair.add_argument("--holdout", type=float, default=default.holdout_share,
+                        help="share of each class held out for the before/after figures")
+    repair.add_argument("--seed", type=int, default=default.seed)
+    repair.add_argument("--force", action="store_true", help="repair even though the scan's verdict is not backdoored")
+    repair.add_argument("--trigger-card", type=Path, help="a model card (JSON) describing the real trigger, to measure it")
+    repair.add_argument("--trigger-mask", type=Path, help="the real trigger's mask as an image (white = trigger)")
+    repair.add_argument("--trigger-pattern", type=Path, help="the real trigger's pattern as an image")
+    repair.add_argument("--trigger-target", type=int, help="the class the real trigger sends inputs to")
+    repair.add_argument("--no-rescan", action="store_true", help="skip the scan of the repaired model")
+    repair.add_argument("--max-samples", type=int, help="use at most this many clean samples")
+    repair.add_argument("--format", choices=["json", "text"], default="text")
+    repair.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
 def _config(args: argparse.Namespace):
@@ -201,6 +235,91 @@ def run_reverse(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _repair_report(args: argparse.Namespace):
+    from nc_core.report import ScanReport
+    from nc_core.store import RunStore, default_data_dir
+
+    if args.run:
+        report = RunStore(default_data_dir()).load_report(args.run)
+        if report is None:
+            raise InvalidParameterError(f"Run {args.run!r} has no finished scan report in {default_data_dir()}.")
+        return report
+    try:
+        return ScanReport.from_dict(json.loads(Path(args.report).read_text()))
+    except OSError as error:
+        raise InvalidParameterError(f"Cannot read the report {str(args.report)!r}: {error.strerror or error}.") from None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise InvalidParameterError(f"{str(args.report)!r} is not a scan report (write one with scan --out).") from None
+
+
+def _known_trigger(args: argparse.Namespace, input_shape: tuple[int, int, int]):
+    from nc_core.repair import trigger_from_card, trigger_from_images
+
+    if args.trigger_card:
+        try:
+            card = json.loads(Path(args.trigger_card).read_text())
+        except (OSError, ValueError):
+            raise InvalidParameterError(f"{str(args.trigger_card)!r} is not a readable JSON model card.") from None
+        return trigger_from_card(card, input_shape)
+    images = (args.trigger_mask, args.trigger_pattern, args.trigger_target)
+    if any(v is not None for v in images):
+        if any(v is None for v in images):
+            raise InvalidParameterError("A real trigger needs --trigger-mask, --trigger-pattern and --trigger-target together.")
+        return trigger_from_images(args.trigger_mask, args.trigger_pattern, args.trigger_target, input_shape)
+    return None
+
+
+def _repair_text(result) -> str:
+    def cell(value):
+        return "   -  " if value is None else f"{value:6.3f}"
+
+    lines = [f"{'':52} {'before':>6} {'after':>6}"]
+    lines += [f"{row['figure'][:52]:52} {cell(row['before'])} {cell(row['after'])}" for row in result.table()]
+    removed = [r for r in result.rounds if r.removed]
+    lines.append(f"removed {len(removed)} trigger(s) of class(es) {result.targets} in "
+                 f"{len({r.round for r in removed})} round(s), {result.method}, {result.seconds:.1f} s; "
+                 f"{result.samples_tuned} samples tuned, {result.samples_held_out} held out")
+    if not removed:
+        lines.append("nothing stood out (every mask at least "
+                     f"{result.bound:.1f} px): the model was left as it was")
+    if result.rescan:
+        lines.append(f"re-scan: {result.rescan['verdict'].upper()}  flagged: {result.rescan['flagged'] or 'none'}  "
+                     f"score {result.rescan['score']:.2f}")
+    return "\n".join(lines)
+
+
+def run_repair(args: argparse.Namespace) -> int:
+    from nc_core.inputs import load_inputs
+    from nc_core.models import load_model
+    from nc_core.progress import CancelToken
+    from nc_core.repair import RepairConfig, repair, rescan
+
+    if args.out.suffix.lower() != ".keras":
+        raise InvalidParameterError(f"--out must name a .keras file, not {str(args.out)!r}.")
+    report = _repair_report(args)
+    config = RepairConfig(method=args.method, epochs=args.epochs, learning_rate=args.learning_rate,
+                          stamp_share=args.stamp_share, max_rounds=args.rounds, holdout_share=args.holdout, seed=args.seed)
+    inputs = load_inputs(args.model, args.data, report.pixel_range or None, args.max_samples)
+    known = _known_trigger(args, inputs.info.input_shape)
+    show = None if args.quiet else (lambda f, m: print(f"repair [{f:5.1%}] {m}", file=sys.stderr, flush=True))
+    token = CancelToken()
+    previous = signal.signal(signal.SIGINT, lambda *_: token.cancel())
+    try:
+        result = repair(load_model(args.model), inputs.data, report, config, known, args.force,
+                        inputs.info.outputs_probabilities, on_progress=show, cancel=token)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        result.model.save(args.out)
+        if not args.no_rescan:
+            rescan(result, inputs.data, report, inputs.info.outputs_probabilities,
+                   on_event=_progress_printer(args.quiet), cancel=token, model_name=args.out.name)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    figures = {"model": inputs.model_name, "repaired_model": str(args.out), **result.to_dict()}
+    (args.json or args.out.with_suffix(".json")).write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures) if args.format == "json" else _repair_text(result))
+    return EXIT_OK
+
+
 def silence_native_stderr() -> None:
     """Send what C++ libraries write to stderr (TensorFlow's start-up logs) to /dev/null.
 
@@ -228,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "reverse" and args.out.exists() and not args.out.is_dir():
             raise InvalidParameterError(f"--out {args.out} exists and is not a folder.")
-        return run_scan(args) if args.command == "scan" else run_reverse(args)
+        commands = {"scan": run_scan, "reverse": run_reverse, "repair": run_repair}
+        return commands[args.command](args)
     except NCError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

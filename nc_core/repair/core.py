@@ -17,7 +17,7 @@ import numpy as np
 
 from nc_core.cleanse import CleanseConfig
 from nc_core.data import Dataset
-from nc_core.detect import DetectionRule
+from nc_core.errors import InvalidDataError
 from nc_core.models import ModelInfo, as_classifier
 from nc_core.progress import CancelToken, EventCallback
 from nc_core.repair.config import RepairConfig
@@ -111,6 +111,11 @@ def repair(
     started = time.perf_counter()
     triggers = triggers_to_remove(report, force)
     config.validate(len(data), int(model.output_shape[-1]))
+    if triggers[0].mask.shape != data.x.shape[1:3]:
+        raise InvalidDataError(
+            f"The report's triggers are {'x'.join(map(str, triggers[0].mask.shape))} but the images are "
+            f"{'x'.join(map(str, data.x.shape[1:3]))}: the report comes from a scan of another model or data."
+        )
     keras.utils.set_random_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     tune_idx, held_idx = split_holdout(data.y, config.holdout_share, config.seed)
@@ -144,12 +149,22 @@ def repair(
         else:
             unlearn(repaired, tune, removing, config, not outputs_probabilities, rng,
                     lambda e: progress.step(round_index, e / config.epochs), cancel)
+    repaired = _uncompiled(repaired)
     after = measure(repaired, held_out, triggers, known)
     progress.done()
     return RepairResult(
         repaired, config.method, targets, before, after, rounds, bound, config.to_dict(), len(tune_idx),
         len(held_idx), time.perf_counter() - started, pruned, known.source if known is not None else None,
     )
+
+
+def _uncompiled(model: keras.Model) -> keras.Model:
+    """The same weights without the fine-tune's optimizer (and BatchNorm trainable again, as it
+    was saved): what is saved, measured and scanned."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    copy.trainable = True
+    return copy
 
 
 def _reverse_again(model: keras.Model, data: Dataset, targets: list[int], report: ScanReport, config: RepairConfig,
