@@ -34,6 +34,9 @@ _EXPORTS = {
     "CancelToken": "nc_core.progress",
     "ProgressEvent": "nc_core.progress",
     "NCError": "nc_core.errors",
+    "RepairConfig": "nc_core.repair.config",
+    "repair": "nc_core.repair.core",
+    "rescan": "nc_core.repair.core",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _repair_parser(commands) -> None:
-    from nc_core.repair import METHODS, RepairConfig
+    from nc_core.repair.config import METHODS, RepairConfig
 
     default = RepairConfig()
     repair = commands.add_parser("repair", help="remove the backdoor a scan found (unlearning or pruning)")
@@ -240,9 +240,11 @@ def _repair_report(args: argparse.Namespace):
     from nc_core.store import RunStore, default_data_dir
 
     if args.run:
-        report = RunStore(default_data_dir()).load_report(args.run)
+        store = RunStore(default_data_dir())
+        record = store.get(args.run)
+        report = store.load_report(args.run) if record.kind == "scan" and record.status == "done" else None
         if report is None:
-            raise InvalidParameterError(f"Run {args.run!r} has no finished scan report in {default_data_dir()}.")
+            raise InvalidParameterError(f"Run {args.run!r} is not a finished scan ({record.kind}, {record.status}).")
         return report
     try:
         return ScanReport.from_dict(json.loads(Path(args.report).read_text()))

@@ -4,16 +4,35 @@ The second half of Neural Cleanse (section VI of the paper): unlearning (fine-tu
 part of it stamped with the reversed triggers, true labels kept) or pruning the units the triggers
 excite. Layers: :mod:`.config` (the knobs), :mod:`.triggers` (what to remove, and the real trigger
 when known), :mod:`.evaluation` (held-out split and figures), :mod:`.unlearning` and
-:mod:`.pruning` (the two methods), :mod:`.core` (rounds, results, re-scan).
+:mod:`.pruning` (the two methods), :mod:`.core` (rounds, results, re-scan). Names are imported
+lazily, so the command line can read :class:`RepairConfig` without loading Keras.
 
     >>> from nc_core.repair import RepairConfig, repair, rescan
     >>> result = repair(model, inputs.data, report, RepairConfig())
     >>> result.table()
 """
-from nc_core.repair.config import METHODS, RepairConfig
-from nc_core.repair.core import RepairResult, RepairRound, repair, rescan
-from nc_core.repair.evaluation import Figures, measure, split_holdout
-from nc_core.repair.triggers import Trigger, trigger_from_card, trigger_from_images, triggers_to_remove
+from importlib import import_module
 
-__all__ = ["METHODS", "Figures", "RepairConfig", "RepairResult", "RepairRound", "Trigger", "measure", "repair",
-           "rescan", "split_holdout", "trigger_from_card", "trigger_from_images", "triggers_to_remove"]
+_EXPORTS = {
+    "METHODS": "nc_core.repair.config",
+    "RepairConfig": "nc_core.repair.config",
+    "RepairResult": "nc_core.repair.core",
+    "RepairRound": "nc_core.repair.core",
+    "repair": "nc_core.repair.core",
+    "rescan": "nc_core.repair.core",
+    "Figures": "nc_core.repair.evaluation",
+    "measure": "nc_core.repair.evaluation",
+    "split_holdout": "nc_core.repair.evaluation",
+    "Trigger": "nc_core.repair.triggers",
+    "trigger_from_card": "nc_core.repair.triggers",
+    "trigger_from_images": "nc_core.repair.triggers",
+    "triggers_to_remove": "nc_core.repair.triggers",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'nc_core.repair' has no attribute {name!r}")
