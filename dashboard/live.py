@@ -45,6 +45,11 @@ def progress_view(record, can_cancel: bool) -> None:
     names = record.settings.get("class_names") or []
     if record.status == "queued" or not progress.get("kind"):
         st.progress(0.0, text="Starting the worker: loading TensorFlow, the model and the data…")
+    elif progress["kind"] == "repair":
+        fraction, elapsed = float(progress["fraction"]), float(progress["elapsed"])
+        st.markdown(f"**Repairing the model: {plain(progress.get('message', ''))}**")
+        st.progress(min(fraction, 1.0), text=f"Overall {fraction:.0%} · {format_seconds(elapsed)} elapsed · "
+                                             "the re-scan of the repaired model follows")
     else:
         fraction = float(progress["fraction"])
         elapsed = float(progress["elapsed"])
@@ -61,6 +66,8 @@ def progress_view(record, can_cancel: bool) -> None:
             where = f"Full schedule for a class that matters ({where}), run {progress['class_index'] + 1} of {total}"
         elif total > 1:
             where = f"Class {progress['class_index'] + 1} of {planned} ({where})"
+        if progress.get("stage") == "rescan":
+            where = f"Re-scanning the repaired model: {where}"
         epoch_text = f"epoch {progress['epoch']} of at most {progress['max_epochs']}"
         step_text = f"step {progress['step']}/{progress['steps_per_epoch']}"
         st.markdown(f"**{plain(where)}** · {epoch_text} · {step_text}")
@@ -90,7 +97,7 @@ def live_run(run_id: str, can_cancel: bool) -> None:
         st.rerun()
     st.caption(f"Run {record.id} · {plain(record.model)} on {plain(record.data)} · {plain(record.status)}")
     progress_view(record, can_cancel)
-    if record.kind == "scan":
+    if record.kind in ("scan", "repair"):
         scan_so_far(record)
 
 

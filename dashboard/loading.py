@@ -100,6 +100,8 @@ def load_run_inputs(record):
     settings = record.settings
     folder = default_data_dir() / "runs" / record.id / "inputs"
     model, data = folder / settings.get("model_file", "-"), folder / settings.get("data_file", "-")
+    if record.kind == "repair":  # its samples are shown through the repaired model
+        model = folder.parent / "repaired.keras"
     if not (model.exists() and data.exists()):
         return None
     keys = (content_key(model), content_key(data))

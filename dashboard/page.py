@@ -62,6 +62,7 @@ NAVIGATION = (
     ("pages/2_Reverse_engineer.py", "Reverse-engineer", ":material/search:"),
     ("pages/3_Scan_and_compare.py", "Scan and compare", ":material/biotech:"),
     ("pages/4_Runs.py", "Runs", ":material/folder_open:"),
+    ("pages/5_Repair.py", "Repair", ":material/healing:"),
 )
 
 

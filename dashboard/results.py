@@ -260,9 +260,14 @@ def show_run(record, report, load_inputs: InputsLoader, key: str) -> None:
         st.warning(f"The run was interrupted: {plain(record.error or 'its worker stopped')}. Finished classes are kept.")
     elif record.status == "cancelled":
         st.warning("The run was cancelled; finished classes are kept.")
+    if record.kind == "repair":
+        from dashboard.repair import repair_results
+
+        repair_results(record)
     if report is None or not report.results:
         if record.status != "failed":
-            st.info("No class finished in this run.")
+            st.info("No class of the re-scan finished in this run." if record.kind == "repair"
+                    else "No class finished in this run.")
         return
     names = report_names(report, record.settings)
     st.download_button("Download HTML report", partial(html_report, report, names, load_inputs),
@@ -271,8 +276,16 @@ def show_run(record, report, load_inputs: InputsLoader, key: str) -> None:
                        help="One file with the verdict, chart, table and every trigger; opens offline in a browser.")
     if record.kind == "reverse":
         trigger_detail(report.results[0], names, load_inputs, key)
-    else:
-        scan_results(report, names, load_inputs, key)
+        return
+    if record.kind == "repair":
+        st.subheader("The re-scan of the repaired model")
+    scan_results(report, names, load_inputs, key)
+    if record.kind == "scan" and record.status == "done":
+        from dashboard.page import reviewer_mode
+        from dashboard.repair import repair_action
+
+        if not reviewer_mode():
+            repair_action(record, report)
 
 
 def html_report(report, names: list[str], load_inputs: InputsLoader) -> str:

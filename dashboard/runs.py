@@ -33,7 +33,7 @@ def started_text(created: float) -> str:
 
 def run_label(record) -> str:
     """How a run is named in pickers: when, what, which kind, where it stands."""
-    verdict = f" · {record.verdict}" if record.verdict and record.kind == "scan" else ""
+    verdict = f" · {record.verdict}" if record.verdict and record.kind != "reverse" else ""
     imported = " · imported" if record.imported else ""
     return (f"{started_text(record.created)} · {record.kind} · {record.model} · {record.status}{verdict}{imported}"
             f" · {record.id}")
@@ -55,16 +55,15 @@ def runs_frame(records, detailed: bool = False) -> pd.DataFrame:
     rows = []
     for record in records:
         config = record.settings.get("config", {})
-        classes = record.settings.get("classes")
         row = {
             "started": started_text(record.created),
             "model": record.model,
             "data": record.data,
-            "kind": record.kind if record.kind == "scan" else f"reverse {', '.join(map(str, classes or []))}",
+            "kind": _kind_text(record),
             "status": record.status,
-            "verdict": (record.verdict or "–") if record.kind == "scan" else "–",
-            "anomaly index": _index_text(record.anomaly_index) if record.kind == "scan" else "–",
-            "flagged": ", ".join(map(str, record.flagged)) if record.kind == "scan" else "–",
+            "verdict": (record.verdict or "–") if record.kind != "reverse" else "–",
+            "anomaly index": _index_text(record.anomaly_index) if record.kind != "reverse" else "–",
+            "flagged": ", ".join(map(str, record.flagged)) if record.kind != "reverse" else "–",
             "duration": format_seconds((record.finished or time.time()) - record.created),
             "origin": origin_text(record),
         }
@@ -73,6 +72,15 @@ def runs_frame(records, detailed: bool = False) -> pd.DataFrame:
                         "method": config.get("method"), "engine": config.get("engine"), "id": record.id})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _kind_text(record) -> str:
+    """``scan``, ``reverse 3`` or ``repair of 1a2b3c`` (a repair's verdict is its re-scan's)."""
+    if record.kind == "reverse":
+        return f"reverse {', '.join(map(str, record.settings.get('classes') or []))}"
+    if record.kind == "repair":
+        return f"repair of {str(record.settings.get('source_run', '?'))[:6]}"
+    return record.kind
 
 
 def show_runs_table(records, detailed: bool = False) -> None:

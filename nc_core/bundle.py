@@ -4,7 +4,7 @@ A reviewer imports a bundle someone sent; it is opened in memory, every member n
 against the few a bundle holds, sizes are bounded, arrays are read without pickle, and JSON is
 checked for the fields a run needs. Anything else is refused with a sentence.
 
-    >>> record, report_json, class_files = read_bundle(Path("run.zip").read_bytes())
+    >>> record, report_json, class_files, repair_json = read_bundle(Path("run.zip").read_bytes())
 """
 from __future__ import annotations
 
@@ -36,8 +36,9 @@ def _refuse(reason: str) -> InvalidDataError:
     return InvalidDataError(f"This is not a run bundle the dashboard can import: {reason}.")
 
 
-def read_bundle(data: bytes) -> tuple[dict, str | None, dict[str, bytes]]:
-    """The run record, the report JSON (or ``None``) and the class files of a bundle."""
+def read_bundle(data: bytes) -> tuple[dict, str | None, dict[str, bytes], str | None]:
+    """The run record, the report JSON (or ``None``), the class files and, for a repair run, its
+    figures JSON (or ``None``) of a bundle."""
     if len(data) > MAX_BUNDLE_BYTES:
         raise _refuse(f"it is larger than {MAX_BUNDLE_BYTES // 1024**2} MB")
     try:
@@ -52,7 +53,7 @@ def read_bundle(data: bytes) -> tuple[dict, str | None, dict[str, bytes]]:
     for info in members:
         if info.is_dir() or _IGNORED.fullmatch(info.filename):
             continue
-        if info.filename not in ("run.json", "report.json") and not _CLASS_FILE.fullmatch(info.filename):
+        if info.filename not in ("run.json", "report.json", "repair.json") and not _CLASS_FILE.fullmatch(info.filename):
             raise _refuse(f"unexpected file {info.filename!r}")
         if info.file_size > MAX_MEMBER_BYTES:
             raise _refuse(f"{info.filename} is too large")
@@ -67,6 +68,9 @@ def read_bundle(data: bytes) -> tuple[dict, str | None, dict[str, bytes]]:
     report = contents.pop("report.json", None)
     if report is not None:
         _check_report(_json(report, "report.json"))
+    repair = contents.pop("repair.json", None)
+    if repair is not None:
+        _check_repair(_json(repair, "repair.json"))
     class_files = {name.split("/", 1)[1]: content for name, content in contents.items()}
     array_budget = limits.MAX_BUNDLE_UNPACKED_BYTES
     for name, content in class_files.items():
@@ -74,7 +78,8 @@ def read_bundle(data: bytes) -> tuple[dict, str | None, dict[str, bytes]]:
             array_budget -= _check_arrays(content, name, array_budget)
         else:
             _check_class_figures(_json(content, name), name)
-    return record, report.decode() if report is not None else None, class_files
+    return (record, report.decode() if report is not None else None, class_files,
+            repair.decode() if repair is not None else None)
 
 
 def _check_unpacked_sizes(members: list[zipfile.ZipInfo]) -> None:
@@ -93,7 +98,7 @@ def _check_record(record: dict) -> None:
     from nc_core.store import STATUSES
 
     checks = [
-        (record["kind"] in ("scan", "reverse"), "its kind is neither scan nor reverse"),
+        (record["kind"] in ("scan", "reverse", "repair"), "its kind is not scan, reverse or repair"),
         (record["status"] in STATUSES, "its status is not one a run has"),
         (all(_text(record.get(k), optional=k != "model" and k != "data")
              for k in ("model", "data", "error", "verdict", "origin")), "a name or message is not short text"),
@@ -123,6 +128,23 @@ def _check_report(payload: object) -> None:
         raise _refuse("report.json is not a scan report this version reads") from None
     if not _time(report.created):
         raise _refuse("report.json: a time is out of range")
+
+
+def _check_repair(payload: object) -> None:
+    """repair.json holds a repair's figures: numbers where numbers belong, short text elsewhere."""
+    from nc_core.repair.core import RepairResult
+
+    try:
+        result = RepairResult.from_dict(payload)
+        rows = result.table()
+        numbers = [v for row in rows for v in (row["before"], row["after"]) if v is not None]
+        numbers += [r.l1 for r in result.rounds] + [result.bound, result.seconds]
+        ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers) and all(
+            _text(t) for t in (result.method, result.known_trigger or "")) and _int_list(result.targets)
+    except (TypeError, KeyError, ValueError, AttributeError):
+        ok = False
+    if not ok:
+        raise _refuse("repair.json is not a repair result this version reads")
 
 
 def _check_class_figures(payload: object, name: str) -> None:

@@ -79,3 +79,17 @@ def balance_figure(counts: dict[int, int], names: list[str], height: int = 300) 
     figure.update_layout(height=height, xaxis_title="class", yaxis_title="samples", xaxis_type="category",
                          margin={"l": 10, "r": 10, "t": 10, "b": 10})
     return figure
+
+
+def repair_figure(rows: list[dict], height: int = 320) -> go.Figure:
+    """Before/after bars of a repair's figures (:meth:`nc_core.repair.RepairResult.table`)."""
+    labels = [row["figure"] for row in rows]
+    figure = go.Figure([
+        go.Bar(name=when, y=labels, x=[row[when] if row[when] is not None else 0 for row in rows], orientation="h",
+               text=[f"{row[when]:.1%}" if row[when] is not None else "–" for row in rows], textposition="auto")
+        for when in ("before", "after")
+    ])
+    figure.update_layout(barmode="group", height=height, margin=dict(l=10, r=10, t=30, b=10),
+                         xaxis=dict(range=[0, 1], tickformat=".0%"), yaxis=dict(autorange="reversed"),
+                         legend=dict(orientation="h", y=1.12))
+    return figure

@@ -70,6 +70,9 @@ _ADDED_COLUMNS = {"origin": "TEXT", "imported": "REAL", "heartbeat": "REAL"}
 #: A running worker beats every ``HEARTBEAT_INTERVAL`` seconds; one silent for ``HEARTBEAT_TIMEOUT``
 #: (stopped, hung, or its process id reused by another program) has its run ended as interrupted.
 HEARTBEAT_INTERVAL = 10.0
+#: A repair run's figures and its repaired model, beside its re-scan's report and classes.
+REPAIR_FILE = "repair.json"
+REPAIRED_MODEL = "repaired.keras"
 HEARTBEAT_TIMEOUT = 60.0
 
 
@@ -378,6 +381,24 @@ class RunStore:
                            class_names=record.settings.get("class_names"),
                            cancelled=record.status != "done", rule=DetectionRule.from_settings(record.settings))
 
+    # ------------------------------------------------------------------ repair runs
+    def save_repair(self, run_id: str, figures: dict) -> None:
+        """A repair run's before/after figures (:meth:`nc_core.repair.RepairResult.to_dict`)."""
+        try:
+            atomic_write(self.run_dir(run_id) / REPAIR_FILE, json.dumps(figures).encode())
+        except OSError as error:
+            raise StoreError(f"Cannot save the repair figures in {self.root}: {error}.") from None
+
+    def load_repair(self, run_id: str) -> dict | None:
+        """The figures :meth:`save_repair` stored, or None before the repair finished."""
+        path = self.run_dir(run_id) / REPAIR_FILE
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def repaired_model_path(self, run_id: str) -> Path | None:
+        """The repaired ``.keras`` model a repair run wrote, if it got that far."""
+        path = self.run_dir(run_id) / REPAIRED_MODEL
+        return path if path.exists() else None
+
     # ------------------------------------------------------------------ bundles
     def export_bundle(self, run_id: str) -> bytes:
         """A self-contained zip of the run: ``run.json``, ``report.json``, class arrays and PNGs."""
@@ -391,6 +412,9 @@ class RunStore:
             if report is not None:
                 bundle.writestr("report.json", report.to_json(include_arrays=False))
                 bundle.writestr("summary.json", json.dumps(report.summary(), indent=2))
+            repair = self.load_repair(run_id)
+            if repair is not None:
+                bundle.writestr(REPAIR_FILE, json.dumps(repair))
             for path in sorted((self.run_dir(run_id) / "classes").iterdir()):
                 if not path.name.startswith("."):  # a killed worker's half-written temporary file
                     bundle.write(path, f"classes/{path.name}")
@@ -411,7 +435,7 @@ class RunStore:
         """
         from nc_core.bundle import read_bundle
 
-        record, report_json, class_files = read_bundle(data)
+        record, report_json, class_files, repair_json = read_bundle(data)
         origin = str(record.get("origin") or record.get("id") or "")[:64] or None
         run_id = uuid.uuid4().hex[:16]
         folder = self.run_dir(run_id)
@@ -420,6 +444,8 @@ class RunStore:
                 atomic_write(folder / "classes" / name, content)
             if report_json is not None:
                 atomic_write(folder / "report.json", report_json.encode())
+            if repair_json is not None:
+                atomic_write(folder / REPAIR_FILE, repair_json.encode())
         except OSError as error:
             shutil.rmtree(folder, ignore_errors=True)
             raise StoreError(f"Cannot save the imported run in {self.root}: {error}.") from None

@@ -68,8 +68,10 @@ def start_worker(store: RunStore, run_id: str) -> int:
 class _Recorder:
     """Turns progress events into rate-limited store writes, keeping the live curves."""
 
-    def __init__(self, store: RunStore, run_id: str):
-        self.store, self.run_id = store, run_id
+    def __init__(self, store: RunStore, run_id: str, offset: float = 0.0, stage: str = ""):
+        """``offset``: the share of the run done before these events (a repair run's re-scan
+        starts after the repair), so the stored fraction runs from it to 1 and never back."""
+        self.store, self.run_id, self.offset, self.stage = store, run_id, offset, stage
         self.curves: list[dict] = []
         self.last_write = 0.0
         self.last_trigger = 0.0
@@ -91,7 +93,8 @@ class _Recorder:
                 "kind": event.kind, "target": event.target, "class_index": event.class_index,
                 "num_classes": event.num_classes, "epoch": event.epoch, "max_epochs": event.max_epochs,
                 "step": event.step, "steps_per_epoch": event.steps_per_epoch,
-                "fraction": event.fraction, "elapsed": time.time() - self.started, "phase": event.phase,
+                "fraction": self.offset + (1 - self.offset) * event.fraction,
+                "elapsed": time.time() - self.started, "phase": event.phase, "stage": self.stage,
                 "curves": self.curves,
             })
 
@@ -135,6 +138,8 @@ def execute(store: RunStore, run_id: str) -> str:
     store.set_status(run_id, "running", pid=os.getpid())
     _start_heartbeat(store, run_id)
     inputs_dir = store.run_dir(run_id) / "inputs"
+    if record.kind == "repair":
+        return _execute_repair(store, record)
     try:
         inputs = load_inputs(inputs_dir / settings["model_file"], inputs_dir / settings["data_file"],
                              settings.get("pixel_range"), settings.get("max_samples"))
@@ -157,6 +162,27 @@ def execute(store: RunStore, run_id: str) -> str:
     except Exception as error:  # recorded for the user; the traceback goes to the run's log
         traceback.print_exc()
         store.set_status(run_id, "failed", error=f"Unexpected failure: {type(error).__name__}: {error}")
+    return "failed"
+
+
+def _execute_repair(store: RunStore, record) -> str:
+    from nc_core.errors import RunCancelled
+    from nc_core.progress import CancelToken
+    from nc_core.repair.job import run_repair_job
+
+    token = CancelToken(check=_polled(lambda: store.cancel_requested(record.id), CANCEL_POLL_INTERVAL))
+    try:
+        status = run_repair_job(store, record, token, lambda offset: _Recorder(store, record.id, offset, "rescan"))
+        store.set_status(record.id, status)
+        return status
+    except RunCancelled:
+        store.set_status(record.id, "cancelled")
+        return "cancelled"
+    except NCError as error:
+        store.set_status(record.id, "failed", error=str(error))
+    except Exception as error:  # recorded for the user; the traceback goes to the run's log
+        traceback.print_exc()
+        store.set_status(record.id, "failed", error=f"Unexpected failure: {type(error).__name__}: {error}")
     return "failed"
 
 

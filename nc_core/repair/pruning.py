@@ -37,7 +37,7 @@ def prunable_layer(model: keras.Model) -> keras.layers.Layer:
 
 def unit_excitation(model: keras.Model, layer: keras.layers.Layer, data: Dataset, triggers: list[Trigger]) -> np.ndarray:
     """Per unit: the largest rise of its mean activation, stamped over clean, among the triggers."""
-    probe = keras.Model(model.inputs, layer.output)
+    probe = keras.Model(model.inputs[0], layer.output)
 
     def mean_activation(x: np.ndarray) -> np.ndarray:
         out = predict(probe, data.pixel_range.from_unit(x))
