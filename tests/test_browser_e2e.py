@@ -1,6 +1,6 @@
 """End to end in headless Chromium: upload through the widgets; home → sample → model page →
-reverse → scan (watched live, refreshed mid-run and after) → HTML report opened offline → runs,
-export and import twice.
+reverse → scan (watched live, refreshed mid-run and after) → HTML report opened offline → repair
+from the scan's result (re-scan clean) → runs, export and import twice.
 
 Starts ``streamlit run app.py`` on a free port with its own ``NC_DATA_DIR`` and drives it with
 Playwright (Debian's chromium, ``apt-get install chromium``; never ``playwright install``).
@@ -225,6 +225,19 @@ def test_sample_scan_in_the_browser_reaches_the_expected_verdict(server, page, c
     assert offline.locator(".class img").count() >= 3 * 10
     snap(offline, "report")
     offline.close()
+
+    if card.get("backdoored"):  # repair from the scan's result: background run, live, then before/after
+        page.get_by_role("button", name=re.compile("Repair$")).click()
+        expect(page.get_by_role("heading", name="Repair", exact=True)).to_be_visible(timeout=60_000)
+        expect(page.get_by_text(re.compile("Repairing the model|Re-scanning the repaired model|Starting the worker"))
+               .first.or_(page.get_by_text("Before and after, on held-out samples"))).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Before and after, on held-out samples")).to_be_visible(timeout=SCAN_TIMEOUT_MS)
+        rescan = page.get_by_role("heading", name=re.compile("^(Backdoored|Clean|Inconclusive):"))
+        expect(rescan).to_be_visible(timeout=60_000)
+        assert rescan.inner_text().startswith("Clean"), rescan.inner_text()
+        expect(page.get_by_text("attack success, real trigger (model card)")).to_be_visible()
+        expect(page.get_by_role("button", name=re.compile("Download the repaired model"))).to_be_visible()
+        snap(page, "repair")
 
     page.get_by_role("link", name="Runs", exact=True).first.click()
     expect(page.get_by_role("heading", name="Runs", exact=True)).to_be_visible(timeout=60_000)

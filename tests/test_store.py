@@ -150,7 +150,7 @@ def _zip(members: dict) -> bytes:
     (_zip({"/etc/passwd": "x"}), "unexpected file"),
     (_zip({"run.json": json.dumps(VALID_RUN), "classes/1.npz": b"garbage"}), "not a readable array"),
     (_zip({"run.json": json.dumps({k: "" for k in ("kind", "status", "model", "data", "settings", "created")})}),
-     "kind is neither"),
+     "kind is not scan, reverse or repair"),
     (_zip({"run.json": json.dumps({**VALID_RUN, "created": 1e300})}), "time is out of range"),
     (_zip({"run.json": json.dumps({**VALID_RUN, "settings": {"class_names": [{"x": 1}]}})}), "class names"),
     (_zip({"run.json": json.dumps({**VALID_RUN, "flagged": ["1; DROP"]})}), "flagged classes"),
