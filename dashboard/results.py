@@ -237,6 +237,8 @@ def run_summary(record) -> None:
     config = record.settings.get("config", {})
     classes = record.settings.get("classes")
     which = "all classes" if not classes else ", ".join(map(str, classes))
+    if record.kind == "repair":
+        which = f"the model of scan {record.settings.get('source_run', '?')}, re-scanned with its settings"
     summary = (
         f"Run {record.id} · {record.kind} of {which} · {record.model} on {record.data} · "
         f"pixel range {record.settings.get('pixel_range') or 'guessed'} · {config.get('method')} / "
