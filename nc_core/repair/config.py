@@ -42,11 +42,11 @@ class RepairConfig:
     """
 
     method: str = "unlearning"
-    epochs: int = 5
+    epochs: int = 10
     learning_rate: float = 1e-3
     batch_size: int = 32
     stamp_share: float = 0.2
-    grow_pixels: int = 1
+    grow_pixels: int = 2
     max_rounds: int = 3
     restarts: int = 2
     max_ratio: float = 0.5
