@@ -86,6 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
     reverse.add_argument("--target", type=int, required=True, help="target class id")
     reverse.add_argument("--out", type=Path, required=True, help="folder for the PNGs and result.json")
     _repair_parser(commands)
+    audit = commands.add_parser("audit", help="scan every model of a manifest, on local cores or a Ray cluster")
+    audit.add_argument("manifest", help="CSV or JSON lines of model,data[,label][,targets], or a folder of models "
+                                        "with one data file")
+    audit.add_argument("--ray-address", help="join a Ray cluster ('auto' or ray://host:port); default: a local one")
+    audit.add_argument("--workers", type=int, help="local Ray workers (default: one per core)")
+    audit.add_argument("--epochs", type=int, help="most epochs per class (product default 60)")
+    audit.add_argument("--screen-epochs", type=int, help="epochs of the screen every class gets (default 10)")
+    audit.add_argument("--max-samples", type=int, help="use at most this many clean samples per model")
+    audit.add_argument("--seed", type=int, help="seed of the random starts (default 0)")
+    audit.add_argument("--format", choices=["json", "text"], default="text")
+    audit.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return parser
 
 
@@ -322,6 +333,43 @@ def run_repair(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_audit_command(args: argparse.Namespace) -> int:
+    from nc_core.audit.manifest import read_manifest
+    from nc_core.audit.runner import AuditSettings, run_audit
+    from nc_core.store import RunStore, default_data_dir
+
+    entries = read_manifest(args.manifest)
+    changes = {"epochs": args.epochs, "screen_epochs": args.screen_epochs, "seed": args.seed}
+    config = CleanseConfig().replace(**{k: v for k, v in changes.items() if v is not None})
+    config.validate(10**9)
+    settings = AuditSettings(config=config, max_samples=args.max_samples)
+
+    def show(row, done: int, total: int) -> None:
+        if not args.quiet:
+            print(f"[{done}/{total}] {row.model}: {row.verdict or row.status}"
+                  + (f" {row.flagged}" if row.flagged else "") + (f" ({row.error})" if row.error else ""),
+                  file=sys.stderr, flush=True)
+
+    result = run_audit(entries, settings, RunStore(default_data_dir()), args.ray_address, args.workers, on_row=show)
+    print(json.dumps(result.to_dict(), default=float) if args.format == "json" else _audit_text(result))
+    return EXIT_OK
+
+
+def _audit_text(result) -> str:
+    lines = [f"audit {result.audit_id}: {len(result.rows)} models, {result.workers} worker(s), {result.seconds:.1f} s",
+             f"{'model':<32} {'label':<10} {'verdict':<12} {'flagged':<10} {'score':>6} {'index':>6} {'seconds':>8}  run"]
+    for row in result.rows:
+        lines.append(f"{row.model[:32]:<32} {row.label or '-':<10} {row.verdict or row.status:<12} "
+                     f"{','.join(map(str, row.flagged)) or '-':<10} {row.score:6.2f} {row.anomaly_index:6.2f} "
+                     f"{row.seconds:8.1f}  {row.run_id or row.error}")
+    metrics = result.metrics
+    if metrics["models"]:
+        lines.append(f"labelled: {metrics['models']}  accuracy {metrics['accuracy']:.1%}  backdoored with exactly their "
+                     f"targets {metrics['backdoored_exact']}/{metrics['backdoored']}  clean flagged "
+                     f"{metrics['false_positives']}/{metrics['clean']}  ROC-AUC {metrics['roc_auc']:.3f}")
+    return "\n".join(lines)
+
+
 def silence_native_stderr() -> None:
     """Send what C++ libraries write to stderr (TensorFlow's start-up logs) to /dev/null.
 
@@ -349,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "reverse" and args.out.exists() and not args.out.is_dir():
             raise InvalidParameterError(f"--out {args.out} exists and is not a folder.")
-        commands = {"scan": run_scan, "reverse": run_reverse, "repair": run_repair}
+        commands = {"scan": run_scan, "reverse": run_reverse, "repair": run_repair, "audit": run_audit_command}
         return commands[args.command](args)
     except NCError as error:
         print(f"error: {error}", file=sys.stderr)

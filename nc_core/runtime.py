@@ -15,11 +15,14 @@ import os
 INTER_OP_THREADS_ENV = "NC_TF_INTER_OP_THREADS"
 
 
-def configure_tensorflow() -> None:
-    """Use ``$NC_TF_INTER_OP_THREADS`` (default 1) inter-op threads, if TensorFlow is not yet running."""
+def configure_tensorflow(intra_op_threads: int | None = None) -> None:
+    """Use ``$NC_TF_INTER_OP_THREADS`` (default 1) inter-op threads, if TensorFlow is not yet running;
+    ``intra_op_threads`` caps each op's threads (an audit runs one scan per core)."""
     import tensorflow as tf
 
     try:
         tf.config.threading.set_inter_op_parallelism_threads(int(os.environ.get(INTER_OP_THREADS_ENV, "1")))
+        if intra_op_threads:
+            tf.config.threading.set_intra_op_parallelism_threads(int(intra_op_threads))
     except RuntimeError:  # TensorFlow already initialised its runtime: keep what it has
         pass

@@ -99,20 +99,23 @@ class _Recorder:
             })
 
 
-def _start_heartbeat(store: RunStore, run_id: str) -> threading.Thread:
+def _start_heartbeat(store: RunStore, run_id: str) -> threading.Event:
     """Beat every ``HEARTBEAT_INTERVAL`` seconds from a daemon thread, so a worker that is stopped
-    or hung (its threads stop too) is told from one that works through a long step."""
-    def beat_forever() -> None:
+    or hung (its threads stop too) is told from one that works through a long step. Setting the
+    returned event stops it (a Ray worker runs many audit tasks in one process)."""
+    stop = threading.Event()
+
+    def beat_until_stopped() -> None:
         while True:
             try:
                 store.beat(run_id)
             except NCError:
                 pass  # a busy or full disk: the next beat may pass; the timeout is generous
-            time.sleep(HEARTBEAT_INTERVAL)
+            if stop.wait(HEARTBEAT_INTERVAL):
+                return
 
-    thread = threading.Thread(target=beat_forever, name="heartbeat", daemon=True)
-    thread.start()
-    return thread
+    threading.Thread(target=beat_until_stopped, name="heartbeat", daemon=True).start()
+    return stop
 
 
 def _polled(check, interval: float):
@@ -128,6 +131,15 @@ def _polled(check, interval: float):
 
 def execute(store: RunStore, run_id: str) -> str:
     """Run ``run_id`` in this process to its end; return its final status."""
+    store.set_status(run_id, "running", pid=os.getpid())
+    heartbeat = _start_heartbeat(store, run_id)
+    try:
+        return _execute(store, run_id)
+    finally:
+        heartbeat.set()
+
+
+def _execute(store: RunStore, run_id: str) -> str:
     from nc_core.cleanse import CleanseConfig
     from nc_core.inputs import load_inputs
     from nc_core.progress import CancelToken
@@ -135,8 +147,6 @@ def execute(store: RunStore, run_id: str) -> str:
 
     record = store.get(run_id)
     settings = record.settings
-    store.set_status(run_id, "running", pid=os.getpid())
-    _start_heartbeat(store, run_id)
     inputs_dir = store.run_dir(run_id) / "inputs"
     if record.kind == "repair":
         return _execute_repair(store, record)

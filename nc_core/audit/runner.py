@@ -1,0 +1,229 @@
+"""Scan every model of a manifest as Ray tasks, storing each as a normal scan run as it finishes.
+
+Why Ray: one embedded call (``ray.init()``) runs a local cluster with a worker per core, and the
+same code joins a real cluster by address; scheduling, retries of tasks whose worker died, and
+resources (CPUs, GPUs) are Ray's. Each model is one task: a scan's classes share one loaded model
+and one compiled step, so splitting a model's classes over tasks would load and trace it once per
+task; a zoo has many more models than a machine has cores anyway.
+
+Each task runs :func:`nc_core.worker.execute` on a run of the store, so an audited model opens in
+the dashboard like any scan, with the same heartbeat and the same resume from finished classes.
+The audit's own record (``<data>/audits/<id>.json``) maps manifest entries to runs; running the
+same manifest with the same settings again resumes: finished models are not redone, interrupted
+ones continue from their finished classes.
+
+    >>> result = run_audit(read_manifest("zoo/manifest.csv"), AuditSettings(), RunStore("nc_data"))
+    >>> result.metrics["roc_auc"]
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from nc_core.audit.manifest import AuditEntry
+from nc_core.audit.metrics import AuditOutcome, audit_metrics
+from nc_core.cleanse import CleanseConfig
+from nc_core.detect import DetectionRule
+from nc_core.errors import InvalidParameterError
+from nc_core.store import RunStore, atomic_write
+
+#: Ray retries a task whose worker process died this many times (the scan resumes each time).
+TASK_RETRIES = 3
+#: The object store an embedded Ray starts with: tasks pass run ids, not arrays.
+LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """The scan every model gets (the ``scan`` command's settings), and how many workers run."""
+
+    config: CleanseConfig = field(default_factory=CleanseConfig)
+    rule: DetectionRule = field(default_factory=DetectionRule)
+    max_samples: int | None = None
+
+    def run_settings(self) -> dict:
+        """What a scan run of the store records (as the dashboard and ``submit_run`` write it)."""
+        return {"config": asdict(self.config), "classes": None, "pixel_range": None,
+                "max_samples": self.max_samples, **self.rule.to_dict()}
+
+
+@dataclass
+class AuditRow:
+    """One model's outcome: its run in the store, the verdict, and what was known about it."""
+
+    index: int
+    model: str
+    data: str
+    label: str | None
+    targets: list[int]
+    run_id: str | None
+    status: str
+    verdict: str | None = None
+    flagged: list[int] = field(default_factory=list)
+    score: float = float("nan")
+    anomaly_index: float = float("nan")
+    seconds: float = float("nan")
+    error: str | None = None
+
+    def outcome(self) -> AuditOutcome:
+        return AuditOutcome(self.label, tuple(self.targets), self.verdict, tuple(self.flagged), self.score)
+
+
+@dataclass
+class AuditResult:
+    audit_id: str
+    rows: list[AuditRow]
+    metrics: dict
+    seconds: float
+    workers: int
+
+    def to_dict(self) -> dict:
+        return {"audit": self.audit_id, "workers": self.workers, "seconds": self.seconds,
+                "models": [asdict(r) for r in self.rows], "metrics": self.metrics}
+
+
+def audit_id_for(entries: list[AuditEntry], settings: AuditSettings) -> str:
+    """The same manifest with the same settings is the same audit (so a rerun resumes it)."""
+    payload = json.dumps([[str(e.model), str(e.data)] for e in entries] + [settings.run_settings()], sort_keys=True,
+                         default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def run_audit(
+    entries: list[AuditEntry],
+    settings: AuditSettings,
+    store: RunStore,
+    ray_address: str | None = None,
+    workers: int | None = None,
+    on_row: Callable[[AuditRow, int, int], None] | None = None,
+) -> AuditResult:
+    """Scan every entry (resuming an earlier run of the same audit); ``on_row(row, done, total)``
+    is called as each model finishes. ``ray_address`` None starts an embedded local Ray with
+    ``workers`` CPUs (default: all cores); ``"auto"`` or ``"ray://host:port"`` joins a cluster."""
+    import ray
+
+    started = time.perf_counter()
+    audit_id = audit_id_for(entries, settings)
+    state = _AuditState(store, audit_id)
+    rows = [_row(i, e) for i, e in enumerate(entries)]
+    pending = []
+    for row, entry in zip(rows, entries):
+        _attach(row, entry, state, store, settings)
+        if row.status not in ("done", "failed", "missing"):
+            pending.append(row)
+    finished = len(rows) - len(pending)
+    for row in rows:
+        if row.status in ("done", "failed", "missing"):
+            _fill(row, store)
+    workers = _init_ray(ray_address, workers)
+    threads = max(1, (os.cpu_count() or 1) // workers) if ray_address is None else None
+    task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(_scan_task)
+    running = {task.remote(str(store.root), row.run_id, threads): row for row in pending}
+    try:
+        while running:
+            ready, _ = ray.wait(list(running), num_returns=1)
+            row = running.pop(ready[0])
+            try:
+                ray.get(ready[0])
+            except Exception as error:  # the task failed even after its retries
+                store.set_status(row.run_id, "failed", error=f"The audit task failed: {type(error).__name__}")
+            _fill(row, store)
+            finished += 1
+            if on_row is not None:
+                on_row(row, finished, len(rows))
+    finally:
+        for ref in running:
+            ray.cancel(ref, force=True)
+        ray.shutdown()
+    metrics = audit_metrics([row.outcome() for row in rows])
+    return AuditResult(audit_id, rows, metrics, time.perf_counter() - started, workers)
+
+
+def _scan_task(store_root: str, run_id: str, threads: int | None) -> str:
+    """A Ray task: run one stored scan to its end in this worker process (resuming finished classes)."""
+    from nc_core.runtime import configure_tensorflow
+    from nc_core.worker import execute
+
+    configure_tensorflow(threads)
+    return execute(RunStore(store_root), run_id)
+
+
+def _init_ray(address: str | None, workers: int | None) -> int:
+    import ray
+
+    if workers is not None and workers < 1:
+        raise InvalidParameterError(f"Workers must be at least 1, not {workers}.")
+    if address is None:
+        workers = workers or os.cpu_count() or 1
+        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                 object_store_memory=LOCAL_OBJECT_STORE_BYTES, ignore_reinit_error=True)
+        return workers
+    try:
+        ray.init(address=address, log_to_driver=False, configure_logging=False, ignore_reinit_error=True)
+    except (ConnectionError, ValueError, RuntimeError) as error:
+        raise InvalidParameterError(f"Cannot join the Ray cluster at {address!r}: {error}") from None
+    return int(ray.cluster_resources().get("CPU", 1))
+
+
+def _row(index: int, entry: AuditEntry) -> AuditRow:
+    return AuditRow(index, entry.model.name, entry.data.name, entry.label, list(entry.targets), None, "queued")
+
+
+def _attach(row: AuditRow, entry: AuditEntry, state: "_AuditState", store: RunStore, settings: AuditSettings) -> None:
+    """Find the entry's run from an earlier attempt, or create it (copying the model and data)."""
+    run_id = state.runs.get(str(row.index))
+    if run_id is not None:
+        try:
+            record = store.get(run_id)
+        except Exception:  # deleted since: scan it again
+            record = None
+        if record is not None:
+            row.run_id, row.status = run_id, record.status
+            return
+    missing = [p for p in (entry.model, entry.data) if not p.exists()]
+    if missing:
+        row.status, row.error = "missing", f"{str(missing[0])!r} does not exist."
+        return
+    model_file = "model" + entry.model.suffix.lower()
+    data_file = "data" + (entry.data.suffix.lower() if entry.data.is_file() else "")
+    run_settings = {**settings.run_settings(), "model_file": model_file, "data_file": data_file,
+                    "audit": state.audit_id, "label": entry.label, "targets": list(entry.targets)}
+    inputs = {model_file: entry.model} | ({data_file: entry.data} if entry.data.is_file() else {})
+    row.run_id = store.create_run("scan", entry.model.name, entry.data.name, run_settings, inputs)
+    if entry.data.is_dir():
+        import shutil
+
+        shutil.copytree(entry.data, store.run_dir(row.run_id) / "inputs" / data_file)
+    row.status = "queued"
+    state.record(row.index, row.run_id)
+
+
+def _fill(row: AuditRow, store: RunStore) -> None:
+    """The row's verdict and figures from its stored run."""
+    if row.run_id is None:
+        return
+    record = store.get(row.run_id)
+    row.status, row.error = record.status, record.error
+    report = store.load_report(row.run_id) if record.status == "done" else None
+    if report is not None:
+        row.verdict, row.flagged = report.verdict, list(report.flagged)
+        row.score, row.anomaly_index, row.seconds = float(report.score), float(report.anomaly_index), float(report.seconds)
+
+
+class _AuditState:
+    """``<data>/audits/<id>.json``: which run each manifest entry got, written as runs are made."""
+
+    def __init__(self, store: RunStore, audit_id: str):
+        self.audit_id = audit_id
+        self.path = Path(store.root) / "audits" / f"{audit_id}.json"
+        self.runs: dict[str, str] = json.loads(self.path.read_text())["runs"] if self.path.exists() else {}
+
+    def record(self, index: int, run_id: str) -> None:
+        self.runs[str(index)] = run_id
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.path, json.dumps({"audit": self.audit_id, "runs": self.runs}).encode())
