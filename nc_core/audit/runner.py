@@ -120,6 +120,9 @@ def run_audit(
     for row in rows:
         if row.status in ("done", "failed", "missing"):
             _fill(row, store)
+    if not pending:  # everything finished in an earlier attempt: nothing to start
+        metrics = audit_metrics([row.outcome() for row in rows])
+        return AuditResult(audit_id, rows, metrics, time.perf_counter() - started, workers or 0)
     workers = _init_ray(ray_address, workers)
     threads = max(1, (os.cpu_count() or 1) // workers) if ray_address is None else None
     task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(_scan_task)
