@@ -13,7 +13,7 @@ def test_a_csv_manifest_with_labels_and_targets(tmp_path):
     (tmp_path / "m.csv").write_text("model,data,label,targets\n"
                                     "a.keras,d.npz,backdoored,3;7\n"
                                     "/abs/b.h5,sub/d.zip,clean,\n"
-                                    "c.keras,d.npz,,\n")
+                                    "c.keras,d.npz,failed,\n")
     entries = read_manifest(tmp_path / "m.csv")
     assert entries == [
         AuditEntry(tmp_path / "a.keras", tmp_path / "d.npz", "backdoored", (3, 7)),

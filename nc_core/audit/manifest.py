@@ -4,7 +4,7 @@ A manifest is a CSV (``model,data[,label][,targets]``, header required) or a JSO
 (``{"model": ..., "data": ..., "label": "backdoored", "targets": [3]}``), or a folder of models
 (``.keras``/``.h5``) with exactly one data file (``.npz`` or ``.zip``) that they all share. Paths
 are relative to the manifest's folder. ``label`` is ``clean`` or ``backdoored`` (or empty when
-unknown); ``targets`` lists the backdoor's target classes (``3`` or ``3;7``).
+unknown, or ``failed``/``unknown``: scanned but not counted); ``targets`` lists the backdoor's target classes (``3`` or ``3;7``).
 
     >>> entries = read_manifest("zoo/manifest.csv"); entries[0].label
     'backdoored'
@@ -21,6 +21,9 @@ from nc_core.errors import InvalidDataError
 from nc_core.models import MODEL_SUFFIXES
 
 LABELS = ("clean", "backdoored")
+#: Labels that say "not known": scanned, but left out of the labelled figures (the evaluation zoo
+#: marks ``failed`` the models whose backdoor did not take).
+UNLABELLED = ("", "unknown", "failed", "-", "none")
 DATA_SUFFIXES = (".npz", ".zip")
 MAX_MANIFEST_BYTES = 16 * 1024**2
 MAX_ENTRIES = 100_000
@@ -87,9 +90,10 @@ def _entry(row: dict, root: Path, where: str) -> AuditEntry:
     model, data = str(row.get("model") or "").strip(), str(row.get("data") or "").strip()
     if not model or not data:
         raise InvalidDataError(f"{where}: it needs a model and a data file.")
-    label = str(row.get("label") or "").strip().lower() or None
-    if label is not None and label not in LABELS:
+    label = str(row.get("label") or "").strip().lower()
+    if label not in LABELS + UNLABELLED:
         raise InvalidDataError(f"{where}: the label must be clean or backdoored (or empty), not {label[:40]!r}.")
+    label = label if label in LABELS else None
     return AuditEntry(_path(model, root), _path(data, root), label, _targets(row.get("targets"), where))
 
 
