@@ -63,6 +63,7 @@ NAVIGATION = (
     ("pages/3_Scan_and_compare.py", "Scan and compare", ":material/biotech:"),
     ("pages/4_Runs.py", "Runs", ":material/folder_open:"),
     ("pages/5_Repair.py", "Repair", ":material/healing:"),
+    ("pages/6_Audit.py", "Audit", ":material/fact_check:"),
 )
 
 

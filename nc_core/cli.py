@@ -335,14 +335,11 @@ def run_repair(args: argparse.Namespace) -> int:
 
 def run_audit_command(args: argparse.Namespace) -> int:
     from nc_core.audit.manifest import read_manifest
-    from nc_core.audit.runner import AuditSettings, run_audit
+    from nc_core.audit.runner import audit_settings, run_audit
     from nc_core.store import RunStore, default_data_dir
 
     entries = read_manifest(args.manifest)
-    changes = {"epochs": args.epochs, "screen_epochs": args.screen_epochs, "seed": args.seed}
-    config = CleanseConfig().replace(**{k: v for k, v in changes.items() if v is not None})
-    config.validate(10**9)
-    settings = AuditSettings(config=config, max_samples=args.max_samples)
+    settings = audit_settings(args.epochs, args.screen_epochs, args.seed, args.max_samples)
 
     def show(row, done: int, total: int) -> None:
         if not args.quiet:

@@ -93,3 +93,13 @@ def repair_figure(rows: list[dict], height: int = 320) -> go.Figure:
                          xaxis=dict(range=[0, 1], tickformat=".0%"), yaxis=dict(autorange="reversed"),
                          legend=dict(orientation="h", y=1.12))
     return figure
+
+
+def roc_figure(fpr: list[float], tpr: list[float], auc: float, height: int = 340) -> go.Figure:
+    """An audit's ROC curve (:func:`nc_core.audit.metrics.roc_points`) with its area."""
+    figure = go.Figure([go.Scatter(x=fpr, y=tpr, mode="lines+markers", name=f"ROC (AUC {auc:.3f})"),
+                        go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"),
+                                   name="chance")])
+    figure.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="clean models flagged",
+                         yaxis_title="backdoored models flagged", xaxis=dict(range=[0, 1]), yaxis=dict(range=[0, 1.02]))
+    return figure

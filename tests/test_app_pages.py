@@ -28,6 +28,7 @@ REVERSE_PAGE = "pages/2_Reverse_engineer.py"
 SCAN_PAGE = "pages/3_Scan_and_compare.py"
 RUNS_PAGE = "pages/4_Runs.py"
 REPAIR_PAGE = "pages/5_Repair.py"
+AUDIT_PAGE = "pages/6_Audit.py"
 RUN_TIMEOUT = 240  # seconds a real mnist run may take on a busy 2-core machine
 
 needs_mnist = pytest.mark.skipif(
@@ -406,6 +407,47 @@ def test_a_finished_scan_is_repaired_in_the_background_and_the_repair_page_shows
 def test_the_repair_page_without_a_run_says_where_repairs_start(data_dir):
     at = app().run().switch_page(REPAIR_PAGE).run()
     assert not at.exception and "Repair this model" in alerts(at)
+
+
+@needs_mnist
+def test_an_audit_of_an_uploaded_zip_runs_in_the_background_and_fills_its_table(data_dir, monkeypatch):
+    pytest.importorskip("ray")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    from nc_core.audit.runner import list_audits, load_audit
+
+    upload = io.BytesIO()
+    with zipfile.ZipFile(upload, "w") as archive:
+        archive.writestr("audit/manifest.csv", "model,data,label,targets\nmnist_clean.keras,mnist_data.npz,clean,\n"
+                                               "missing.keras,mnist_data.npz,backdoored,7\n")
+        archive.write(SAMPLES / "mnist_clean.keras", "audit/mnist_clean.keras")
+        archive.write(SAMPLES / "mnist_data.npz", "audit/mnist_data.npz")
+        archive.writestr("../evil.csv", "x")  # never written outside: refused
+    at = app().run().switch_page(AUDIT_PAGE).run()
+    at.file_uploader(key="audit_upload").set_value(("audit.zip", upload.getvalue(), "application/zip"))
+    at.number_input(key="audit_epochs").set_value(3)
+    at.button(key="audit_submit").click().run()
+    assert [literal(e.value) for e in at.error] == ["'audit.zip' holds an unsafe file name '../evil.csv' (absolute or with '..')."]
+
+    upload = io.BytesIO(upload.getvalue())
+    with zipfile.ZipFile(upload) as archive, zipfile.ZipFile(good := io.BytesIO(), "w") as clean:
+        for info in archive.infolist():
+            if not info.filename.startswith(".."):
+                clean.writestr(info, archive.read(info))
+    at.file_uploader(key="audit_upload").set_value(("audit.zip", good.getvalue(), "application/zip"))
+    at.button(key="audit_submit").click().run()
+    assert not at.exception and not at.error
+    (audit_id,) = list_audits(store(data_dir))
+    deadline = time.time() + RUN_TIMEOUT
+    while load_audit(store(data_dir), audit_id).status == "running" and time.time() < deadline:
+        time.sleep(2)
+    result = load_audit(store(data_dir), audit_id)
+    assert result.status == "done" and [r.status for r in result.rows] == ["done", "missing"]
+    at.run()
+    table = at.dataframe[0].value
+    assert list(table["model"]) == ["mnist_clean.keras", "missing.keras"]
+    assert table["verdict"][0] == result.rows[0].verdict and table["verdict"][1] == "missing"
+    assert "Download the table (.csv)" in [b.label for b in at.get("download_button")]
+    assert {m.label for m in at.metric} >= {"Accuracy", "Clean flagged", "ROC-AUC"}
 
 
 def test_a_bad_bundle_is_answered_with_an_error(data_dir):

@@ -75,3 +75,45 @@ def test_labelled_metrics_match_hand_computed_values():
 def test_roc_auc_needs_both_kinds():
     assert roc_auc([1.0], []) != roc_auc([1.0], [])  # NaN
     assert roc_auc([1.0, 2.0], [0.0]) == 1.0
+
+
+def _zip(members: dict) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def test_an_uploaded_audit_zip_is_unpacked_inside_the_data_directory(tmp_path):
+    from nc_core.audit.background import unpack_audit_zip
+    from nc_core.store import RunStore
+
+    store = RunStore(tmp_path / "nc_data")
+    manifest = unpack_audit_zip(_zip({"a/manifest.csv": "model,data\nm.keras,d.npz\n", "a/m.keras": b"x",
+                                      "a/d.npz": b"y", "a/readme.txt": b"skipped"}), store, "up.zip")
+    assert manifest.name == "manifest.csv" and (manifest.parent / "m.keras").read_bytes() == b"x"
+    assert not (manifest.parent / "readme.txt").exists()
+    assert manifest.resolve().is_relative_to((tmp_path / "nc_data").resolve())
+    folder = unpack_audit_zip(_zip({"m1.keras": b"1", "m2.h5": b"2", "d.npz": b"3"}), store, "up.zip")
+    assert [e.name for e in read_manifest(folder)] == ["m1.keras", "m2.h5"]
+
+
+@pytest.mark.parametrize("members, message", [
+    ({"../x.keras": b"1"}, "unsafe file name"),
+    ({"manifest.csv": "model,data\n/etc/passwd.keras,d.npz\n", "d.npz": b"1"}, "outside the zip"),
+    ({"manifest.csv": "model,data\n../../m.keras,d.npz\n", "d.npz": b"1"}, "outside the zip"),
+    ({"notes.txt": b"1"}, "holds no models"),
+    ({"big.npz": b"\0" * (8 * 1024**2)}, "zip bomb"),
+])
+def test_hostile_audit_zips_are_refused_before_anything_is_written(tmp_path, members, message):
+    from nc_core.audit.background import unpack_audit_zip
+    from nc_core.store import RunStore
+
+    with pytest.raises(InvalidDataError, match=message):
+        unpack_audit_zip(_zip(members), RunStore(tmp_path / "nc_data"), "up.zip")
+    if message != "outside the zip":  # names and sizes are checked before any file is written
+        assert not (tmp_path / "nc_data" / "audit_uploads").exists()

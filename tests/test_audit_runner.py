@@ -34,3 +34,94 @@ def test_an_audit_stores_every_model_as_a_scan_run_and_resumes(tmp_path):
     assert again.audit_id == result.audit_id and again.seconds < 5
     assert [r.run_id for r in again.rows] == [r.run_id for r in result.rows]
     assert len(store.list_runs()) == 2
+
+
+# --------------------------------------------------------------------------- faults and clusters
+
+import os  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+from conftest import ROOT  # noqa: E402
+
+SLOWER = AuditSettings(config=CleanseConfig(epochs=25, screen_epochs=0, confirm_runs=0))
+
+
+def _wait_for_running(store: RunStore, timeout: float = 120) -> object:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        running = [r for r in store.list_runs() if r.status == "running" and r.pid]
+        if running:
+            return running[0]
+        time.sleep(0.2)
+    raise AssertionError("no audit run started")
+
+
+def test_a_ray_worker_killed_mid_scan_is_retried_and_the_audit_completes(tmp_path):
+    store = RunStore(tmp_path / "nc_data")
+    entries = [AuditEntry(sample_path("mnist_backdoored.keras"), sample_path("mnist_data.npz"), "backdoored", (7,))]
+    outcome = {}
+    driver = threading.Thread(target=lambda: outcome.update(result=run_audit(entries, SLOWER, store, workers=1)))
+    driver.start()
+    victim = _wait_for_running(store)
+    time.sleep(3)  # into the scan, some classes done
+    os.kill(victim.pid, signal.SIGKILL)
+    driver.join(timeout=400)
+    (row,) = outcome["result"].rows
+    record = store.get(row.run_id)
+    assert record.status == "done" and record.pid != victim.pid and row.verdict is not None
+
+
+@pytest.fixture
+def ray_cluster(tmp_path):
+    """``ray start --head`` on 127.0.0.1 with a free port, as an operator would start a head node."""
+    ray = shutil.which("ray") or str(__import__("pathlib").Path(sys.executable).with_name("ray"))
+    with __import__("socket").socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    temp = tmp_path / "ray"
+    started = subprocess.run([ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+                              "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats",
+                              "--temp-dir", str(temp)], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+    assert started.returncode == 0, started.stderr[-2000:]
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
+
+
+def test_an_audit_joins_a_running_ray_cluster_by_address(ray_cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    store = RunStore(tmp_path / "nc_data")
+    entries = [AuditEntry(sample_path("mnist_clean.keras"), sample_path("mnist_data.npz"), "clean")]
+    result = run_audit(entries, SHORT, store, ray_address=ray_cluster)
+    assert result.workers == 2 and result.rows[0].status == "done"
+
+
+def test_an_interrupted_audit_resumes_without_redoing_finished_models(tmp_path):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("model,data,label,targets\n"
+                        f"{sample_path('mnist_clean.keras')},{sample_path('mnist_data.npz')},clean,\n"
+                        f"{sample_path('mnist_backdoored.keras')},{sample_path('mnist_data.npz')},backdoored,7\n")
+    env = {**os.environ, "NC_DATA_DIR": str(tmp_path / "nc_data")}
+    command = [sys.executable, "-m", "nc_core", "audit", str(manifest), "--workers", "1", "--epochs", "25",
+               "--screen-epochs", "0", "--format", "json"]
+    first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    store = RunStore(tmp_path / "nc_data")
+    deadline = time.time() + 300
+    while not any(r.status == "done" for r in store.list_runs()) and time.time() < deadline:
+        time.sleep(0.5)
+    first.send_signal(signal.SIGINT)  # Ctrl-C with one model finished
+    first.communicate(timeout=120)
+    finished = {r.id for r in store.list_runs() if r.status == "done"}
+    assert len(finished) >= 1
+    again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    result = __import__("json").loads(again.stdout)
+    assert {m["status"] for m in result["models"]} == {"done"} and len(store.list_runs()) == 2
+    assert finished <= {m["run_id"] for m in result["models"]}

@@ -202,7 +202,7 @@ def exported_report(backdoored_report, tmp_path_factory):
 def test_the_cli_writes_a_repaired_model_the_safe_loader_reads(exported_report, tmp_path):
     out = tmp_path / "fixed.keras"
     done = _cli("repair", str(sample_path("mnist_backdoored.keras")), str(sample_path("mnist_data.npz")),
-                "--report", str(exported_report), "--out", str(out), "--epochs", "3", "--no-rescan", "--format", "json",
+                "--report", str(exported_report), "--out", str(out), "--rounds", "2", "--no-rescan", "--format", "json",
                 "--trigger-card", str(sample_path("mnist_backdoored.json")), "--quiet")
     assert done.returncode == 0, done.stderr
     figures = json.loads(done.stdout)

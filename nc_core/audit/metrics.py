@@ -63,3 +63,20 @@ def roc_auc(positive: list[float], negative: list[float]) -> float:
     greater = (pos[:, None] > neg[None, :]).sum()
     ties = (pos[:, None] == neg[None, :]).sum()
     return float((greater + 0.5 * ties) / (len(pos) * len(neg)))
+
+
+def roc_points(positive: list[float], negative: list[float]) -> tuple[list[float], list[float]]:
+    """The ROC curve's (false positive rate, true positive rate) points, one per distinct score.
+
+    >>> roc_points([2.0], [1.0])
+    ([0.0, 0.0, 1.0], [0.0, 1.0, 1.0])
+    """
+    pos = [p for p in positive if np.isfinite(p)]
+    neg = [n for n in negative if np.isfinite(n)]
+    if not pos or not neg:
+        return [], []
+    fpr, tpr = [0.0], [0.0]
+    for threshold in sorted(set(pos) | set(neg), reverse=True):
+        fpr.append(sum(n >= threshold for n in neg) / len(neg))
+        tpr.append(sum(p >= threshold for p in pos) / len(pos))
+    return fpr, tpr

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -76,15 +77,27 @@ class AuditRow:
 
 @dataclass
 class AuditResult:
+    """Every row, the labelled figures, and (for a stored audit) whether it still runs."""
+
     audit_id: str
     rows: list[AuditRow]
     metrics: dict
     seconds: float
     workers: int
+    status: str = "done"
 
     def to_dict(self) -> dict:
         return {"audit": self.audit_id, "workers": self.workers, "seconds": self.seconds,
                 "models": [asdict(r) for r in self.rows], "metrics": self.metrics}
+
+
+def audit_settings(epochs: int | None = None, screen_epochs: int | None = None, seed: int | None = None,
+                   max_samples: int | None = None) -> AuditSettings:
+    """The product's scan with these overrides: the CLI and the dashboard build audits alike."""
+    changes = {"epochs": epochs, "screen_epochs": screen_epochs, "seed": seed}
+    config = CleanseConfig().replace(**{k: v for k, v in changes.items() if v is not None})
+    config.validate(10**9)
+    return AuditSettings(config=config, max_samples=max_samples)
 
 
 def audit_id_for(entries: list[AuditEntry], settings: AuditSettings) -> str:
@@ -109,7 +122,9 @@ def run_audit(
 
     started = time.perf_counter()
     audit_id = audit_id_for(entries, settings)
-    state = _AuditState(store, audit_id)
+    state = _AuditState(store, audit_id, entries)
+    state.pid = os.getpid()
+    state.save("running")
     rows = [_row(i, e) for i, e in enumerate(entries)]
     pending = []
     for row, entry in zip(rows, entries):
@@ -121,6 +136,7 @@ def run_audit(
         if row.status in ("done", "failed", "missing"):
             _fill(row, store)
     if not pending:  # everything finished in an earlier attempt: nothing to start
+        state.save("done")
         metrics = audit_metrics([row.outcome() for row in rows])
         return AuditResult(audit_id, rows, metrics, time.perf_counter() - started, workers or 0)
     workers = _init_ray(ray_address, workers)
@@ -143,6 +159,7 @@ def run_audit(
         for ref in running:
             ray.cancel(ref, force=True)
         ray.shutdown()
+        state.save("interrupted" if running else "done")
     metrics = audit_metrics([row.outcome() for row in rows])
     return AuditResult(audit_id, rows, metrics, time.perf_counter() - started, workers)
 
@@ -219,14 +236,69 @@ def _fill(row: AuditRow, store: RunStore) -> None:
 
 
 class _AuditState:
-    """``<data>/audits/<id>.json``: which run each manifest entry got, written as runs are made."""
+    """``<data>/audits/<id>.json``: the audit's entries, which run each got (written as runs are
+    made), and whether its driver is running (its pid) or ended, so the dashboard can follow it."""
 
-    def __init__(self, store: RunStore, audit_id: str):
+    def __init__(self, store: RunStore, audit_id: str, entries: list[AuditEntry] | None = None):
         self.audit_id = audit_id
-        self.path = Path(store.root) / "audits" / f"{audit_id}.json"
-        self.runs: dict[str, str] = json.loads(self.path.read_text())["runs"] if self.path.exists() else {}
+        self.path = audits_dir(store) / f"{audit_id}.json"
+        saved = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.runs: dict[str, str] = saved.get("runs", {})
+        self.created = saved.get("created", time.time())
+        self.entries = [{"model": e.name, "data": e.data.name, "label": e.label, "targets": list(e.targets)}
+                        for e in entries] if entries is not None else saved.get("entries", [])
+        self.status, self.pid = saved.get("status", "running"), saved.get("pid")
 
     def record(self, index: int, run_id: str) -> None:
         self.runs[str(index)] = run_id
+        self.save()
+
+    def save(self, status: str | None = None) -> None:
+        self.status = status or self.status
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.path, json.dumps({"audit": self.audit_id, "runs": self.runs}).encode())
+        payload = {"audit": self.audit_id, "created": self.created, "status": self.status, "pid": self.pid,
+                   "entries": self.entries, "runs": self.runs}
+        atomic_write(self.path, json.dumps(payload).encode())
+
+
+def audits_dir(store: RunStore) -> Path:
+    return Path(store.root) / "audits"
+
+
+def list_audits(store: RunStore) -> list[str]:
+    """Stored audits, newest first."""
+    paths = sorted(audits_dir(store).glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    return [p.stem for p in paths if re.fullmatch(r"[0-9a-f]{16}", p.stem)]
+
+
+def load_audit(store: RunStore, audit_id: str) -> AuditResult:
+    """An audit as stored so far (running or ended): its rows filled from the runs, its metrics;
+    ``status`` is ``running`` only while its driver process lives."""
+    if not re.fullmatch(r"[0-9a-f]{16}", audit_id) or not (audits_dir(store) / f"{audit_id}.json").exists():
+        raise InvalidParameterError(f"There is no audit {audit_id[:40]!r}.")
+    state = _AuditState(store, audit_id)
+    rows = []
+    for index, entry in enumerate(state.entries):
+        row = AuditRow(index, entry["model"], entry["data"], entry.get("label"), list(entry.get("targets", [])),
+                       state.runs.get(str(index)), "queued")
+        try:
+            _fill(row, store)
+        except Exception:  # a run deleted since: the row says so
+            row.status = "deleted"
+        rows.append(row)
+    status = state.status
+    if status == "running" and not (state.pid and _alive(state.pid)):
+        status = "interrupted"
+    result = AuditResult(audit_id, rows, audit_metrics([r.outcome() for r in rows]), time.time() - state.created, 0)
+    result.status = status
+    return result
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

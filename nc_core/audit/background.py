@@ -1,0 +1,108 @@
+"""An audit started from the dashboard: an uploaded zip unpacked safely, the driver detached.
+
+The zip holds the models with their data, and either a ``manifest.csv`` / ``manifest.jsonl``
+(labels and targets) or exactly one data file shared by every model. It is unpacked under
+``<data>/audit_uploads/<sha256>/`` with the limits of every upload: safe member names only,
+known file kinds only, sizes and compression ratios checked from the headers before anything
+is written. The driver is ``python -m nc_core audit`` in its own session, so a page rerun, a
+refresh or a closed tab does not stop it; the page follows ``<data>/audits/<id>.json``.
+
+    >>> manifest = unpack_audit_zip(zip_bytes, store, "models.zip")
+    >>> audit_id = submit_audit(store, manifest, epochs=60)
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from nc_core import limits
+from nc_core.data import MAX_FILE_BYTES, MAX_TOTAL_BYTES, _safe_parts
+from nc_core.errors import InvalidDataError
+from nc_core.store import RunStore, atomic_write
+
+SUFFIXES = (".keras", ".h5", ".hdf5", ".npz", ".zip", ".csv", ".jsonl")
+MANIFEST_NAMES = ("manifest.csv", "manifest.jsonl")
+MAX_MEMBERS = 1000
+
+
+def unpack_audit_zip(data: bytes, store: RunStore, name: str = "audit.zip") -> Path:
+    """Unpack an uploaded audit zip (``name``: what the user called it, for messages); return its
+    manifest file, or the folder of its models."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = [i for i in archive.infolist() if not i.is_dir()]
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise InvalidDataError(f"{name[:80]!r} is not a zip file.") from None
+    for info in infos:  # an unsafe name anywhere refuses the whole zip, even one we would skip
+        _safe_parts(info.filename, name[:80])
+    kept = [i for i in infos if Path(i.filename).suffix.lower() in SUFFIXES and not _hidden(i.filename)]
+    if not kept:
+        raise InvalidDataError("The audit zip holds no models (.keras or .h5), data or manifest.")
+    if len(kept) > MAX_MEMBERS or sum(i.file_size for i in kept) > MAX_TOTAL_BYTES:
+        raise InvalidDataError(f"The audit zip holds more than {MAX_MEMBERS} files or unpacks to more than "
+                               f"{MAX_TOTAL_BYTES // 1024**2} MB.")
+    checked = [(info, _checked_parts(info, name)) for info in kept]  # every member, before any is written
+    folder = Path(store.root) / "audit_uploads" / hashlib.sha256(data).hexdigest()[:32]
+    for info, parts in checked:
+        target = folder.joinpath(*parts)
+        if not target.exists():
+            with archive.open(info) as member:
+                content = member.read(info.file_size + 1)
+            if len(content) > info.file_size:
+                raise InvalidDataError(f"{name[:80]!r}: {info.filename[:80]!r} is larger than it claims.")
+            atomic_write(target, content)
+    manifests = [p for p in folder.rglob("*") if p.name.lower() in MANIFEST_NAMES]
+    if len(manifests) > 1:
+        raise InvalidDataError("The audit zip holds more than one manifest.")
+    if manifests:
+        _check_inside(manifests[0], folder, name)
+        return manifests[0]
+    models = {p.parent for p in folder.rglob("*") if p.suffix.lower() in (".keras", ".h5", ".hdf5")}
+    return models.pop() if len(models) == 1 else folder
+
+
+def _checked_parts(info: zipfile.ZipInfo, name: str) -> tuple[str, ...]:
+    """The member's safe path, after its declared size and compression ratio passed."""
+    parts = _safe_parts(info.filename, name[:80])
+    bomb = info.file_size >= limits.MB and info.file_size > limits.MAX_COMPRESSION_RATIO * max(info.compress_size, 1)
+    if info.file_size > 4 * MAX_FILE_BYTES or bomb:
+        raise InvalidDataError(f"{name[:80]!r}: {info.filename[:80]!r} is too large or compressed like a zip bomb.")
+    return parts
+
+
+def _check_inside(manifest: Path, folder: Path, name: str) -> None:
+    """An uploaded manifest may only name files of its own zip (not ``/etc/...`` or ``../``)."""
+    from nc_core.audit.manifest import read_manifest
+
+    root = folder.resolve()
+    for entry in read_manifest(manifest):
+        for path in (entry.model, entry.data):
+            if not path.resolve().is_relative_to(root):
+                raise InvalidDataError(f"{name[:80]!r}: the manifest names {str(path)[:80]!r}, outside the zip; "
+                                       "an uploaded manifest may only name files inside it.")
+
+
+def _hidden(name: str) -> bool:
+    return any(part.startswith(".") or part == "__MACOSX" for part in name.replace("\\", "/").split("/"))
+
+
+def submit_audit(store: RunStore, manifest: Path, epochs: int | None = None, workers: int | None = None) -> str:
+    """Start the audit driver detached from the page; returns the audit's id (the page follows it)."""
+    from nc_core.audit.manifest import read_manifest
+    from nc_core.audit.runner import audit_id_for, audit_settings
+
+    audit_id = audit_id_for(read_manifest(manifest), audit_settings(epochs=epochs))
+    command = [sys.executable, "-m", "nc_core", "audit", str(manifest), "--quiet", "--format", "json"]
+    command += ["--epochs", str(epochs)] if epochs else []
+    command += ["--workers", str(workers)] if workers else []
+    folder = Path(store.root) / "audits"
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "NC_DATA_DIR": str(store.root), "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled")}
+    with open(folder / f"{audit_id}.log", "ab") as log:
+        subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True)
+    return audit_id
