@@ -83,16 +83,17 @@ def ray_cluster(tmp_path):
     with __import__("socket").socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    temp = tmp_path / "ray"
+    temp = __import__("tempfile").mkdtemp(prefix="nc-ray-", dir="/tmp")  # Ray's socket paths must stay short
     started = subprocess.run([ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
                               "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats",
-                              "--temp-dir", str(temp)], capture_output=True, text=True, timeout=120,
+                              "--temp-dir", temp], capture_output=True, text=True, timeout=120,
                              env={**os.environ, "RAY_AUTH_MODE": "disabled"})
     assert started.returncode == 0, started.stderr[-2000:]
     try:
         yield f"127.0.0.1:{port}"
     finally:
         subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_an_audit_joins_a_running_ray_cluster_by_address(ray_cluster, tmp_path, monkeypatch):

@@ -94,9 +94,11 @@ def _hidden(name: str) -> bool:
 def submit_audit(store: RunStore, manifest: Path, epochs: int | None = None, workers: int | None = None) -> str:
     """Start the audit driver detached from the page; returns the audit's id (the page follows it)."""
     from nc_core.audit.manifest import read_manifest
-    from nc_core.audit.runner import audit_id_for, audit_settings
+    from nc_core.audit.runner import AuditState, audit_id_for, audit_settings
 
-    audit_id = audit_id_for(read_manifest(manifest), audit_settings(epochs=epochs))
+    entries = read_manifest(manifest)
+    audit_id = audit_id_for(entries, audit_settings(epochs=epochs))
+    AuditState(store, audit_id, entries).save("starting")  # the page shows it at once
     command = [sys.executable, "-m", "nc_core", "audit", str(manifest), "--quiet", "--format", "json"]
     command += ["--epochs", str(epochs)] if epochs else []
     command += ["--workers", str(workers)] if workers else []

@@ -35,6 +35,8 @@ from nc_core.store import RunStore, atomic_write
 
 #: Ray retries a task whose worker process died this many times (the scan resumes each time).
 TASK_RETRIES = 3
+#: Seconds an audit started from the dashboard may take for its driver to come up.
+STARTING_GRACE = 120
 #: The object store an embedded Ray starts with: tasks pass run ids, not arrays.
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2
 
@@ -122,7 +124,7 @@ def run_audit(
 
     started = time.perf_counter()
     audit_id = audit_id_for(entries, settings)
-    state = _AuditState(store, audit_id, entries)
+    state = AuditState(store, audit_id, entries)
     state.pid = os.getpid()
     state.save("running")
     rows = [_row(i, e) for i, e in enumerate(entries)]
@@ -194,7 +196,7 @@ def _row(index: int, entry: AuditEntry) -> AuditRow:
     return AuditRow(index, entry.model.name, entry.data.name, entry.label, list(entry.targets), None, "queued")
 
 
-def _attach(row: AuditRow, entry: AuditEntry, state: "_AuditState", store: RunStore, settings: AuditSettings) -> None:
+def _attach(row: AuditRow, entry: AuditEntry, state: "AuditState", store: RunStore, settings: AuditSettings) -> None:
     """Find the entry's run from an earlier attempt, or create it (copying the model and data)."""
     run_id = state.runs.get(str(row.index))
     if run_id is not None:
@@ -207,7 +209,8 @@ def _attach(row: AuditRow, entry: AuditEntry, state: "_AuditState", store: RunSt
             return
     missing = [p for p in (entry.model, entry.data) if not p.exists()]
     if missing:
-        row.status, row.error = "missing", f"{str(missing[0])!r} does not exist."
+        row.status, row.error = "missing", f"{missing[0].name!r} does not exist."
+        state.fail(row.index, row.error)
         return
     model_file = "model" + entry.model.suffix.lower()
     data_file = "data" + (entry.data.suffix.lower() if entry.data.is_file() else "")
@@ -235,7 +238,7 @@ def _fill(row: AuditRow, store: RunStore) -> None:
         row.score, row.anomaly_index, row.seconds = float(report.score), float(report.anomaly_index), float(report.seconds)
 
 
-class _AuditState:
+class AuditState:
     """``<data>/audits/<id>.json``: the audit's entries, which run each got (written as runs are
     made), and whether its driver is running (its pid) or ended, so the dashboard can follow it."""
 
@@ -244,6 +247,7 @@ class _AuditState:
         self.path = audits_dir(store) / f"{audit_id}.json"
         saved = json.loads(self.path.read_text()) if self.path.exists() else {}
         self.runs: dict[str, str] = saved.get("runs", {})
+        self.errors: dict[str, str] = saved.get("errors", {})
         self.created = saved.get("created", time.time())
         self.entries = [{"model": e.name, "data": e.data.name, "label": e.label, "targets": list(e.targets)}
                         for e in entries] if entries is not None else saved.get("entries", [])
@@ -253,11 +257,16 @@ class _AuditState:
         self.runs[str(index)] = run_id
         self.save()
 
+    def fail(self, index: int, error: str) -> None:
+        """An entry that could not become a run (its files are missing)."""
+        self.errors[str(index)] = error
+        self.save()
+
     def save(self, status: str | None = None) -> None:
         self.status = status or self.status
         self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"audit": self.audit_id, "created": self.created, "status": self.status, "pid": self.pid,
-                   "entries": self.entries, "runs": self.runs}
+                   "entries": self.entries, "runs": self.runs, "errors": self.errors}
         atomic_write(self.path, json.dumps(payload).encode())
 
 
@@ -276,18 +285,22 @@ def load_audit(store: RunStore, audit_id: str) -> AuditResult:
     ``status`` is ``running`` only while its driver process lives."""
     if not re.fullmatch(r"[0-9a-f]{16}", audit_id) or not (audits_dir(store) / f"{audit_id}.json").exists():
         raise InvalidParameterError(f"There is no audit {audit_id[:40]!r}.")
-    state = _AuditState(store, audit_id)
+    state = AuditState(store, audit_id)
     rows = []
     for index, entry in enumerate(state.entries):
         row = AuditRow(index, entry["model"], entry["data"], entry.get("label"), list(entry.get("targets", [])),
                        state.runs.get(str(index)), "queued")
+        if str(index) in state.errors:
+            row.status, row.error = "missing", state.errors[str(index)]
         try:
             _fill(row, store)
         except Exception:  # a run deleted since: the row says so
             row.status = "deleted"
         rows.append(row)
     status = state.status
-    if status == "running" and not (state.pid and _alive(state.pid)):
+    if status == "starting":  # the dashboard wrote it; the driver takes over within seconds
+        status = "running" if time.time() - state.created < STARTING_GRACE else "interrupted"
+    elif status == "running" and not (state.pid and _alive(state.pid)):
         status = "interrupted"
     result = AuditResult(audit_id, rows, audit_metrics([r.outcome() for r in rows]), time.time() - state.created, 0)
     result.status = status
