@@ -343,7 +343,7 @@ def run_audit_command(args: argparse.Namespace) -> int:
 
     def show(row, done: int, total: int) -> None:
         if not args.quiet:
-            print(f"[{done}/{total}] {row.model}: {row.verdict or row.status}"
+            print(f"[{done}/{total} {done / total:4.0%}] {row.model}: {row.verdict or row.status}"
                   + (f" {row.flagged}" if row.flagged else "") + (f" ({row.error})" if row.error else ""),
                   file=sys.stderr, flush=True)
 
