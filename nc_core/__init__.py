@@ -37,6 +37,8 @@ _EXPORTS = {
     "RepairConfig": "nc_core.repair.config",
     "repair": "nc_core.repair.core",
     "rescan": "nc_core.repair.core",
+    "read_manifest": "nc_core.audit.manifest",
+    "run_audit": "nc_core.audit.runner",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,8 +1,32 @@
-"""Audit many models at once (issue 12, in progress): manifests and the labelled figures so far.
+"""Audit many models at once, on local cores or a Ray cluster, scored against known labels.
 
-:mod:`.manifest` reads what to scan (CSV, JSON lines, or a folder of models with one data file);
-:mod:`.metrics` scores verdicts against known labels (accuracy, false positives, ROC-AUC,
-confusion). The Ray runner, the ``audit`` command and the dashboard page come next.
+Layers: :mod:`.manifest` (what to scan: CSV, JSON lines, or a folder of models with one data
+file), :mod:`.runner` (each model a Ray task running a normal scan run of the store; resume,
+retries, the audit's record), :mod:`.metrics` (exact-target accuracy, false positives, ROC-AUC,
+confusion) and :mod:`.background` (an audit started from the dashboard: an uploaded zip unpacked
+safely, the driver detached).
 
-    >>> from nc_core.audit.manifest import read_manifest
+    >>> from nc_core.audit import read_manifest, run_audit, audit_settings
+    >>> result = run_audit(read_manifest("zoo/manifest.csv"), audit_settings(), RunStore("nc_data"))
 """
+from importlib import import_module
+
+_EXPORTS = {
+    "AuditEntry": "nc_core.audit.manifest",
+    "read_manifest": "nc_core.audit.manifest",
+    "AuditSettings": "nc_core.audit.runner",
+    "AuditResult": "nc_core.audit.runner",
+    "audit_settings": "nc_core.audit.runner",
+    "run_audit": "nc_core.audit.runner",
+    "load_audit": "nc_core.audit.runner",
+    "list_audits": "nc_core.audit.runner",
+    "audit_metrics": "nc_core.audit.metrics",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'nc_core.audit' has no attribute {name!r}")
