@@ -8,7 +8,7 @@ graph-mode child start without loading Keras first:
     >>> report = scan(inputs.classifier, inputs.data, config=CleanseConfig())
     >>> report.verdict, report.flagged, report.anomaly_index
 """
-from importlib import import_module
+from nc_core._lazy import lazy_getattr
 
 _EXPORTS = {
     "CleanseConfig": "nc_core.cleanse",
@@ -43,8 +43,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'nc_core' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

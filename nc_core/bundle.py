@@ -85,7 +85,7 @@ def read_bundle(data: bytes) -> tuple[dict, str | None, dict[str, bytes], str | 
 def _check_unpacked_sizes(members: list[zipfile.ZipInfo]) -> None:
     """What the members declare they unpack to, from the headers, before any is inflated."""
     for info in members:
-        if info.file_size >= limits.MB and info.file_size > limits.MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
+        if limits.zip_bomb_ratio(info) is not None:
             raise _refuse(f"{info.filename[:80]} is compressed more than {limits.MAX_COMPRESSION_RATIO} to 1 "
                           "(NC_MAX_COMPRESSION_RATIO), which looks like a zip bomb")
     if sum(info.file_size for info in members) > limits.MAX_BUNDLE_UNPACKED_BYTES:
@@ -200,7 +200,7 @@ def _check_shapes(archive: zipfile.ZipFile, name: str) -> int:
     shapes, nbytes = {}, 0
     for key in ("mask", "pattern"):
         info = archive.getinfo(f"{key}.npy")
-        if info.file_size >= limits.MB and info.file_size > limits.MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
+        if limits.zip_bomb_ratio(info) is not None:
             raise _refuse(f"{name} holds a {key} compressed like a zip bomb")
         with archive.open(info) as member:
             shape, dtype = read_npy_header(member)

@@ -26,17 +26,16 @@ from PIL import Image
 
 from nc_core import limits
 from nc_core.errors import InvalidDataError, InvalidParameterError
-from nc_core.limits import MAX_COMPRESSION_RATIO, MAX_IMAGE_PIXELS
+from nc_core.limits import MAX_IMAGE_PIXELS, zip_bomb_ratio
 from nc_core.pixels import PixelRange, guess_pixel_range
 
 # Limits on untrusted archives and images (module constants so deployments and tests can tune).
 MAX_FILES = 50_000                      # members of a zip / files under a folder
 MAX_TOTAL_BYTES = 512 * 1024**2         # uncompressed size of a whole zip
 MAX_FILE_BYTES = 64 * 1024**2           # one image file
-RATIO_CHECK_MIN_BYTES = 1024**2         # members smaller than this may compress as well as they like
 MAX_NPZ_BYTES = 1024**3                 # declared size of the arrays in an npz
-# Also from nc_core.limits (one place, raisable from the environment): MAX_COMPRESSION_RATIO,
-# MAX_IMAGE_PIXELS per image header, MAX_DECODED_PIXELS and MAX_DATA_VALUES per data set.
+# Also from nc_core.limits (one place, raisable from the environment): the compression-ratio
+# rule (zip_bomb_ratio), MAX_IMAGE_PIXELS per image header, MAX_DECODED_PIXELS and MAX_DATA_VALUES per data set.
 MAX_ABS_VALUE = 1e6                     # larger "pixels" are not images
 MAX_CLASS_ID = 100_000
 MAX_IMAGE_SIDE = 4096                   # of the size images are resized to
@@ -431,8 +430,8 @@ def _check_member_size(info: zipfile.ZipInfo, source: str) -> None:
 
 
 def _check_compression_ratio(info: zipfile.ZipInfo, source: str) -> None:
-    ratio = info.file_size / max(info.compress_size, 1)
-    if info.file_size >= RATIO_CHECK_MIN_BYTES and ratio > MAX_COMPRESSION_RATIO:
+    ratio = zip_bomb_ratio(info)
+    if ratio is not None:
         raise InvalidDataError(
             f"{source!r}: {info.filename[:80]!r} is compressed {ratio:.0f} to 1, which looks like a zip bomb."
         )

@@ -56,6 +56,18 @@ MAX_DECODED_PIXELS = _setting("NC_MAX_DECODED_PIXELS", 256 * MB)
 MAX_BUNDLE_UNPACKED_BYTES = _setting("NC_MAX_BUNDLE_MB", 256) * MB
 
 
+def zip_bomb_ratio(info) -> float | None:
+    """A zip member's compression ratio when it breaks ``MAX_COMPRESSION_RATIO``, else None.
+
+    Only members of 1 MB or more are judged: small files may compress as well as they like. The
+    one rule for data zips, npz files, ``.keras`` archives, run bundles and audit uploads.
+
+    >>> zip_bomb_ratio(zipfile.ZipInfo("x"))  # an empty member
+    """
+    ratio = info.file_size / max(info.compress_size, 1)
+    return ratio if info.file_size >= MB and ratio > MAX_COMPRESSION_RATIO else None
+
+
 def megabytes(nbytes: float) -> str:
     """A size for a sentence: ``megabytes(3 * MB) == '3 MB'``."""
     return f"{nbytes / MB:,.0f} MB" if nbytes >= MB else f"{nbytes / 1024:,.0f} kB"

@@ -119,8 +119,8 @@ def _read_keras_config(path: Path) -> Any:
 
 
 def _check_member_ratio(info: zipfile.ZipInfo, name: str) -> None:
-    ratio = info.file_size / max(info.compress_size, 1)
-    if info.file_size >= limits.MB and ratio > limits.MAX_COMPRESSION_RATIO:
+    ratio = limits.zip_bomb_ratio(info)
+    if ratio is not None:
         raise ModelLoadError(
             f"{name!r}: {info.filename[:80]!r} is compressed {ratio:.0f} to 1, which looks like a zip bomb; "
             f"the limit is {limits.MAX_COMPRESSION_RATIO} to 1 (NC_MAX_COMPRESSION_RATIO)."

@@ -285,7 +285,7 @@ class RunStore:
             if row["pid"] is None:
                 continue
             silent = row["heartbeat"] is not None and now - row["heartbeat"] > HEARTBEAT_TIMEOUT
-            if _alive(row["pid"]) and not silent:
+            if process_alive(row["pid"]) and not silent:
                 continue
             if silent and row["pid"] != os.getpid():
                 _kill(row["pid"])
@@ -365,11 +365,17 @@ class RunStore:
                 (report.verdict, report.anomaly_index, json.dumps(report.flagged), run_id),
             )
 
-    def load_report(self, run_id: str) -> ScanReport | None:
-        """The run's report with its arrays; for an unfinished run, one made of the finished classes."""
+    def load_report(self, run_id: str, with_arrays: bool = True) -> ScanReport | None:
+        """The run's report with its arrays; for an unfinished run, one made of the finished classes.
+
+        ``with_arrays=False`` reads only a finished run's ``report.json`` (its verdict and figures,
+        no masks): what a table of many runs, refreshed every few seconds, needs.
+        """
+        path = self.run_dir(run_id) / "report.json"
+        if not with_arrays:
+            return ScanReport.from_json(path.read_text()) if path.exists() else None
         record = self.get(run_id)
         results = self.class_results(run_id)
-        path = self.run_dir(run_id) / "report.json"
         if path.exists():
             report = ScanReport.from_json(path.read_text())
             report.results = results
@@ -481,7 +487,7 @@ def _kill(pid: int) -> None:
         pass
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether a process with this id is still running (not a zombie)."""
     try:
         os.kill(pid, 0)

@@ -9,7 +9,7 @@ safely, the driver detached).
     >>> from nc_core.audit import read_manifest, run_audit, audit_settings
     >>> result = run_audit(read_manifest("zoo/manifest.csv"), audit_settings(), RunStore("nc_data"))
 """
-from importlib import import_module
+from nc_core._lazy import lazy_getattr
 
 _EXPORTS = {
     "AuditEntry": "nc_core.audit.manifest",
@@ -25,8 +25,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'nc_core.audit' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -69,8 +69,7 @@ def unpack_audit_zip(data: bytes, store: RunStore, name: str = "audit.zip") -> P
 def _checked_parts(info: zipfile.ZipInfo, name: str) -> tuple[str, ...]:
     """The member's safe path, after its declared size and compression ratio passed."""
     parts = _safe_parts(info.filename, name[:80])
-    bomb = info.file_size >= limits.MB and info.file_size > limits.MAX_COMPRESSION_RATIO * max(info.compress_size, 1)
-    if info.file_size > 4 * MAX_FILE_BYTES or bomb:
+    if info.file_size > 4 * MAX_FILE_BYTES or limits.zip_bomb_ratio(info) is not None:
         raise InvalidDataError(f"{name[:80]!r}: {info.filename[:80]!r} is too large or compressed like a zip bomb.")
     return parts
 

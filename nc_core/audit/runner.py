@@ -31,7 +31,7 @@ from nc_core.audit.metrics import AuditOutcome, audit_metrics
 from nc_core.cleanse import CleanseConfig
 from nc_core.detect import DetectionRule
 from nc_core.errors import InvalidParameterError
-from nc_core.store import RunStore, atomic_write
+from nc_core.store import RunStore, atomic_write, process_alive
 
 #: Ray retries a task whose worker process died this many times (the scan resumes each time).
 TASK_RETRIES = 3
@@ -232,7 +232,7 @@ def _fill(row: AuditRow, store: RunStore) -> None:
         return
     record = store.get(row.run_id)
     row.status, row.error = record.status, record.error
-    report = store.load_report(row.run_id) if record.status == "done" else None
+    report = store.load_report(row.run_id, with_arrays=False) if record.status == "done" else None
     if report is not None:
         row.verdict, row.flagged = report.verdict, list(report.flagged)
         row.score, row.anomaly_index, row.seconds = float(report.score), float(report.anomaly_index), float(report.seconds)
@@ -300,18 +300,9 @@ def load_audit(store: RunStore, audit_id: str) -> AuditResult:
     status = state.status
     if status == "starting":  # the dashboard wrote it; the driver takes over within seconds
         status = "running" if time.time() - state.created < STARTING_GRACE else "interrupted"
-    elif status == "running" and not (state.pid and _alive(state.pid)):
+    elif status == "running" and not (state.pid and process_alive(state.pid)):
         status = "interrupted"
     result = AuditResult(audit_id, rows, audit_metrics([r.outcome() for r in rows]), time.time() - state.created, 0)
     result.status = status
     return result
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

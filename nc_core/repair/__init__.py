@@ -11,7 +11,7 @@ lazily, so the command line can read :class:`RepairConfig` without loading Keras
     >>> result = repair(model, inputs.data, report, RepairConfig())
     >>> result.table()
 """
-from importlib import import_module
+from nc_core._lazy import lazy_getattr
 
 _EXPORTS = {
     "METHODS": "nc_core.repair.config",
@@ -31,8 +31,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'nc_core.repair' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

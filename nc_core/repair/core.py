@@ -24,7 +24,7 @@ from nc_core.repair.config import RepairConfig
 from nc_core.repair.evaluation import Figures, measure, split_holdout
 from nc_core.repair.pruning import prune
 from nc_core.repair.triggers import Trigger, triggers_to_remove
-from nc_core.repair.unlearning import trainable_copy, unlearn
+from nc_core.repair.unlearning import trainable_copy, unlearn, weights_copy
 from nc_core.report import ScanReport
 
 #: ``on_progress(fraction, message)``: the share of the repair done and what runs now.
@@ -149,7 +149,7 @@ def repair(
         else:
             unlearn(repaired, tune, removing, config, not outputs_probabilities, rng,
                     lambda e: progress.step(round_index, e / config.epochs), cancel)
-    repaired = _uncompiled(repaired)
+    repaired = weights_copy(repaired)  # without the fine-tune's optimizer, BatchNorm as it was saved
     after = measure(repaired, held_out, triggers, known)
     progress.done()
     return RepairResult(
@@ -158,25 +158,14 @@ def repair(
     )
 
 
-def _uncompiled(model: keras.Model) -> keras.Model:
-    """The same weights without the fine-tune's optimizer (and BatchNorm trainable again, as it
-    was saved): what is saved, measured and scanned."""
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
-    copy.trainable = True
-    return copy
-
-
 def _reverse_again(model: keras.Model, data: Dataset, targets: list[int], report: ScanReport, config: RepairConfig,
                    round_index: int, outputs_probabilities: bool, cancel: CancelToken | None,
                    runs: int = 1) -> list[Trigger]:
-    """Each target's smallest trigger on the model as repaired so far (on a frozen copy), from
+    """Each target's smallest trigger on the model as repaired so far (on a copy), from
     ``runs`` random starts each (seeds differ by round and run)."""
     from nc_core.scan import reverse_engineer
 
-    frozen = keras.models.clone_model(model)
-    frozen.set_weights(model.get_weights())
-    classifier = _probabilities(frozen, outputs_probabilities)
+    classifier = _probabilities(weights_copy(model), outputs_probabilities)  # the engine freezes it
     cleanse = CleanseConfig(**report.config).replace(screen_epochs=0, classes_per_step=1)
     found = []
     for run in range(runs):

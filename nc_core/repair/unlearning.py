@@ -20,12 +20,19 @@ from nc_core.repair.config import RepairConfig
 from nc_core.repair.triggers import Trigger, grown
 
 
-def trainable_copy(model: keras.Model) -> keras.Model:
-    """A copy with the same weights whose layers train, BatchNorm excepted (kept in inference
-    mode: a few hundred samples would only spoil statistics learned on the whole training set)."""
+def weights_copy(model: keras.Model) -> keras.Model:
+    """A new, uncompiled model with the same architecture and weights, every layer trainable
+    (as a saved model is): what the repair saves, measures, scans and reverses on."""
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     copy.trainable = True
+    return copy
+
+
+def trainable_copy(model: keras.Model) -> keras.Model:
+    """A copy with the same weights whose layers train, BatchNorm excepted (kept in inference
+    mode: a few hundred samples would only spoil statistics learned on the whole training set)."""
+    copy = weights_copy(model)
     for layer in copy._flatten_layers(include_self=False, recursive=True):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
