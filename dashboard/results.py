@@ -63,7 +63,8 @@ def verdict_banner(report, names: list[str]) -> None:
     """
     rule = (f"Score **{report.score:.2f}** (a class is flagged above 1: it stands out above "
             f"{report.threshold:g} on log mask sizes, at most {report.max_ratio:g} of the median, with a "
-            f"compact mask or below {report.extreme_ratio:g} of the median). Paper's anomaly index "
+            f"compact mask (two windows, edge at most {report.max_boundary:g} squares') or below "
+            f"{report.extreme_ratio:g} of the median). Paper's anomaly index "
             f"{report.anomaly_index:.2f}.")
     if report.verdict == "backdoored":
         flagged = ", ".join(plain(class_label(k, names)) for k in report.flagged)
@@ -159,8 +160,8 @@ def results_table(report, names: list[str]) -> None:
     frame = report.dataframe()
     frame["name"] = [names[k] if k < len(names) else frame.loc[k, "name"] for k in frame.index]
     st.dataframe(
-        frame[["name", "l1", "full_budget_l1", "ratio", "anomaly_index", "log_index", "compactness", "score", "asr",
-               "flagged", "full_schedule", "converged", "reached_threshold", "epochs", "steps", "seconds"]],
+        frame[["name", "l1", "full_budget_l1", "ratio", "anomaly_index", "log_index", "compactness", "boundary",
+               "score", "asr", "flagged", "full_schedule", "converged", "reached_threshold", "epochs", "steps", "seconds"]],
         column_config={
             "name": "class", "l1": st.column_config.NumberColumn("mask L1", format="%.1f"),
             "full_budget_l1": st.column_config.NumberColumn(
@@ -170,6 +171,8 @@ def results_table(report, names: list[str]) -> None:
             "anomaly_index": st.column_config.NumberColumn("anomaly index (paper)", format="%.2f"),
             "log_index": st.column_config.NumberColumn("log index", format="%.2f"),
             "compactness": st.column_config.NumberColumn("compactness", format="%.2f"),
+            "boundary": st.column_config.NumberColumn(
+                "boundary", format="%.2f", help="the mask's edge over a solid square's of the same L1"),
             "score": st.column_config.NumberColumn("score", format="%.2f"),
             "asr": st.column_config.NumberColumn("attack success", format="percent"),
             "reached_threshold": "reached threshold",
@@ -209,6 +212,7 @@ def class_comparison(report, names: list[str], load_inputs: InputsLoader, key: s
             st.markdown(f"**{plain(class_label(class_id, names))}**" + (" :red[**flagged**]" if row.flagged else ""))
             runs = f" · median of {len(result.runs_l1)} starts" if len(result.runs_l1) > 1 else ""
             st.caption(f"L1 {row.l1:.1f} · score {row.score:.2f} · compactness {row.compactness:.2f} · "
+                       f"boundary {row.boundary:.2f} · "
                        f"anomaly index {row.anomaly_index:.2f} · ASR {row.asr:.1%}{runs}")
             images = trigger_images(result.mask, result.pattern, scale=_scale(result.pattern.shape[0], 128))
             st.image(list(images.values()), caption=["mask", "pattern", "mask × pattern"], width=96)

@@ -83,7 +83,7 @@ def settings_fields(key: str) -> RunSettings:
 
 
 def rule_fields(key: str) -> DetectionRule:
-    """The detection rule's four numbers (see nc_core.detect), defaulting to the product's."""
+    """The detection rule's five numbers (see nc_core.detect), defaulting to the product's."""
     default = DetectionRule()
     left, right = st.columns(2)
     threshold = left.number_input(
@@ -94,10 +94,15 @@ def rule_fields(key: str) -> DetectionRule:
         help="A backdoor needs a FAR smaller mask; naturally similar classes stand out at about 0.6 of the median.")
     left, right = st.columns(2)
     min_compactness = left.number_input(
-        "Compact mask: at least this share in one window", 0.01, 1.0, default.min_compactness,
+        "Compact mask: at least this share in two small windows", 0.01, 1.0, default.min_compactness,
         key=f"{key}_min_compactness",
         help="An injected patch is compact; a natural feature is scattered over the object.")
     extreme_ratio = right.number_input(
         "Flag any shape at most this share of the median", 0.01, 1.0, default.extreme_ratio,
         key=f"{key}_extreme_ratio", help="Masks this small need no shape evidence.")
-    return DetectionRule(float(threshold), float(max_ratio), float(min_compactness), float(extreme_ratio))
+    max_boundary = left.number_input(
+        "Compact mask: edge at most this many times a square's", 0.1, 100.0, default.max_boundary,
+        key=f"{key}_max_boundary",
+        help="A stamped patch has a short edge for its area; strokes and scattered pixels have long ones.")
+    return DetectionRule(float(threshold), float(max_ratio), float(min_compactness), float(extreme_ratio),
+                         float(max_boundary))

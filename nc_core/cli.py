@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "(default %(default)g)")
     scan.add_argument("--extreme-ratio", type=float, default=rule.extreme_ratio,
                       help="masks at most this share of the median are flagged whatever their shape (default %(default)g)")
+    scan.add_argument("--max-boundary", type=float, default=rule.max_boundary,
+                      help="a compact mask's edge is at most this many times a solid square's of the same L1 "
+                           "(default %(default)g)")
 
     reverse = commands.add_parser("reverse", help="reverse-engineer one target class")
     common(reverse)
@@ -179,20 +182,20 @@ def _text_summary(report) -> str:
         f"flagged: {report.flagged or 'none'}   median L1: {report.median:.2f}   MAD: {report.mad:.2f}",
         f"why: {report.verdict_reason}",
         f"{'class':>5}  {'name':<24} {'L1':>9} {'judged':>7} {'ratio':>6} {'index':>7} {'log idx':>7} {'compact':>7} "
-        f"{'score':>6} {'ASR':>6} {'steps':>6}  flag",
+        f"{'edge':>5} {'score':>6} {'ASR':>6} {'steps':>6}  flag",
     ]
     for row in sorted(report.rows, key=lambda r: r.judged_l1):
         mark = "<-- backdoor" if row.flagged else ("screened" if not row.full_schedule else
                                                    "" if row.converged else "not converged")
         lines.append(f"{row.class_id:>5}  {row.name[:24]:<24} {row.l1:9.2f} {row.judged_l1:7.2f} {row.ratio:6.2f} {row.anomaly_index:7.2f} "
-                     f"{row.log_index:7.2f} {row.compactness:7.2f} {row.score:6.2f} {row.asr:6.3f} {row.steps:6d}  {mark}")
+                     f"{row.log_index:7.2f} {row.compactness:7.2f} {row.boundary:5.2f} {row.score:6.2f} {row.asr:6.3f} {row.steps:6d}  {mark}")
     if report.screened:
         lines.append(f"note: {len(report.screened)} class(es) were only screened ({report.config.get('screen_epochs')} "
                      f"epochs), too far from the flag line to change the verdict; they are judged by their L1 times "
                      f"{report.budget_scale:.2f}, the shrink measured on classes run in full")
     if report.standing_out:
         lines.append(f"note: class(es) {report.standing_out} stand out (log index > {report.threshold:g}) but are not "
-                     f"far smaller (<= {report.max_ratio:g} of the median) with a compact mask: naturally easy "
+                     f"far smaller (<= {report.max_ratio:g} of the median) with a compact mask (in two windows, with a short edge): naturally easy "
                      "targets, not flagged")
     lines.append(f"{len(report.rows)} classes, {report.steps} optimisation steps, in {report.seconds:.1f} s" + ("  (cancelled)" if report.cancelled else ""))
     return "\n".join(lines)
@@ -201,9 +204,10 @@ def _text_summary(report) -> str:
 def run_scan(args: argparse.Namespace) -> int:
     from nc_core.inputs import load_inputs
 
-    if args.threshold <= 0 or not all(0 < v <= 1 for v in (args.max_l1_ratio, args.min_compactness, args.extreme_ratio)):
-        raise InvalidParameterError(
-            "--threshold must be above 0, and --max-l1-ratio, --min-compactness and --extreme-ratio in (0, 1].")
+    if (args.threshold <= 0 or args.max_boundary <= 0
+            or not all(0 < v <= 1 for v in (args.max_l1_ratio, args.min_compactness, args.extreme_ratio))):
+        raise InvalidParameterError("--threshold and --max-boundary must be above 0, and --max-l1-ratio, "
+                                    "--min-compactness and --extreme-ratio in (0, 1].")
     from nc_core.progress import CancelToken
     from nc_core.scan import scan
 
@@ -213,7 +217,8 @@ def run_scan(args: argparse.Namespace) -> int:
     try:
         report = scan(inputs.classifier, inputs.data, args.classes, _config(args),
                       on_event=_progress_printer(args.quiet), cancel=token, model_name=inputs.model_name,
-                      rule=DetectionRule(args.threshold, args.max_l1_ratio, args.min_compactness, args.extreme_ratio))
+                      rule=DetectionRule(args.threshold, args.max_l1_ratio, args.min_compactness, args.extreme_ratio,
+                                         args.max_boundary))
     finally:
         signal.signal(signal.SIGINT, previous)
     if args.out:

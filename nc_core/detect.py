@@ -21,17 +21,20 @@ The product's rule flags class ``k`` when all of these hold:
    (median(log l) - log l_k) / (1.4826 * MAD(log l))`` above ``threshold`` (the paper's 2);
 2. **it is far smaller**: ``l_k / median(l)`` at most ``max_ratio`` (one half), since a class
    that is statistically out but still needs half the median's pixels is no injected trigger;
-3. **it looks injected**: its mask is compact (:func:`nc_core.shape.compactness` at least
-   ``min_compactness``: its mass in at most two small windows, as a stamped trigger's is, where
-   natural features are scattered over the object), *or* it is so small (at most ``extreme_ratio`` of the median)
-   that shape is no longer asked for: blended full-image triggers give their targets scattered
-   masks at 0.01-0.15 of the median, where natural classes rarely come (the zoo's exception, a
-   clean Fashion-MNIST "bag" at 0.15, is a known false positive: BENCHMARKS.md).
+3. **it looks injected**: its mask is compact, *or* it is so small (at most ``extreme_ratio`` of
+   the median) that shape is no longer asked for. Compact means both halves of
+   :mod:`nc_core.shape`: its mass lies in at most two small windows (:func:`~nc_core.shape.compactness`
+   at least ``min_compactness``), as a stamped trigger's does where natural features are scattered
+   over the object, *and* its edge is short for its area (:func:`~nc_core.shape.boundary` at most
+   ``max_boundary``, three times a solid square's), which a few dense strokes that happen to fit
+   two windows do not have. Tiny masks are exempt because blended full-image triggers give their
+   targets scattered masks at 0.01-0.15 of the median, where natural classes rarely come (the
+   zoo's exception, a clean Fashion-MNIST "bag" at 0.15, is a known false positive: BENCHMARKS.md).
 
 Each condition is a ratio that is 1 on its boundary, and a class's ``score`` is the smallest of
-them (with condition 3 the larger of its two): a class is flagged exactly when its score exceeds
-1, and a model's score, its largest class score, is the continuous figure behind the verdict
-(the detection zoo's ROC-AUC is computed on it).
+them (condition 3: the larger of "compact", itself the smaller of its two ratios, and "tiny"):
+a class is flagged exactly when its score exceeds 1, and a model's score, its largest class
+score, is the continuous figure behind the verdict (the detection zoo's ROC-AUC is computed on it).
 
     >>> detect([10.0, 50.0, 52.0, 55.0, 49.0], [1.0, 0.3, 0.4, 0.3, 0.2]).flagged
     [0]
@@ -48,6 +51,9 @@ DEFAULT_THRESHOLD = 2.0
 DEFAULT_MAX_RATIO = 0.5
 DEFAULT_MIN_COMPACTNESS = 0.65
 DEFAULT_EXTREME_RATIO = 0.2
+#: On the evaluation zoo real targets' masks reach 2.75 and natural masks under half the median
+#: start at 3.0; every value from 3 to 4 gives the same verdicts there (BENCHMARKS.md).
+DEFAULT_MAX_BOUNDARY = 3.0
 #: A floor on the spread of log L1s: classes all within a few percent of each other are as alike
 #: as restarts of one class are (+-10-20 % at the product budget), not a scale to measure by.
 MIN_LOG_SPREAD = 0.1
@@ -61,6 +67,7 @@ class DetectionRule:
     max_ratio: float = DEFAULT_MAX_RATIO
     min_compactness: float = DEFAULT_MIN_COMPACTNESS
     extreme_ratio: float = DEFAULT_EXTREME_RATIO
+    max_boundary: float = DEFAULT_MAX_BOUNDARY
 
     @classmethod
     def from_settings(cls, settings: dict) -> "DetectionRule":
@@ -152,17 +159,21 @@ def detect(
     compactness: list[float] | np.ndarray,
     rule: DetectionRule = DetectionRule(),
     eligible: list[bool] | None = None,
+    boundary: list[float] | np.ndarray | None = None,
 ) -> Detection:
     """The product rule over one scan's classes (see the module docstring).
 
     ``eligible`` marks classes that may be flagged at all (a class whose optimisation never
     reached the attack success threshold has no working trigger); all of them by default.
+    ``boundary`` is each mask's :func:`nc_core.shape.boundary`; without it (or where it is NaN)
+    compactness alone stands for shape.
 
     >>> detect([20.0, 21.0, 22.0, 23.0, 24.0], [0.9] * 5).flagged
     []
     """
     values = np.asarray(l1, np.float64)
     shape = np.asarray(compactness, np.float64)
+    edges = np.full(values.shape, np.nan) if boundary is None else np.asarray(boundary, np.float64)
     if values.size == 0:
         return Detection(0.0, 0.0, [], [], [], [], rule)
     logs = np.log(np.maximum(values, 1e-9))
@@ -176,6 +187,8 @@ def detect(
         stands_out = log_indices[k] / rule.threshold
         far_smaller = _shrink_score(ratios[k], rule.max_ratio)
         compact = shape[k] / rule.min_compactness if math.isfinite(shape[k]) else 0.0
+        if math.isfinite(edges[k]) and edges[k] > 0:
+            compact = min(compact, rule.max_boundary / edges[k])
         looks_injected = max(compact, _shrink_score(ratios[k], rule.extreme_ratio))
         scores.append(float(min(stands_out, far_smaller, looks_injected)))
     allowed = [True] * values.size if eligible is None else list(eligible)

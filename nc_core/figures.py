@@ -36,11 +36,12 @@ def l1_figure(report, names: list[str], height: int = 380) -> go.Figure:
         x=[str(row.class_id) for row in rows], y=[row.judged_l1 for row in rows],
         marker_color=[FLAGGED if row.flagged else NORMAL if row.full_schedule else SCREENED for row in rows],
         customdata=[[names[row.class_id] if row.class_id < len(names) else row.name, row.anomaly_index,
-                     row.score, row.compactness,
+                     row.score, row.compactness, row.boundary,
                      "full schedule" if row.full_schedule else f"screened only: mask L1 {row.l1:.1f}, scaled"]
                     for row in rows],
-        hovertemplate="class %{x} · %{customdata[0]}<br>L1 %{y:.1f} (%{customdata[4]})<br>score %{customdata[2]:.2f} · "
-                      "compactness %{customdata[3]:.2f}<br>anomaly index (paper) %{customdata[1]:.2f}<extra></extra>",
+        hovertemplate="class %{x} · %{customdata[0]}<br>L1 %{y:.1f} (%{customdata[5]})<br>score %{customdata[2]:.2f} · "
+                      "compactness %{customdata[3]:.2f} · boundary %{customdata[4]:.2f}<br>"
+                      "anomaly index (paper) %{customdata[1]:.2f}<extra></extra>",
     ))
     label = {"annotation_bgcolor": "rgba(255, 255, 255, 0.85)", "annotation_font_size": 12}
     figure.add_hline(y=report.median, line_dash="dash", line_color="#1f77b4", **label,

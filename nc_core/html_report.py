@@ -99,7 +99,8 @@ def _settings(report: ScanReport) -> str:
         "score": f"{report.score:.2f} (a class is flagged above 1)", "flagged": report.flagged or "none",
         "median L1": f"{report.median:.1f}", "anomaly index (paper)": f"{report.anomaly_index:.2f}",
         "rule": (f"threshold {report.threshold:g}, max L1 ratio {report.max_ratio:g}, "
-                 f"min compactness {report.min_compactness:g}, extreme ratio {report.extreme_ratio:g}"),
+                 f"min compactness {report.min_compactness:g}, max boundary {report.max_boundary:g}, "
+                 f"extreme ratio {report.extreme_ratio:g}"),
         "schedule": (f"{config.get('method')} / {config.get('engine')}, at most {config.get('epochs')} epochs, "
                      f"batch {config.get('batch_size')}, screen {config.get('screen_epochs', 0)} epochs, "
                      f"{len(report.screened)} of {len(report.rows)} classes screened only"),
@@ -112,7 +113,7 @@ def _settings(report: ScanReport) -> str:
 
 def _table(report: ScanReport, class_names: list[str] | None) -> str:
     head = ("<tr><th>class</th><th>name</th><th>mask L1</th><th>judged L1</th><th>of median</th>"
-            "<th>anomaly index</th><th>log index</th><th>compactness</th><th>score</th><th>ASR</th>"
+            "<th>anomaly index</th><th>log index</th><th>compactness</th><th>boundary</th><th>score</th><th>ASR</th>"
             "<th>schedule</th><th>steps</th></tr>")
     body = []
     for row in sorted(report.rows, key=lambda r: r.judged_l1):
@@ -121,7 +122,7 @@ def _table(report: ScanReport, class_names: list[str] | None) -> str:
             f"<tr class='{'flagged' if row.flagged else ''}'><td>{row.class_id}</td>"
             f"<td>{_text(_name(report, row.class_id, class_names))}</td><td>{row.l1:.1f}</td>"
             f"<td>{row.judged_l1:.1f}</td><td>{row.ratio:.2f}</td><td>{row.anomaly_index:.2f}</td>"
-            f"<td>{row.log_index:.2f}</td><td>{row.compactness:.2f}</td><td>{row.score:.2f}</td>"
+            f"<td>{row.log_index:.2f}</td><td>{row.compactness:.2f}</td><td>{row.boundary:.2f}</td><td>{row.score:.2f}</td>"
             f"<td>{row.asr:.1%}</td><td>{schedule}</td><td>{row.steps}</td></tr>")
     return f"<table>{head}{''.join(body)}</table>"
 

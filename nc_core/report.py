@@ -22,7 +22,7 @@ import pandas as pd
 from nc_core.cleanse import CleanseConfig, EpochRecord, TriggerResult
 from nc_core.detect import DetectionRule, anomaly_indices, detect, detection_l1, extreme_l1
 from nc_core.screen import SCREEN_SCORE, budget_scale, full_budget_l1, pessimistic_scores
-from nc_core.shape import compactness
+from nc_core.shape import boundary, compactness
 
 REPORT_VERSION = 2
 #: A median mask covering more than this share of the image is no minimal trigger: the
@@ -36,7 +36,7 @@ class ClassRow:
     """One class of a scan, as shown in tables and printed by the CLI.
 
     ``anomaly_index`` is the paper's (raw MAD); ``log_index``, ``ratio`` (L1 over the median),
-    ``compactness`` and ``score`` are the product rule's evidence (:mod:`nc_core.detect`), all
+    ``compactness``, ``boundary`` and ``score`` are the product rule's evidence (:mod:`nc_core.detect`), all
     computed on ``full_budget_l1``: the mask's own ``l1`` for a class that ran the full schedule,
     its L1 scaled by the report's ``budget_scale`` for one the scan only screened
     (``full_schedule`` False, :mod:`nc_core.screen`). Defaults let older reports load.
@@ -61,6 +61,7 @@ class ClassRow:
     shrink: float = 0.0
     full_schedule: bool = True
     full_budget_l1: float = float("nan")
+    boundary: float = float("nan")
 
     @property
     def judged_l1(self) -> float:
@@ -93,10 +94,12 @@ class ScanReport:
     log_spread: float = 0.0
     image_pixels: int = 0
     budget_scale: float = 1.0
+    max_boundary: float = DetectionRule.max_boundary
 
     @property
     def rule(self) -> DetectionRule:
-        return DetectionRule(self.threshold, self.max_ratio, self.min_compactness, self.extreme_ratio)
+        return DetectionRule(self.threshold, self.max_ratio, self.min_compactness, self.extreme_ratio,
+                             self.max_boundary)
 
     @property
     def detection_l1(self) -> float:
@@ -268,6 +271,7 @@ class ScanReport:
             "max_ratio": self.max_ratio,
             "min_compactness": self.min_compactness,
             "extreme_ratio": self.extreme_ratio,
+            "max_boundary": self.max_boundary,
             "detection_l1": self.detection_l1,
             "standing_out": self.standing_out,
             "unconverged": self.unconverged,
@@ -283,7 +287,8 @@ class ScanReport:
                  "asr": r.asr, "flagged": r.flagged, "reached_threshold": r.reached_threshold,
                  "log_index": r.log_index, "ratio": r.ratio, "compactness": r.compactness, "score": r.score,
                  "converged": r.converged, "stopped_early": r.stopped_early, "shrink": r.shrink, "epochs": r.epochs,
-                 "steps": r.steps, "full_schedule": r.full_schedule, "full_budget_l1": r.full_budget_l1}
+                 "steps": r.steps, "full_schedule": r.full_schedule, "full_budget_l1": r.full_budget_l1,
+                 "boundary": r.boundary}
                 for r in self.rows
             ],
         }
@@ -349,8 +354,9 @@ def make_report(
     scale = budget_scale(results)
     l1 = [full_budget_l1(r, scale) for r in results]
     shapes = [compactness(r.mask) for r in results]
+    edges = [boundary(r.mask) for r in results]
     outliers = anomaly_indices(l1, rule.threshold)
-    found = detect(l1, shapes, rule, eligible=[r.reached_threshold for r in results])
+    found = detect(l1, shapes, rule, eligible=[r.reached_threshold for r in results], boundary=edges)
     rows = [
         ClassRow(
             class_id=r.target,
@@ -359,7 +365,7 @@ def make_report(
             reached_threshold=r.reached_threshold, epochs=r.epochs, seconds=r.seconds,
             log_index=found.log_indices[k], ratio=found.ratios[k], compactness=shapes[k], score=found.scores[k],
             converged=r.converged, stopped_early=r.stopped_early, steps=r.steps, shrink=r.shrink,
-            full_schedule=r.full_schedule, full_budget_l1=l1[k],
+            full_schedule=r.full_schedule, full_budget_l1=l1[k], boundary=edges[k],
         )
         for k, r in enumerate(results)
     ]
@@ -371,6 +377,7 @@ def make_report(
         cancelled=cancelled, max_ratio=rule.max_ratio, results=results,
         min_compactness=rule.min_compactness, extreme_ratio=rule.extreme_ratio, score=found.score,
         log_spread=found.log_spread, image_pixels=_image_pixels(results), budget_scale=scale,
+        max_boundary=rule.max_boundary,
     )
 
 

@@ -64,6 +64,8 @@ def pessimistic_scores(l1: Sequence[float], shapes: Sequence[float], screened: S
     """Each screened class's score had it shrunk ``SHRINK_MARGIN`` more (NaN for classes run in full).
 
     One class at a time, the others as judged: "could this class alone still cross the line?"
+    Shape is judged by compactness only: a screened mask is still noisy, so its edge
+    (:func:`nc_core.shape.boundary`) would understate how compact it will end up.
     """
     scores = []
     for k, only_screened in enumerate(screened):

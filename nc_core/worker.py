@@ -33,7 +33,7 @@ def submit_run(store: RunStore, kind: str, model_path: Path, data_path: Path, se
 
     ``settings`` holds ``config`` (a :class:`~nc_core.cleanse.CleanseConfig` as a dict), and
     optionally ``classes``, ``pixel_range`` (a label), ``max_samples``, and the detection rule's
-    ``threshold``, ``max_ratio``, ``min_compactness`` and ``extreme_ratio``.
+    ``threshold``, ``max_ratio``, ``min_compactness``, ``extreme_ratio`` and ``max_boundary``.
     """
     model_path, data_path = Path(model_path), Path(data_path)
     model_file = "model" + model_path.suffix.lower()

@@ -29,15 +29,15 @@ def test_scan_prints_the_json_contract_and_writes_its_folder(tmp_path):
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert {"model", "verdict", "anomaly_index", "flagged", "seconds", "classes", "score", "verdict_reason",
-            "unconverged", "steps", "screened", "budget_scale"} <= set(summary)
+            "unconverged", "steps", "screened", "budget_scale", "max_boundary"} <= set(summary)
     assert summary["model"] == "mnist_backdoored.keras"
     assert summary["verdict"] == "inconclusive", "4 epochs cannot settle a mask"
     assert set(summary["unconverged"]) <= {0, 1, 7} and summary["unconverged"]
     assert [row["class"] for row in summary["classes"]] == [0, 1, 7]
     for row in summary["classes"]:
         assert {"class", "l1", "anomaly_index", "asr", "flagged", "score", "compactness", "converged", "steps",
-                "full_schedule", "full_budget_l1"} <= set(row)
-        assert row["l1"] > 0 and 0 <= row["asr"] <= 1 and row["steps"] > 0
+                "full_schedule", "full_budget_l1", "boundary"} <= set(row)
+        assert row["l1"] > 0 and 0 <= row["asr"] <= 1 and row["steps"] > 0 and row["boundary"] > 0
     assert summary["steps"] == sum(row["steps"] for row in summary["classes"])
     assert json.loads((out / "summary.json").read_text()) == summary
     assert (out / "classes" / "007_fusion.png").exists()
@@ -77,6 +77,7 @@ def _bad_files(tmp_path):
     ("zero epochs", "Epochs"),
     ("batch larger than data", "larger than"),
     ("zip slip", ""),
+    ("negative edge bound", "--max-boundary"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, case, needle):
     random_model, wrong_shape, notes = _bad_files(tmp_path)
@@ -89,6 +90,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, case, needle):
         "zero epochs": ("scan", MODEL, DATA, "--epochs", "0"),
         "batch larger than data": ("scan", MODEL, DATA, "--batch-size", "100000"),
         "zip slip": ("scan", MODEL, tmp_path / "slip.zip"),
+        "negative edge bound": ("scan", MODEL, DATA, "--max-boundary", "-1"),
     }[case]
     done = nc(*args, timeout=120)
     assert done.returncode == 2, (done.stdout, done.stderr)

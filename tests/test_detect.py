@@ -101,10 +101,22 @@ def test_a_natural_easy_class_is_told_from_a_patch_by_its_shape():
     assert injected.score > 1 > natural.score
 
 
+def test_a_mask_in_two_windows_with_a_long_edge_is_a_natural_feature():
+    """A few dense strokes of a sign fit two windows; their edge, several squares' long, says natural."""
+    l1 = [20.0, 60.0, 62.0, 64.0, 66.0, 68.0, 70.0, 58.0, 61.0, 65.0]
+    shapes = [0.85] + [0.3] * 9
+    assert detect(l1, shapes).flagged == [0]  # without the edge, compactness alone is fooled
+    assert detect(l1, shapes, boundary=[4.0] + [5.0] * 9).flagged == []
+    assert detect(l1, shapes, boundary=[1.8] + [5.0] * 9).flagged == [0]
+    relaxed = DetectionRule(max_boundary=5.0)
+    assert detect(l1, shapes, relaxed, boundary=[4.0] + [5.0] * 9).flagged == [0]
+
+
 def test_a_tiny_mask_is_flagged_whatever_its_shape():
     """A blended trigger's target can need a scattered mask of a few pixels: size alone decides."""
     l1 = [1.2, 60.0, 62.0, 64.0, 66.0, 68.0, 70.0, 58.0, 61.0, 65.0]
     assert detect(l1, [0.3] * 10).flagged == [0]
+    assert detect(l1, [0.3] * 10, boundary=[6.0] * 10).flagged == [0]
 
 
 def test_two_targets_are_both_flagged():
