@@ -30,6 +30,7 @@ from nc_core.epoch import PROB_FLOOR, EpochMetrics, epoch_batches
 from nc_core.errors import InvalidParameterError
 from nc_core.pixels import PixelRange
 from nc_core.progress import CancelToken, EventCallback
+from nc_core.steps import compile_steps, run_in_chunks
 
 TANH_EPSILON = 1e-7  # as :class:`nc_core.trigger.Trigger`'s default
 ADAM_EPSILON = 1e-7  # as Keras' Adam
@@ -82,8 +83,7 @@ class BatchedEngine:
         self.targets = tf.Variable(tf.zeros(self.slots, tf.int32), trainable=False)
         self.active = tf.Variable(tf.zeros(self.slots), trainable=False)
         self._rng = np.random.default_rng(0)
-        self._step = tf.function(self._train_step, input_signature=[
-            tf.TensorSpec([None], tf.int32), tf.TensorSpec([self.slots], tf.float32)])
+        self._steps = compile_steps(self._train_step, metrics_shape=[self.slots, 4], lam_shape=[self.slots])
 
     # -- slots ---------------------------------------------------------------------------------
     def start_slot(self, slot: int, target: int, seed: int) -> None:
@@ -151,13 +151,9 @@ class BatchedEngine:
     def run_epoch(self, lams: Sequence[float], steps: int, on_step: Callable[[int], None] | None = None
                   ) -> list[EpochMetrics]:
         """One epoch of every slot at its own penalty; each slot's means (inactive ones too)."""
-        lam_tensor = tf.constant(np.asarray(lams, np.float32))
-        totals = tf.zeros([self.slots, 4])
-        for step, batch in enumerate(epoch_batches(self._rng, self._num_samples, steps, self.batch_size), start=1):
-            totals += self._step(tf.constant(batch), lam_tensor)
-            if on_step is not None:
-                on_step(step)
-        means = (totals / steps).numpy().tolist()
+        batches = epoch_batches(self._rng, self._num_samples, steps, self.batch_size)
+        totals = run_in_chunks(self._steps, batches, tf.constant(np.asarray(lams, np.float32)), on_step)
+        means = (totals / steps).tolist()
         return [EpochMetrics(loss=m[0], ce=m[1], l1=m[2], asr=m[3]) for m in means]
 
 
@@ -218,9 +214,9 @@ def run_batched(
         lams = [running[k][1].lam if k in running else 0.0 for k in range(engine.slots)]
 
         def on_step(step: int) -> None:
-            check_cancel(cancel)
             for _, run, emit in running.values():
                 emit("step", run.epoch + 1, step)
+            check_cancel(cancel)
 
         metrics = engine.run_epoch(lams, steps, on_step)
         for slot in sorted(running):

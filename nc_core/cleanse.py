@@ -403,8 +403,8 @@ def reverse_target(
     emit = event_emitter(on_event, run, class_index, num_classes)
 
     def on_step(step: int) -> None:
-        check_cancel(cancel)
         emit("step", run.epoch + 1, step)
+        check_cancel(cancel)
 
     emit("class_start", run.epoch, 0)
     while not run.finished:

@@ -19,7 +19,9 @@ import tensorflow as tf
 
 from nc_core.epoch import PROB_FLOOR, EpochMetrics, epoch_batches
 from nc_core.pixels import PixelRange
+from nc_core.steps import compile_steps, run_in_chunks
 from nc_core.trigger import Trigger
+
 
 def build_triggered_model(trigger: Trigger, classifier: keras.Model, pixel_range: PixelRange) -> keras.Model:
     """The tutorial's composition: ``Sequential([trigger, preprocessing, frozen_model])``.
@@ -67,10 +69,7 @@ class KerasEngine:
         self.optimizer.build(self.trigger.trainable_variables)
         self._rng = np.random.default_rng(0)
         self._target = tf.Variable(0, dtype=tf.int32, trainable=False)
-        self._step = tf.function(
-            self._train_step,
-            input_signature=[tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.float32)],
-        )
+        self._steps = compile_steps(self._train_step, metrics_shape=[4], lam_shape=[])
 
     def start_target(self, target: int, seed: int = 0) -> None:
         """Reset trigger and optimiser for a new target class, keeping the compiled step."""
@@ -98,15 +97,12 @@ class KerasEngine:
     def run_epoch(self, lam: float, steps: int, on_step: Callable[[int], None] | None = None) -> EpochMetrics:
         """Run ``steps`` mini-batches with the mask penalty ``lam``; return the epoch's means.
 
-        ``on_step(step)`` is called after every step (1-based) to drive progress displays.
+        ``on_step(step)`` is called with the steps done (1-based) after every compiled chunk of
+        steps (:mod:`nc_core.steps`) to drive progress displays and cancels.
         """
-        lam_tensor = tf.constant(lam, tf.float32)
-        totals = tf.zeros([4])
-        for step, batch in enumerate(epoch_batches(self._rng, self._num_samples, steps, self.batch_size), start=1):
-            totals += self._step(tf.constant(batch), lam_tensor)
-            if on_step is not None:
-                on_step(step)
-        loss, ce, l1, asr = (totals / steps).numpy().tolist()
+        batches = epoch_batches(self._rng, self._num_samples, steps, self.batch_size)
+        totals = run_in_chunks(self._steps, batches, tf.constant(lam, tf.float32), on_step)
+        loss, ce, l1, asr = (totals / steps).tolist()
         return EpochMetrics(loss=loss, ce=ce, l1=l1, asr=asr)
 
     def snapshot(self) -> dict:

@@ -13,6 +13,7 @@ import json
 import re
 import zipfile
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -483,10 +484,12 @@ def as_classifier(model: keras.Model, info: ModelInfo) -> keras.Model:
     return keras.Model(inputs, outputs, name=f"{model.name}_probabilities")
 
 
-def predict(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def predict(model: keras.Model, x: np.ndarray, batch_size: int = 256,
+            forward: Callable[[np.ndarray], Any] | None = None) -> np.ndarray:
     """The model's outputs for ``x`` (model inputs), batched, without Keras's progress bar.
 
-    Pass the model from :func:`as_classifier` to get probabilities.
+    Pass the model from :func:`as_classifier` to get probabilities, and :func:`compiled_forward`
+    as ``forward`` where one model predicts many times.
 
     >>> predict(classifier, x_test[:10]).shape
     (10, 10)
@@ -494,13 +497,35 @@ def predict(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndar
     if batch_size < 1:
         raise InvalidParameterError(f"The batch size must be at least 1, not {batch_size}.")
     x = np.asarray(x, np.float32)
-    batches = [
-        keras.ops.convert_to_numpy(model(x[start:start + batch_size], training=False))
-        for start in range(0, len(x), batch_size)
-    ]
+    run = forward or (lambda batch: model(batch, training=False))
+    batches = [keras.ops.convert_to_numpy(run(x[start:start + batch_size])) for start in range(0, len(x), batch_size)]
     if not batches:
         return np.zeros((0, int(model.outputs[0].shape[-1])), np.float32)
     return np.concatenate(batches).astype(np.float32, copy=False)
+
+
+def compiled_forward(model: keras.Model) -> Callable[[np.ndarray], Any]:
+    """``model(x, training=False)`` traced into one graph on its first call, for :func:`predict`.
+
+    Eagerly, every layer is dispatched from Python on every call; traced, a batch runs 2.5x
+    faster on a small CNN (0.04 s against 0.1 s for 2000 ``signs`` images on 2 cores). The trace
+    costs about 0.1 s, so it pays where one model predicts many times: a scan evaluates every
+    class's trigger with it. The batch dimension is left free, so one trace serves every batch.
+
+    >>> forward = compiled_forward(classifier); predict(classifier, x_test, forward=forward).shape
+    (1000, 10)
+    """
+    import tensorflow as tf
+
+    traced: dict[str, Any] = {}
+
+    def forward(batch: np.ndarray) -> Any:
+        if "function" not in traced:
+            spec = tf.TensorSpec([None, *np.shape(batch)[1:]], tf.float32)
+            traced["function"] = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        return traced["function"](batch)
+
+    return forward
 
 
 def clean_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:

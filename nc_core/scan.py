@@ -22,7 +22,7 @@ from nc_core.cleanse import Checkpoint, CleanseConfig, TriggerResult, reverse_ta
 from nc_core.data import Dataset
 from nc_core.detect import DetectionRule
 from nc_core.errors import InvalidParameterError, RunCancelled
-from nc_core.models import predict
+from nc_core.models import compiled_forward, predict
 from nc_core.progress import CancelToken, EventCallback, ScanProgress
 from nc_core.report import ScanReport, make_report
 from nc_core.masks import stamp
@@ -37,9 +37,13 @@ CONFIRM_SEED_STEP = 7919
 
 
 def attack_success_rate(
-    classifier: keras.Model, data: Dataset, mask: np.ndarray, pattern: np.ndarray, target: int
+    classifier: keras.Model, data: Dataset, mask: np.ndarray, pattern: np.ndarray, target: int,
+    forward: Callable[[np.ndarray], object] | None = None,
 ) -> float:
     """Share of clean samples of *other* classes that the trigger sends to ``target``.
+
+    ``forward`` is the classifier's :func:`~nc_core.models.compiled_forward`, where one scan
+    evaluates many classes.
 
     >>> attack_success_rate(classifier, dataset, result.mask, result.pattern, 33)
     0.998
@@ -48,7 +52,7 @@ def attack_success_rate(
     if others.size == 0:
         return float("nan")
     triggered = data.pixel_range.from_unit(stamp(data.x[others], mask, pattern))
-    return float(np.mean(predict(classifier, triggered).argmax(axis=1) == target))
+    return float(np.mean(predict(classifier, triggered, forward=forward).argmax(axis=1) == target))
 
 
 def make_engine(classifier: keras.Model, data: Dataset, config: CleanseConfig):
@@ -197,6 +201,7 @@ class JobRunner:
                                     config.batch_size, config.learning_rate, config.beta_1, config.beta_2) \
             if self.batched else make_engine(classifier, data, config)
         self.checkpoints: dict[int, Checkpoint] = {}
+        self.forward = compiled_forward(classifier)
 
     def job(self, target: int, epochs: int, seed_offset: int = 0) -> Job:
         """Run ``target`` to ``epochs``, continuing its screen where one was kept (not for restarts)."""
@@ -209,7 +214,7 @@ class JobRunner:
             return self.progress.run(job.epochs_left, job.config.epochs - job.epochs_left + 1)
 
         def asr(target: int, mask: np.ndarray, pattern: np.ndarray) -> float:
-            return attack_success_rate(self.classifier, self.data, mask, pattern, target)
+            return attack_success_rate(self.classifier, self.data, mask, pattern, target, self.forward)
 
         def done(job: Job, result: TriggerResult, checkpoint: Checkpoint | None) -> None:
             if checkpoint is not None:
