@@ -8,6 +8,12 @@ the product's in steps and in wall time.
     python benchmarks/bench_scan.py                                   # all three schedules, 4 models (~35 min)
     python benchmarks/bench_scan.py --schedules product               # product defaults only (~2 min)
     python benchmarks/bench_scan.py --models mnist --schedules product,full
+    python benchmarks/bench_scan.py --schedules product --repeats 3          # median of 3 scans each
+
+Wall times on a shared machine vary by 10-20 % from run to run: ``--repeats`` scans each model
+that many times and reports the median (steps and verdicts are the same every time; the script
+says so if not). ``--threads N`` sets the classes run side by side (default: the product's, one
+per core up to 4).
 
 Schedules: ``product`` (``CleanseConfig()``: screen, then the full schedule where it matters),
 ``full`` (the product's schedule for every class, ``screen_epochs=0``: main before issue 8) and
@@ -31,17 +37,20 @@ from nc_core.runtime import configure_tensorflow  # noqa: E402
 
 configure_tensorflow()  # as the CLI and the dashboard's workers do
 
+import numpy as np  # noqa: E402
+
 from nc_core.cleanse import CleanseConfig  # noqa: E402
 from nc_core.engine import KerasEngine  # noqa: E402
 from nc_core.inputs import load_inputs  # noqa: E402
 from nc_core.scan import scan  # noqa: E402
+from nc_core.threads import auto_threads  # noqa: E402
 
 SAMPLES = ROOT / "sample_models"
 MODELS = ("signs_backdoored", "signs_clean", "mnist_backdoored", "mnist_clean")
 SCHEDULES = {
-    "product": lambda engine: CleanseConfig(engine=engine),
-    "full": lambda engine: CleanseConfig(engine=engine, screen_epochs=0),
-    "original": lambda engine: CleanseConfig.original(engine=engine),
+    "product": lambda **kw: CleanseConfig(**kw),
+    "full": lambda **kw: CleanseConfig(screen_epochs=0, **kw),
+    "original": lambda **kw: CleanseConfig.original(**kw),
 }
 
 
@@ -56,13 +65,21 @@ def step_time(inputs, config: CleanseConfig, steps: int = 200) -> float:
     return (time.perf_counter() - started) / steps
 
 
-def run(schedule: str, model: str, engine: str) -> dict:
+def run(schedule: str, model: str, engine: str, repeats: int = 1, threads: int = 0) -> dict:
     inputs = load_inputs(SAMPLES / f"{model}.keras", SAMPLES / f"{model.split('_')[0]}_data.npz")
-    started = time.perf_counter()
-    report = scan(inputs.classifier, inputs.data, config=SCHEDULES[schedule](engine), model_name=model)
-    seconds = time.perf_counter() - started
+    config = SCHEDULES[schedule](engine=engine, threads=threads)
+    times, outcomes = [], set()
+    for _ in range(repeats):
+        started = time.perf_counter()
+        report = scan(inputs.classifier, inputs.data, config=config, model_name=model)
+        times.append(time.perf_counter() - started)
+        outcomes.add((report.steps, report.verdict, tuple(report.flagged)))
+    if len(outcomes) > 1:
+        print(f"warning: {model} {schedule}: repeats differ: {sorted(outcomes)}", flush=True)
     return {
-        "schedule": schedule, "model": model, "classes": len(report.rows), "seconds": round(seconds, 1),
+        "schedule": schedule, "model": model, "classes": len(report.rows),
+        "seconds": round(float(np.median(times)), 1), "seconds_each": [round(t, 1) for t in times],
+        "threads": auto_threads(config.threads) if engine == "keras" else 1,
         "steps": report.steps, "steps_per_class": round(report.steps / len(report.rows)),
         "full_schedule": len(report.rows) - len(report.screened), "verdict": report.verdict,
         "flagged": report.flagged, "score": round(report.score, 2), "anomaly_index": round(report.anomaly_index, 2),
@@ -75,6 +92,8 @@ def main() -> None:
     parser.add_argument("--schedules", default="product,full,original", help="comma-separated: " + ", ".join(SCHEDULES))
     parser.add_argument("--models", default="signs,mnist", help="model families (signs, mnist) or model names")
     parser.add_argument("--engine", default="keras", choices=["keras", "legacy"])
+    parser.add_argument("--repeats", type=int, default=1, help="scans per model and schedule; the median is shown")
+    parser.add_argument("--threads", type=int, default=0, help="classes side by side (0: the product's default)")
     parser.add_argument("--json", action="store_true", help="print one JSON line per row")
     args = parser.parse_args()
 
@@ -86,13 +105,14 @@ def main() -> None:
     rows = []
     for model in models:
         for schedule in schedules:
-            row = run(schedule, model, args.engine)
+            row = run(schedule, model, args.engine, args.repeats, args.threads)
             rows.append(row)
             print(json.dumps(row) if args.json else
                   f"{row['model']:17s} {row['schedule']:8s} {row['seconds']:7.1f} s  {row['steps']:7d} steps "
                   f"({row['steps_per_class']:5d}/class, {row['full_schedule']:2d}/{row['classes']} classes in full)  "
                   f"{row['verdict']:12s} {row['flagged']} score {row['score']:.2f} index {row['anomaly_index']:.2f}  "
-                  f"step {row['step_ms']:.2f} ms", flush=True)
+                  f"step {row['step_ms']:.2f} ms  {row['threads']} thread(s)"
+                  + (f"  each {row['seconds_each']}" if args.repeats > 1 else ""), flush=True)
     by_key = {(r["model"], r["schedule"]): r for r in rows}
     for model in models:
         product, original = by_key.get((model, "product")), by_key.get((model, "original"))

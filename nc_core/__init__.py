@@ -20,6 +20,7 @@ _EXPORTS = {
     "detect": "nc_core.detect",
     "DetectionRule": "nc_core.detect",
     "compactness": "nc_core.shape",
+    "boundary": "nc_core.shape",
     "ScanReport": "nc_core.report",
     "scan": "nc_core.scan",
     "reverse_engineer": "nc_core.scan",

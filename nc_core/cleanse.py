@@ -41,6 +41,9 @@ class CleanseConfig:
     the verdict get the full schedule (:mod:`nc_core.screen`); 0 gives every class the full one.
     ``classes_per_step`` above 1 optimises that many classes of a scan in one batched step
     (:mod:`nc_core.batched`, the accelerator path; keras engine, neural-cleanse method).
+    ``threads`` optimises that many classes side by side on CPU threads (:mod:`nc_core.threads`;
+    0, the default, is one per core up to 4; keras engine, one class per step). It changes how
+    fast a scan runs, never what it finds.
     """
 
     method: str = "neural-cleanse"
@@ -64,6 +67,7 @@ class CleanseConfig:
     screen_epochs: int = 10
     classes_per_step: int = 1
     seed: int = 0
+    threads: int = 0
 
     @classmethod
     def original(cls, **overrides) -> "CleanseConfig":
@@ -108,6 +112,7 @@ class CleanseConfig:
             (self.classes_per_step == 1 or (self.engine == "keras" and self.method == "neural-cleanse"),
              "Several classes per step need the keras engine and the neural-cleanse method."),
             (self.cost_multiplier_up > 1 and self.cost_multiplier_down > 1, "Cost multipliers must be above 1."),
+            (0 <= self.threads <= 64, f"Threads must be between 0 (one per core) and 64, not {self.threads}."),
         ]
         for ok, message in checks:
             if not ok:

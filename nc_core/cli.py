@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="epochs of the first pass every class gets; only classes that could change the verdict "
                            f"then get the full schedule (product default {CleanseConfig().screen_epochs}; "
                            "0: the full schedule for every class)")
+    scan.add_argument("--threads", type=int,
+                      help="optimise this many classes side by side on CPU threads (default 0: one per core, "
+                           "at most 4; the results do not change)")
     scan.add_argument("--classes-per-step", type=int,
                       help="optimise this many classes in one batched step (default 1; for GPUs, see README)")
     rule = DetectionRule()
@@ -142,6 +145,7 @@ def _config(args: argparse.Namespace):
         "seed": args.seed, "method": args.method, "engine": args.engine,
         "screen_epochs": getattr(args, "screen_epochs", None),
         "classes_per_step": getattr(args, "classes_per_step", None),
+        "threads": getattr(args, "threads", None),
     }
     return base.replace(**{k: v for k, v in overrides.items() if v is not None})
 

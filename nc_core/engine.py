@@ -40,7 +40,8 @@ class KerasEngine:
 
     Args:
         classifier: a Keras model whose outputs are class probabilities.
-        x_unit: clean images in [0, 1], ``(N, H, W, C)``; labels are not needed.
+        x_unit: clean images in [0, 1], ``(N, H, W, C)``; labels are not needed. A float32
+            tensor is used as it is, so engines on several threads can share one copy.
         pixel_range: the range the classifier expects its inputs in.
         method: ``"neural-cleanse"`` or ``"plain"`` (see :class:`~nc_core.trigger.Trigger`).
         batch_size, learning_rate, beta_1, beta_2: Adam and mini-batch settings.
@@ -60,7 +61,7 @@ class KerasEngine:
         beta_2: float = 0.9,
     ):
         self.batch_size = int(batch_size)
-        self._x = tf.constant(np.asarray(x_unit, np.float32))
+        self._x = x_unit if isinstance(x_unit, tf.Tensor) else tf.constant(np.asarray(x_unit, np.float32))
         self._num_samples = len(x_unit)
         self.trigger = Trigger(method)
         self.trigger.build((None, *x_unit.shape[1:]))
@@ -70,6 +71,10 @@ class KerasEngine:
         self._rng = np.random.default_rng(0)
         self._target = tf.Variable(0, dtype=tf.int32, trainable=False)
         self._steps = compile_steps(self._train_step, metrics_shape=[4], lam_shape=[])
+
+    def warm_up(self) -> None:
+        """Trace the compiled steps now (about a second), on the calling thread, not on first use."""
+        self._steps.get_concrete_function()
 
     def start_target(self, target: int, seed: int = 0) -> None:
         """Reset trigger and optimiser for a new target class, keeping the compiled step."""

@@ -16,6 +16,7 @@ from dataclasses import replace
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from nc_core.batched import BatchedEngine, Job, run_batched
 from nc_core.cleanse import Checkpoint, CleanseConfig, TriggerResult, reverse_target
@@ -27,6 +28,7 @@ from nc_core.progress import CancelToken, EventCallback, ScanProgress
 from nc_core.report import ScanReport, make_report
 from nc_core.masks import stamp
 from nc_core.screen import REFERENCE_CLASSES, MIN_CLASSES_TO_SCREEN, plan_full_runs
+from nc_core.threads import auto_threads, run_on_threads
 
 ASR_EVAL_SAMPLES = 2000
 MIN_CLASSES_TO_CONFIRM = 3
@@ -55,13 +57,14 @@ def attack_success_rate(
     return float(np.mean(predict(classifier, triggered, forward=forward).argmax(axis=1) == target))
 
 
-def make_engine(classifier: keras.Model, data: Dataset, config: CleanseConfig):
-    """The engine the config names, ready to optimise triggers on ``data``."""
+def make_engine(classifier: keras.Model, data: Dataset, config: CleanseConfig, x_unit=None):
+    """The engine the config names, ready to optimise triggers on ``data`` (or on ``x_unit``, the
+    same images as one tensor that several keras engines share)."""
     if config.engine == "legacy":
         from nc_core.legacy import LegacyEngine as engine_class
     else:
         from nc_core.engine import KerasEngine as engine_class
-    return engine_class(classifier, data.x, data.pixel_range, method=config.method,
+    return engine_class(classifier, data.x if x_unit is None else x_unit, data.pixel_range, method=config.method,
                         batch_size=config.batch_size, learning_rate=config.learning_rate,
                         beta_1=config.beta_1, beta_2=config.beta_2)
 
@@ -185,11 +188,13 @@ def scan(
 
 
 class JobRunner:
-    """Runs a scan's jobs one class at a time or several per step, and keeps screen checkpoints.
+    """Runs a scan's jobs: one class at a time, side by side on threads, or several per step;
+    and keeps screen checkpoints.
 
     ``config.classes_per_step`` above 1 selects the batched engine (:mod:`nc_core.batched`);
-    either way each job reports its progress through ``progress`` and each result goes to the
-    caller's ``on_done`` as it finishes, so a cancel keeps every class already done.
+    otherwise the keras engine runs on ``config.threads`` threads (:mod:`nc_core.threads`), one
+    engine each. Either way each job reports its progress through ``progress`` and each result
+    goes to the caller's ``on_done`` as it finishes, so a cancel keeps every class already done.
     """
 
     def __init__(self, classifier: keras.Model, data: Dataset, config: CleanseConfig,
@@ -197,11 +202,19 @@ class JobRunner:
         self.classifier, self.data, self.config = classifier, data, config
         self.progress, self.cancel = progress, cancel
         self.batched = config.classes_per_step > 1
-        self.engine = BatchedEngine(classifier, data.x, data.pixel_range, config.classes_per_step,
-                                    config.batch_size, config.learning_rate, config.beta_1, config.beta_2) \
-            if self.batched else make_engine(classifier, data, config)
         self.checkpoints: dict[int, Checkpoint] = {}
         self.forward = compiled_forward(classifier)
+        if self.batched:
+            self.engine = BatchedEngine(classifier, data.x, data.pixel_range, config.classes_per_step,
+                                        config.batch_size, config.learning_rate, config.beta_1, config.beta_2)
+            return
+        threads = auto_threads(config.threads) if config.engine == "keras" else 1
+        shared = tf.constant(np.asarray(data.x, np.float32)) if threads > 1 else None
+        self.engines = [make_engine(classifier, data, config, shared) for _ in range(threads)]
+        if threads > 1:  # trace on this thread, before any worker thread calls them
+            for engine in self.engines:
+                engine.warm_up()
+            predict(classifier, data.pixel_range.from_unit(data.x[:1]), forward=self.forward)
 
     def job(self, target: int, epochs: int, seed_offset: int = 0) -> Job:
         """Run ``target`` to ``epochs``, continuing its screen where one was kept (not for restarts)."""
@@ -213,24 +226,30 @@ class JobRunner:
         def events(job: Job) -> EventCallback:
             return self.progress.run(job.epochs_left, job.config.epochs - job.epochs_left + 1)
 
-        def asr(target: int, mask: np.ndarray, pattern: np.ndarray) -> float:
-            return attack_success_rate(self.classifier, self.data, mask, pattern, target, self.forward)
-
         def done(job: Job, result: TriggerResult, checkpoint: Checkpoint | None) -> None:
             if checkpoint is not None:
                 self.checkpoints[job.target] = checkpoint
             on_done(job, result)
 
         if self.batched:
-            run_batched(self.engine, jobs, len(self.data), done, events, self.cancel, asr)
-            return
-        for job in jobs:
-            kept: list[Checkpoint] = []
-            result = reverse_target(
-                self.engine, job.target, job.config, len(self.data), events(job), self.cancel,
-                evaluate_asr=lambda m, p, target=job.target: asr(target, m, p), resume=job.resume,
-                on_checkpoint=kept.append if job.keep_checkpoint else None)
-            done(job, result, kept[0] if kept else None)
+            run_batched(self.engine, jobs, len(self.data), done, events, self.cancel, self.asr)
+        elif len(self.engines) > 1 and len(jobs) > 1:
+            run_on_threads(self.engines, jobs, self.run_one, events, done, self.cancel)
+        else:
+            for job in jobs:
+                done(job, *self.run_one(self.engines[0], job, events(job), self.cancel))
+
+    def asr(self, target: int, mask: np.ndarray, pattern: np.ndarray) -> float:
+        return attack_success_rate(self.classifier, self.data, mask, pattern, target, self.forward)
+
+    def run_one(self, engine, job: Job, on_event: EventCallback, cancel) -> tuple[TriggerResult, Checkpoint | None]:
+        """One job on ``engine``: its result, and its checkpoint when it is a screen's run."""
+        kept: list[Checkpoint] = []
+        result = reverse_target(
+            engine, job.target, job.config, len(self.data), on_event, cancel,
+            evaluate_asr=lambda m, p: self.asr(job.target, m, p), resume=job.resume,
+            on_checkpoint=kept.append if job.keep_checkpoint else None)
+        return result, kept[0] if kept else None
 
 
 def screen_epochs(config: CleanseConfig, num_classes: int) -> int:
