@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from nc_core.audit.manifest import AuditEntry  # noqa: E402
 from nc_core.audit.runner import AuditSettings, run_audit  # noqa: E402
-from nc_core.store import RunStore  # noqa: E402
+from nc_core.runs.store import RunStore  # noqa: E402
 
 SAMPLES = ROOT / "sample_models"
 

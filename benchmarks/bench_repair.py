@@ -31,11 +31,11 @@ from nc_core.runtime import configure_tensorflow  # noqa: E402
 
 configure_tensorflow()
 
-from nc_core.cleanse import CleanseConfig  # noqa: E402
-from nc_core.inputs import load_inputs  # noqa: E402
-from nc_core.models import load_model  # noqa: E402
+from nc_core.optimise.cleanse import CleanseConfig  # noqa: E402
+from nc_core.loading.inputs import load_inputs  # noqa: E402
+from nc_core.loading.models import load_model  # noqa: E402
 from nc_core.repair import RepairConfig, repair, rescan, trigger_from_card  # noqa: E402
-from nc_core.scan import scan  # noqa: E402
+from nc_core.detection.scan import scan  # noqa: E402
 
 SAMPLES = ROOT / "sample_models"
 MODELS = ("signs_backdoored", "mnist_backdoored", "signs_clean", "mnist_clean")

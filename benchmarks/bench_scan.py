@@ -39,11 +39,11 @@ configure_tensorflow()  # as the CLI and the dashboard's workers do
 
 import numpy as np  # noqa: E402
 
-from nc_core.cleanse import CleanseConfig  # noqa: E402
-from nc_core.engine import KerasEngine  # noqa: E402
-from nc_core.inputs import load_inputs  # noqa: E402
-from nc_core.scan import scan  # noqa: E402
-from nc_core.threads import auto_threads  # noqa: E402
+from nc_core.optimise.cleanse import CleanseConfig  # noqa: E402
+from nc_core.optimise.engine import KerasEngine  # noqa: E402
+from nc_core.loading.inputs import load_inputs  # noqa: E402
+from nc_core.detection.scan import scan  # noqa: E402
+from nc_core.optimise.threads import auto_threads  # noqa: E402
 
 SAMPLES = ROOT / "sample_models"
 MODELS = ("signs_backdoored", "signs_clean", "mnist_backdoored", "mnist_clean")

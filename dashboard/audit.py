@@ -10,7 +10,7 @@ import streamlit as st
 
 from nc_core.audit.metrics import roc_points
 from nc_core.errors import NCError
-from nc_core.figures import roc_figure
+from nc_core.reports.figures import roc_figure
 
 from dashboard.loading import get_store
 from dashboard.text import plain
@@ -21,7 +21,7 @@ RUNS_PAGE_URL = "/Runs?run="
 def start_form() -> str | None:
     """Upload a zip of models with their data (and a manifest), start the audit; its id or None."""
     from nc_core.audit.background import submit_audit, unpack_audit_zip
-    from nc_core.cleanse import CleanseConfig
+    from nc_core.optimise.cleanse import CleanseConfig
 
     with st.form("audit_form"):
         upload = st.file_uploader("Models with their data (.zip: a manifest.csv of model,data,label,targets, "

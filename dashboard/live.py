@@ -11,10 +11,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from nc_core.detect import DetectionRule
-from nc_core.figures import curves_figure, l1_figure
-from nc_core.images import scale_for, trigger_images
-from nc_core.report import make_report
+from nc_core.detection.detect import DetectionRule
+from nc_core.reports.figures import curves_figure, l1_figure
+from nc_core.reports.images import scale_for, trigger_images
+from nc_core.detection.report import make_report
 from dashboard.loading import get_store
 from dashboard.text import plain
 

@@ -13,10 +13,10 @@ import hashlib
 
 import streamlit as st
 
-from nc_core.data import load_images
+from nc_core.loading.data import load_images
 from nc_core.errors import NCError
-from nc_core.pixels import PixelRange
-from nc_core.store import RunStore, default_data_dir
+from nc_core.loading.pixels import PixelRange
+from nc_core.runs.store import RunStore, default_data_dir
 
 from dashboard.selection import Selection
 from dashboard.uploads import LABELS_FILE, read_images
@@ -58,15 +58,15 @@ def get_store() -> RunStore:
 @st.cache_resource(show_spinner=False, max_entries=6)
 def _load_files(model_key: str, data_key: str, pixel_range: str | None, max_samples: int | None,
                 _model_path: str, _data_path: str):
-    from nc_core.inputs import load_inputs
+    from nc_core.loading.inputs import load_inputs
 
     return load_inputs(_model_path, _data_path, pixel_range, max_samples)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _load_images(model_key: str, labels_key: str, pixel_range: str | None, _model_path: str, _folder: str):
-    from nc_core.inputs import prepare
-    from nc_core.models import inspect_model, load_model
+    from nc_core.loading.inputs import prepare
+    from nc_core.loading.models import inspect_model, load_model
 
     model = load_model(_model_path)
     height, width, channels = inspect_model(model).input_shape
@@ -76,7 +76,7 @@ def _load_images(model_key: str, labels_key: str, pixel_range: str | None, _mode
 
 
 def load_selection(selection: Selection, guessed: bool = False):
-    """The selection's :class:`~nc_core.inputs.ScanInputs`, under the user's pixel range.
+    """The selection's :class:`~nc_core.loading.inputs.ScanInputs`, under the user's pixel range.
 
     ``guessed=True`` gives them under the range the loader settled on by itself, to show what
     was guessed next to what the user picked. Raises :class:`~nc_core.errors.NCError`.

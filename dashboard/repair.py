@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from nc_core.errors import NCError
-from nc_core.figures import repair_figure
+from nc_core.reports.figures import repair_figure
 from nc_core.repair.config import METHODS, RepairConfig
 from nc_core.repair.core import RepairResult
 from nc_core.repair.job import card_for_sample, submit_repair

@@ -1,6 +1,6 @@
 """One result view for every run: the reverse page, the scan page and the runs page all call it.
 
-A run's result is a :class:`~nc_core.report.ScanReport` (one row for a single-class run). Every
+A run's result is a :class:`~nc_core.detection.report.ScanReport` (one row for a single-class run). Every
 figure shown (L1, anomaly index, ASR, verdict) is read from the report; only the previews of
 triggered samples are computed here, with the library's ``stamp`` and ``predict``.
 """
@@ -14,16 +14,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import streamlit as st
 
-from nc_core.figures import curves_figure, l1_figure
-from nc_core.html_report import SAMPLES_PER_CLASS, render_html_report
-from nc_core.images import to_image, trigger_images
-from nc_core.masks import stamp
+from nc_core.reports.figures import curves_figure, l1_figure
+from nc_core.reports.html_report import SAMPLES_PER_CLASS, render_html_report
+from nc_core.reports.images import to_image, trigger_images
+from nc_core.optimise.masks import stamp
 
 from dashboard.runs import origin_text
 from dashboard.text import plain
 
 if TYPE_CHECKING:
-    from nc_core.inputs import ScanInputs
+    from nc_core.loading.inputs import ScanInputs
 
 PREVIEW_SIDE = 224  # pixels of an enlarged mask / pattern / fusion
 GRID_WIDTH = 150  # pixels of one class in the trigger grid
@@ -87,7 +87,7 @@ def verdict_banner(report, names: list[str]) -> None:
 
 def triggered_samples(inputs, result, names: list[str], count: int = 6) -> None:
     """Clean samples of other classes beside the same samples with the trigger, with predictions."""
-    from nc_core.models import predict  # Keras: loaded only when samples are shown
+    from nc_core.loading.models import predict  # Keras: loaded only when samples are shown
 
     data = inputs.data
     first_of_class = {}

@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from nc_core.errors import NCError
-from nc_core.worker import submit_run
+from nc_core.runs.worker import submit_run
 
 from dashboard.live import format_seconds
 from dashboard.loading import get_store

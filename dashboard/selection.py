@@ -22,7 +22,7 @@ MODEL_PAGE = "pages/1_Model_and_data.py"
 class Selection:
     """Paths to a model and its data, how to name them, and what the user overrode.
 
-    ``pixel_range`` is a :class:`~nc_core.pixels.PixelRange` label the user picked (None: the
+    ``pixel_range`` is a :class:`~nc_core.loading.pixels.PixelRange` label the user picked (None: the
     one guessed); ``class_names`` are names the user typed (None: the data's own);
     ``images`` marks a folder of individually uploaded images (see :mod:`dashboard.uploads`).
     """

@@ -1,6 +1,6 @@
 """The Neural Cleanse settings, as form fields; the reverse and scan pages put them in their forms.
 
-Defaults come from :class:`~nc_core.cleanse.CleanseConfig` itself, so the dashboard, the CLI and
+Defaults come from :class:`~nc_core.optimise.cleanse.CleanseConfig` itself, so the dashboard, the CLI and
 the library start from the same numbers.
 """
 from __future__ import annotations
@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from nc_core.cleanse import ENGINES, CleanseConfig
-from nc_core.detect import DetectionRule
-from nc_core.masks import METHODS
+from nc_core.optimise.cleanse import ENGINES, CleanseConfig
+from nc_core.detection.detect import DetectionRule
+from nc_core.optimise.masks import METHODS
 
 ENGINE_HELP = (
     "keras: the Keras 3 engine (one compiled training step, fast). "
@@ -83,7 +83,7 @@ def settings_fields(key: str) -> RunSettings:
 
 
 def rule_fields(key: str) -> DetectionRule:
-    """The detection rule's five numbers (see nc_core.detect), defaulting to the product's."""
+    """The detection rule's five numbers (see nc_core.detection.detect), defaulting to the product's."""
     default = DetectionRule()
     left, right = st.columns(2)
     threshold = left.number_input(

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from nc_core.errors import InvalidDataError, InvalidParameterError
-from nc_core.store import atomic_write, default_data_dir
+from nc_core.runs.store import atomic_write, default_data_dir
 
 from dashboard.selection import Selection
 
@@ -124,7 +124,7 @@ def selection_from_uploads(model_file, data_file, image_files: list, labels_text
 def run_data_path(selection: Selection, data) -> Path:
     """The data file a worker should load: the selection's own, or an npz of the uploaded images.
 
-    ``data`` is the loaded :class:`~nc_core.data.Dataset`; its model inputs (under the settled
+    ``data`` is the loaded :class:`~nc_core.loading.data.Dataset`; its model inputs (under the settled
     pixel range) are what the worker reads back with that same range.
     """
     if not selection.images:

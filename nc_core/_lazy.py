@@ -1,7 +1,7 @@
 """Lazy public names for a package: imported on first use, so ``python -m nc_core --help`` and the
 command line's parser load no Keras.
 
-    >>> __getattr__ = lazy_getattr(__name__, {"scan": "nc_core.scan"})
+    >>> __getattr__ = lazy_getattr(__name__, {"scan": "nc_core.detection.scan"})
 """
 from __future__ import annotations
 

@@ -17,8 +17,8 @@ import signal
 import sys
 from pathlib import Path
 
-from nc_core.cleanse import CleanseConfig
-from nc_core.detect import DetectionRule
+from nc_core.optimise.cleanse import CleanseConfig
+from nc_core.detection.detect import DetectionRule
 from nc_core.errors import InvalidParameterError, NCError
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
@@ -170,7 +170,7 @@ def _progress_printer(quiet: bool):
 
 
 def _write_scan_outputs(report, out: Path) -> None:
-    from nc_core.images import save_trigger_images
+    from nc_core.reports.images import save_trigger_images
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(report.to_json())
@@ -206,14 +206,14 @@ def _text_summary(report) -> str:
 
 
 def run_scan(args: argparse.Namespace) -> int:
-    from nc_core.inputs import load_inputs
+    from nc_core.loading.inputs import load_inputs
 
     if (args.threshold <= 0 or args.max_boundary <= 0
             or not all(0 < v <= 1 for v in (args.max_l1_ratio, args.min_compactness, args.extreme_ratio))):
         raise InvalidParameterError("--threshold and --max-boundary must be above 0, and --max-l1-ratio, "
                                     "--min-compactness and --extreme-ratio in (0, 1].")
-    from nc_core.progress import CancelToken
-    from nc_core.scan import scan
+    from nc_core.optimise.progress import CancelToken
+    from nc_core.detection.scan import scan
 
     inputs = load_inputs(args.model, args.data, args.pixel_range, args.max_samples)
     token = CancelToken()
@@ -228,7 +228,7 @@ def run_scan(args: argparse.Namespace) -> int:
     if args.out:
         _write_scan_outputs(report, args.out)
     if args.report:
-        from nc_core.html_report import SAMPLES_PER_CLASS, write_html_report
+        from nc_core.reports.html_report import SAMPLES_PER_CLASS, write_html_report
 
         write_html_report(report, args.report, inputs.data.x[:SAMPLES_PER_CLASS], inputs.data.class_names)
     print(json.dumps(report.summary()) if args.format == "json" else _text_summary(report))
@@ -236,10 +236,10 @@ def run_scan(args: argparse.Namespace) -> int:
 
 
 def run_reverse(args: argparse.Namespace) -> int:
-    from nc_core.images import save_trigger_images
-    from nc_core.inputs import load_inputs
-    from nc_core.report import result_to_dict
-    from nc_core.scan import reverse_engineer
+    from nc_core.reports.images import save_trigger_images
+    from nc_core.loading.inputs import load_inputs
+    from nc_core.detection.report import result_to_dict
+    from nc_core.detection.scan import reverse_engineer
 
     inputs = load_inputs(args.model, args.data, args.pixel_range, args.max_samples)
     result = reverse_engineer(inputs.classifier, inputs.data, args.target, _config(args),
@@ -256,8 +256,8 @@ def run_reverse(args: argparse.Namespace) -> int:
 
 
 def _repair_report(args: argparse.Namespace):
-    from nc_core.report import ScanReport
-    from nc_core.store import RunStore, default_data_dir
+    from nc_core.detection.report import ScanReport
+    from nc_core.runs.store import RunStore, default_data_dir
 
     if args.run:
         store = RunStore(default_data_dir())
@@ -311,9 +311,9 @@ def _repair_text(result) -> str:
 
 
 def run_repair(args: argparse.Namespace) -> int:
-    from nc_core.inputs import load_inputs
-    from nc_core.models import load_model
-    from nc_core.progress import CancelToken
+    from nc_core.loading.inputs import load_inputs
+    from nc_core.loading.models import load_model
+    from nc_core.optimise.progress import CancelToken
     from nc_core.repair import RepairConfig, repair, rescan
 
     if args.out.suffix.lower() != ".keras":
@@ -345,7 +345,7 @@ def run_repair(args: argparse.Namespace) -> int:
 def run_audit_command(args: argparse.Namespace) -> int:
     from nc_core.audit.manifest import read_manifest
     from nc_core.audit.runner import audit_settings, run_audit
-    from nc_core.store import RunStore, default_data_dir
+    from nc_core.runs.store import RunStore, default_data_dir
 
     entries = read_manifest(args.manifest)
     settings = audit_settings(args.epochs, args.screen_epochs, args.seed, args.max_samples)

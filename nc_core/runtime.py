@@ -1,6 +1,6 @@
 """TensorFlow settings for the processes nc_core owns (the CLI, background workers, benchmarks).
 
-A scan optimises several classes side by side on threads (:mod:`nc_core.threads`), and two
+A scan optimises several classes side by side on threads (:mod:`nc_core.optimise.threads`), and two
 graphs run at once only when TensorFlow has an inter-op thread for each: so the inter-op pool
 keeps TensorFlow's default (one thread per core) unless ``$NC_TF_INTER_OP_THREADS`` sets it.
 (With one class at a time, one inter-op thread once measured a few percent faster per step; on

@@ -4,7 +4,7 @@ from dataclasses import replace
 import numpy as np
 import streamlit as st
 
-from nc_core.figures import balance_figure
+from nc_core.reports.figures import balance_figure
 from dashboard.loading import class_names, load_selection, selection_inputs_or_stop
 from dashboard.page import reviewer_mode, start_page
 from dashboard.results import class_label
@@ -12,8 +12,8 @@ from dashboard.selection import choose, current, model_card, samples
 from dashboard.uploads import selection_from_uploads
 from dashboard.text import plain
 from nc_core.errors import NCError
-from nc_core.images import to_image
-from nc_core.pixels import NAMED_RANGES, PixelRange
+from nc_core.reports.images import to_image
+from nc_core.loading.pixels import NAMED_RANGES, PixelRange
 
 start_page("Model and data", ":material/upload_file:")
 st.title("Model and data")

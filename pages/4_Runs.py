@@ -3,7 +3,7 @@ from functools import partial
 
 import streamlit as st
 
-from nc_core.figures import compare_l1_figure
+from nc_core.reports.figures import compare_l1_figure
 from dashboard.live import live_run
 from dashboard.loading import get_store, load_run_inputs
 from dashboard.page import reviewer_mode, start_page

@@ -18,7 +18,7 @@ def sample_path(name: str) -> Path:
 
 def load_sample(model: str):
     """A shipped sample model with its data, loaded as the CLI and the dashboard load them."""
-    from nc_core.inputs import load_inputs
+    from nc_core.loading.inputs import load_inputs
 
     dataset = model.split("_")[0]
     return load_inputs(SAMPLES / f"{model}.keras", SAMPLES / f"{dataset}_data.npz")

@@ -30,10 +30,10 @@ def _written() -> int:
 
 
 def main(kind: str, *args: str) -> None:
-    from nc_core.data import load_data
+    from nc_core.loading.data import load_data
     from nc_core.errors import NCError
-    from nc_core.inputs import load_inputs
-    from nc_core.store import RunStore
+    from nc_core.loading.inputs import load_inputs
+    from nc_core.runs.store import RunStore
 
     samples = Path(__file__).resolve().parent.parent / "sample_models"
     load_inputs(samples / "mnist_clean.keras", samples / "mnist_data.npz")  # warm TensorFlow up first

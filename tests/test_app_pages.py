@@ -74,7 +74,7 @@ def open_sample(sample: str = "mnist_backdoored") -> AppTest:
 
 
 def store(folder: Path):
-    from nc_core.store import RunStore
+    from nc_core.runs.store import RunStore
 
     return RunStore(folder)
 
@@ -598,7 +598,7 @@ def markdown_texts(at: AppTest) -> list[str]:
 
 
 def test_user_controlled_text_is_shown_as_text_on_every_page(data_dir):
-    from nc_core.report import make_report
+    from nc_core.detection.report import make_report
     from test_store import _result
 
     runs = store(data_dir)

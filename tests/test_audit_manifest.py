@@ -90,7 +90,7 @@ def _zip(members: dict) -> bytes:
 
 def test_an_uploaded_audit_zip_is_unpacked_inside_the_data_directory(tmp_path):
     from nc_core.audit.background import unpack_audit_zip
-    from nc_core.store import RunStore
+    from nc_core.runs.store import RunStore
 
     store = RunStore(tmp_path / "nc_data")
     manifest = unpack_audit_zip(_zip({"a/manifest.csv": "model,data\nm.keras,d.npz\n", "a/m.keras": b"x",
@@ -111,7 +111,7 @@ def test_an_uploaded_audit_zip_is_unpacked_inside_the_data_directory(tmp_path):
 ])
 def test_hostile_audit_zips_are_refused_before_anything_is_written(tmp_path, members, message):
     from nc_core.audit.background import unpack_audit_zip
-    from nc_core.store import RunStore
+    from nc_core.runs.store import RunStore
 
     with pytest.raises(InvalidDataError, match=message):
         unpack_audit_zip(_zip(members), RunStore(tmp_path / "nc_data"), "up.zip")

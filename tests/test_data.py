@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from nc_core import data
-from nc_core.data import (
+from nc_core.loading import data
+from nc_core.loading.data import (
     Dataset,
     check_fits,
     load_data,
@@ -30,7 +30,7 @@ from nc_core.data import (
     stratified_indices,
 )
 from nc_core.errors import InvalidDataError, InvalidParameterError
-from nc_core.pixels import PixelRange
+from nc_core.loading.pixels import PixelRange
 
 
 def _image_bytes(color, size=(10, 12), mode="RGB", fmt="PNG") -> bytes:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nc_core.detect import MAD_CONSISTENCY, DetectionRule, anomaly_indices, detect
+from nc_core.detection.detect import MAD_CONSISTENCY, DetectionRule, anomaly_indices, detect
 
 
 def test_small_outlier_is_flagged_with_the_papers_formula():
@@ -38,7 +38,7 @@ def test_empty_input_gives_empty_statistics():
 
 
 def _results(l1, masks=None, **fields):
-    from nc_core.cleanse import TriggerResult
+    from nc_core.optimise.cleanse import TriggerResult
 
     masks = masks or [np.zeros((28, 28))] * len(l1)
     return [TriggerResult(k, "neural-cleanse", "keras", mask, np.zeros((28, 28, 1)), v, 1.0, 1.0, True, 1, 10, 0.1,
@@ -58,7 +58,7 @@ def _scattered(pixels: int, seed: int = 0) -> np.ndarray:
 
 
 def test_the_report_states_the_l1_below_which_compact_masks_are_flagged():
-    from nc_core.report import make_report
+    from nc_core.detection.report import make_report
 
     l1 = [9.0, 50.0, 52.0, 55.0, 49.0, 51.0]
     report = make_report(_results(l1, [_patch(3)] + [_scattered(50, k) for k in range(5)]), "m", "d")

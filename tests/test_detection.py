@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import sample_path
-from nc_core.cleanse import CleanseConfig
-from nc_core.scan import scan
+from nc_core.optimise.cleanse import CleanseConfig
+from nc_core.detection.scan import scan
 
 pytestmark = pytest.mark.slow
 

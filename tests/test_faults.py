@@ -1,7 +1,7 @@
 """Faults a shared dashboard meets: killed workers, restarts, concurrent scans, cancels, full or
 read-only disks, and hostile model files.
 
-Runs go through real worker processes (:func:`nc_core.worker.submit_run`) on a temporary
+Runs go through real worker processes (:func:`nc_core.runs.worker.submit_run`) on a temporary
 :class:`RunStore`; each worker imports TensorFlow, so it needs 5-10 s before its first class.
 Disk faults are made in child processes: a file-size limit (``RLIMIT_FSIZE`` with ``SIGXFSZ``
 ignored, so writes fail with EFBIG as on a full disk) and a read-only bind mount in a private
@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, sample_path
-from nc_core.cleanse import CleanseConfig
-from nc_core.store import RunStore
-from nc_core.worker import submit_run
+from nc_core.optimise.cleanse import CleanseConfig
+from nc_core.runs.store import RunStore
+from nc_core.runs.worker import submit_run
 
 MODEL = sample_path("mnist_backdoored.keras")
 DATA = sample_path("mnist_data.npz")
@@ -63,7 +63,7 @@ def _integrity(root) -> str:
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     """A fresh store; any worker still running at the end of the test is killed."""
-    monkeypatch.chdir(ROOT)  # workers start as ``python -m nc_core.worker`` from the working directory
+    monkeypatch.chdir(ROOT)  # workers start as ``python -m nc_core.runs.worker`` from the working directory
     runs = RunStore(tmp_path / "data")
     yield runs
     for record in runs.list_runs():
@@ -175,8 +175,8 @@ _DISK_FULL = textwrap.dedent("""
     import json, resource, signal, sys
     sys.path[:0] = [{root!r}, {tests!r}]
     from nc_core.errors import StoreError
-    from nc_core.report import make_report
-    from nc_core.store import RunStore
+    from nc_core.detection.report import make_report
+    from nc_core.runs.store import RunStore
     from test_store import _result
 
     store = RunStore({data!r})
@@ -250,7 +250,7 @@ _READ_ONLY = textwrap.dedent("""
     import json, subprocess, sys
     sys.path[:0] = [{root!r}, {tests!r}]
     from nc_core.errors import StoreError
-    from nc_core.store import RunStore
+    from nc_core.runs.store import RunStore
     from test_store import _result
 
     store = RunStore({data!r})

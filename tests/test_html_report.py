@@ -3,8 +3,8 @@ import re
 
 import numpy as np
 
-from nc_core.html_report import SAMPLES_PER_CLASS, render_html_report, write_html_report
-from nc_core.report import make_report
+from nc_core.reports.html_report import SAMPLES_PER_CLASS, render_html_report, write_html_report
+from nc_core.detection.report import make_report
 from test_screen import result
 
 HOSTILE = '<img src="https://evil.example/x.png" onerror="alert(1)"> **bold**'

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nc_core import models
+from nc_core.loading import models
 from nc_core.errors import InvalidDataError, InvalidParameterError, ModelLoadError, UnsafeModelError
-from nc_core.models import ModelInfo, as_classifier, clean_accuracy, inspect_model, load_model, predict
+from nc_core.loading.models import ModelInfo, as_classifier, clean_accuracy, inspect_model, load_model, predict
 
 SHAPE = (8, 8, 1)
 
@@ -321,7 +321,7 @@ def test_weights_checked_against_the_architecture_still_load(tmp_path, monkeypat
     """With the weight check forced on (every model above the threshold), real models still load:
     their declared weights match what their architecture builds, BatchNorm statistics and the
     optimizer's state included."""
-    from nc_core import limits
+    from nc_core.loading import limits
 
     monkeypatch.setattr(limits, "WEIGHTS_CHECK_BYTES", 0)
     inputs = keras.Input((16, 16, 3))

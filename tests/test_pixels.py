@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from nc_core.errors import InvalidParameterError
-from nc_core.pixels import PixelRange, guess_pixel_range
+from nc_core.loading.pixels import PixelRange, guess_pixel_range
 
 
 @pytest.mark.parametrize("name,top,bottom", [("0-1", 1.0, 0.0), ("0-255", 255.0, 0.0), ("-1-1", 1.0, -1.0)])

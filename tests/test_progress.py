@@ -1,5 +1,5 @@
 """A scan's overall progress: a share of its planned steps that never goes back."""
-from nc_core.progress import ProgressEvent, ScanProgress
+from nc_core.optimise.progress import ProgressEvent, ScanProgress
 
 
 def event(kind: str, epoch: int, step: int, steps: int = 10) -> ProgressEvent:

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from nc_core.errors import InvalidDataError, InvalidParameterError, RunCancelled
-from nc_core.models import load_model
-from nc_core.progress import CancelToken
+from nc_core.loading.models import load_model
+from nc_core.optimise.progress import CancelToken
 from nc_core.repair import (RepairConfig, RepairResult, Trigger, repair, rescan, split_holdout, trigger_from_card,
                             trigger_from_images, triggers_to_remove)
 from nc_core.repair.triggers import grown
-from nc_core.store import RunStore
+from nc_core.runs.store import RunStore
 from conftest import ROOT, sample_path
 
 FAST = RepairConfig(epochs=3, restarts=1, max_rounds=2)

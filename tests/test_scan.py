@@ -4,13 +4,13 @@ import math
 import numpy as np
 import pytest
 
-from nc_core.cleanse import CleanseConfig
+from nc_core.optimise.cleanse import CleanseConfig
 from nc_core.errors import InvalidParameterError
-from nc_core.progress import CancelToken
-from nc_core.report import ScanReport
+from nc_core.optimise.progress import CancelToken
+from nc_core.detection.report import ScanReport
 from conftest import sample_path
-from nc_core.scan import median_run, reverse_engineer, scan
-from nc_core.steps import STEPS_PER_CALL
+from nc_core.detection.scan import median_run, reverse_engineer, scan
+from nc_core.optimise.steps import STEPS_PER_CALL
 
 SHORT = CleanseConfig(epochs=4, confirm_runs=0)
 
@@ -93,7 +93,7 @@ def test_a_model_that_takes_minus_one_to_one_finds_the_same_trigger(tmp_path, mn
     """The pixel range is read from the data and the trigger still lands on the real backdoor."""
     import keras
 
-    from nc_core.inputs import load_inputs
+    from nc_core.loading.inputs import load_inputs
 
     inner = keras.saving.load_model(sample_path("mnist_backdoored.keras"), safe_mode=True)
     inputs = keras.Input((28, 28, 1))

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from nc_core.cleanse import CleanseConfig, LambdaSchedule
+from nc_core.optimise.cleanse import CleanseConfig, LambdaSchedule
 from nc_core.errors import InvalidParameterError
 
 

@@ -5,12 +5,12 @@ import math
 import numpy as np
 import pytest
 
-from nc_core.cleanse import CleanseConfig, TriggerResult, reverse_target
-from nc_core.detect import DetectionRule
-from nc_core.engine import KerasEngine
-from nc_core.report import make_report
-from nc_core.screen import REFERENCE_CLASSES, SCREEN_SCORE, budget_scale, full_budget_l1, pessimistic_scores, plan_full_runs
-from nc_core.shape import compactness
+from nc_core.optimise.cleanse import CleanseConfig, TriggerResult, reverse_target
+from nc_core.detection.detect import DetectionRule
+from nc_core.optimise.engine import KerasEngine
+from nc_core.detection.report import make_report
+from nc_core.detection.screen import REFERENCE_CLASSES, SCREEN_SCORE, budget_scale, full_budget_l1, pessimistic_scores, plan_full_runs
+from nc_core.detection.shape import compactness
 
 
 def result(target: int, l1: float, full: bool = False, screen_l1: float = math.nan,
@@ -95,7 +95,7 @@ def test_a_run_continued_from_its_checkpoint_is_the_run_that_never_stopped(mnist
 
 
 def test_one_slot_of_the_batched_engine_takes_the_steps_of_the_one_class_engine(mnist_backdoored):
-    from nc_core.batched import BatchedEngine
+    from nc_core.optimise.batched import BatchedEngine
 
     inputs = mnist_backdoored
     single = KerasEngine(inputs.classifier, inputs.data.x, inputs.data.pixel_range)

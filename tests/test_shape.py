@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from nc_core.shape import boundary, compactness
+from nc_core.detection.shape import boundary, compactness
 
 
 def test_a_solid_patch_anywhere_is_fully_compact():

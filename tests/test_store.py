@@ -8,10 +8,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from nc_core.cleanse import EpochRecord, TriggerResult
+from nc_core.optimise.cleanse import EpochRecord, TriggerResult
 from nc_core.errors import DuplicateRunError, InvalidDataError, RunActiveError, StoreError
-from nc_core.report import make_report
-from nc_core.store import RunStore, atomic_write
+from nc_core.detection.report import make_report
+from nc_core.runs.store import RunStore, atomic_write
 
 
 def _result(target, l1):
@@ -207,7 +207,7 @@ def test_a_stopped_worker_is_ended_within_the_timeout_and_its_temporary_files_go
     import signal
     import subprocess
 
-    from nc_core import store as store_module
+    from nc_core.runs import store as store_module
 
     worker = subprocess.Popen(["sleep", "600"])
     try:

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from nc_core.cleanse import CleanseConfig
+from nc_core.optimise.cleanse import CleanseConfig
 from nc_core.errors import RunCancelled
-from nc_core.progress import CancelToken, ProgressEvent
-from nc_core.scan import scan
-from nc_core.threads import auto_threads, run_on_threads, usable_cores
+from nc_core.optimise.progress import CancelToken, ProgressEvent
+from nc_core.detection.scan import scan
+from nc_core.optimise.threads import auto_threads, run_on_threads, usable_cores
 
 SCHEDULE = CleanseConfig(epochs=12, screen_epochs=4, confirm_runs=1)
 
@@ -118,3 +118,43 @@ def test_auto_threads_is_one_per_core_up_to_four():
     with pytest.raises(Exception, match="Threads"):
         CleanseConfig(threads=-1).validate(100)
     assert np.isfinite(usable_cores())
+
+
+class RecordingStore:
+    """Just the two writes the recorder makes."""
+
+    def __init__(self):
+        self.progress, self.triggers = [], []
+
+    def update_progress(self, run_id, progress):
+        self.progress.append(progress)
+
+    def save_live_trigger(self, run_id, target, epoch, mask, pattern):
+        self.triggers.append(target)
+
+
+def test_the_live_view_follows_one_class_while_two_run(monkeypatch):
+    """Interleaved events of classes 3 and 4: the stored class, curves and mask stay class 3's
+    until it finishes, then move to class 4; the overall fraction follows every event."""
+    from nc_core.runs import worker
+
+    monkeypatch.setattr(worker, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(worker, "LIVE_TRIGGER_INTERVAL", 0.0)
+    store = RecordingStore()
+    record = worker._Recorder(store, "run")
+
+    def event(kind, target, epoch, overall):
+        metrics = {"l1": float(target), "asr": 1.0} if kind == "epoch" else {}
+        return ProgressEvent(kind, target, target, 5, epoch, 10, 10, 10, 0.0, metrics, overall=overall,
+                             trigger=(lambda: (None, None)) if kind == "epoch" else None)
+
+    for e in [event("class_start", 3, 0, 0.1), event("class_start", 4, 0, 0.1), event("epoch", 3, 1, 0.2),
+              event("epoch", 4, 1, 0.3), event("epoch", 3, 2, 0.4), event("epoch", 4, 2, 0.5),
+              event("class_done", 3, 2, 0.6), event("epoch", 4, 3, 0.7)]:
+        record(e)
+    *before, after = store.progress
+    assert {p["target"] for p in before} == {3} and after["target"] == 4
+    assert [c["l1"] for c in before[-1]["curves"]] == [3.0, 3.0], "class 3's curves only"
+    assert [c["epoch"] for c in after["curves"]] == [1, 2, 3]
+    assert store.triggers == [3, 3, 4]
+    assert [p["fraction"] for p in store.progress] == sorted(p["fraction"] for p in store.progress)

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from nc_core.trigger import Trigger, mask_l1, stamp
+from nc_core.optimise.trigger import Trigger, mask_l1, stamp
 
 
 def _built(method, shape=(None, 8, 8, 3)):

@@ -3,10 +3,10 @@ import keras
 import numpy as np
 import pytest
 
-from nc_core.cleanse import MIN_SAMPLES, CleanseConfig
+from nc_core.optimise.cleanse import MIN_SAMPLES, CleanseConfig
 from nc_core.errors import InvalidParameterError, ModelLoadError
-from nc_core.inputs import load_inputs
-from nc_core.scan import scan
+from nc_core.loading.inputs import load_inputs
+from nc_core.detection.scan import scan
 from conftest import sample_path
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import sample_path
-from nc_core.cleanse import CleanseConfig
-from nc_core.scan import scan
+from nc_core.optimise.cleanse import CleanseConfig
+from nc_core.detection.scan import scan
 
 
 def test_a_two_epoch_scan_is_inconclusive_not_clean(mnist_clean):
@@ -24,7 +24,7 @@ def test_a_three_epoch_scan_of_the_backdoored_sample_is_not_called_clean(mnist_b
 
 
 def test_a_cancelled_scan_with_nothing_flagged_is_inconclusive(mnist_clean):
-    from nc_core.progress import CancelToken
+    from nc_core.optimise.progress import CancelToken
 
     token = CancelToken()
     report = scan(mnist_clean.classifier, mnist_clean.data, classes=[0, 1, 2],
@@ -39,8 +39,8 @@ def test_the_trigger_moves_when_the_model_gives_the_target_almost_no_probability
     trigger never leaves its random start. The engine must still move it."""
     import keras
 
-    from nc_core.engine import KerasEngine
-    from nc_core.pixels import PixelRange
+    from nc_core.optimise.engine import KerasEngine
+    from nc_core.loading.pixels import PixelRange
 
     model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
                               keras.layers.Dense(2, activation="softmax")])
@@ -63,7 +63,7 @@ def two_target_model(mnist_clean, tmp_path_factory):
     a white 3x3 square top-left sends digits to 1, a 4x4 checkerboard bottom-right to 8."""
     import keras
 
-    from nc_core.inputs import load_inputs
+    from nc_core.loading.inputs import load_inputs
 
     keras.utils.set_random_seed(7)
     data = np.load(sample_path("mnist_data.npz"))

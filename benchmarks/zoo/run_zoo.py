@@ -14,7 +14,7 @@ The same scans are then judged by three rules, so the comparison is like for lik
 
 * ``paper``: anomaly index > 2 on the raw L1s, below the median (Wang et al., 2019);
 * ``ratio``: the paper's test plus "at most half the median L1" (this product until issue 7);
-* ``product``: the current rule of :mod:`nc_core.detect` (verdicts clean / backdoored /
+* ``product``: the current rule of :mod:`nc_core.detection.detect` (verdicts clean / backdoored /
   inconclusive), as every scan reports it.
 
 For each data set and trigger type it prints: backdoored models flagged with exactly their
@@ -39,9 +39,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from nc_core.cleanse import CleanseConfig  # noqa: E402
-from nc_core.detect import anomaly_indices  # noqa: E402
-from nc_core.report import ScanReport, make_report  # noqa: E402
+from nc_core.optimise.cleanse import CleanseConfig  # noqa: E402
+from nc_core.detection.detect import anomaly_indices  # noqa: E402
+from nc_core.detection.report import ScanReport, make_report  # noqa: E402
 
 DEFAULT_ZOO = ROOT / ".zoo"
 
@@ -99,8 +99,8 @@ SCHEDULES = {
 
 def scan_model(zoo: Path, row: dict, schedule: str, done: ScanReport | None = None) -> ScanReport:
     """Scan one model as the CLI does; with ``done``, only what that report still lacks."""
-    from nc_core.inputs import load_inputs
-    from nc_core.scan import scan
+    from nc_core.loading.inputs import load_inputs
+    from nc_core.detection.scan import scan
 
     inputs = load_inputs(zoo / row["model"], zoo / row["data"])
     config = SCHEDULES[schedule]()
@@ -118,7 +118,7 @@ def cached_report(zoo: Path, row: dict, schedule: str, rescan: bool, judge_only:
     just those restarts, as a fresh scan would, so every model is judged on the same evidence
     (unless ``judge_only``: then nothing is optimised at all).
     """
-    from nc_core.scan import close_calls
+    from nc_core.detection.scan import close_calls
 
     path = zoo / "reports" / schedule / (Path(row["model"]).stem + ".json")
     if path.is_file() and not rescan:

@@ -20,10 +20,10 @@ import sys
 import zipfile
 from pathlib import Path
 
-from nc_core import limits
-from nc_core.data import MAX_FILE_BYTES, MAX_TOTAL_BYTES, _safe_parts
+from nc_core.loading import limits
+from nc_core.loading.data import MAX_FILE_BYTES, MAX_TOTAL_BYTES, _safe_parts
 from nc_core.errors import InvalidDataError
-from nc_core.store import RunStore, atomic_write
+from nc_core.runs.store import RunStore, atomic_write
 
 SUFFIXES = (".keras", ".h5", ".hdf5", ".npz", ".zip", ".csv", ".jsonl")
 MANIFEST_NAMES = ("manifest.csv", "manifest.jsonl")

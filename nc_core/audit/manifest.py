@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nc_core.errors import InvalidDataError
-from nc_core.models import MODEL_SUFFIXES
+from nc_core.loading.models import MODEL_SUFFIXES
 
 LABELS = ("clean", "backdoored")
 #: Labels that say "not known": scanned, but left out of the labelled figures (the evaluation zoo

@@ -6,7 +6,7 @@ resources (CPUs, GPUs) are Ray's. Each model is one task: a scan's classes share
 and one compiled step, so splitting a model's classes over tasks would load and trace it once per
 task; a zoo has many more models than a machine has cores anyway.
 
-Each task runs :func:`nc_core.worker.execute` on a run of the store, so an audited model opens in
+Each task runs :func:`nc_core.runs.worker.execute` on a run of the store, so an audited model opens in
 the dashboard like any scan, with the same heartbeat and the same resume from finished classes.
 The audit's own record (``<data>/audits/<id>.json``) maps manifest entries to runs; running the
 same manifest with the same settings again resumes: finished models are not redone, interrupted
@@ -28,10 +28,10 @@ from typing import Callable
 
 from nc_core.audit.manifest import AuditEntry
 from nc_core.audit.metrics import AuditOutcome, audit_metrics
-from nc_core.cleanse import CleanseConfig
-from nc_core.detect import DetectionRule
+from nc_core.optimise.cleanse import CleanseConfig
+from nc_core.detection.detect import DetectionRule
 from nc_core.errors import InvalidParameterError
-from nc_core.store import RunStore, atomic_write, process_alive
+from nc_core.runs.store import RunStore, atomic_write, process_alive
 
 #: Ray retries a task whose worker process died this many times (the scan resumes each time).
 TASK_RETRIES = 3
@@ -173,7 +173,7 @@ def run_audit(
 def _scan_task(store_root: str, run_id: str, threads: int | None) -> str:
     """A Ray task: run one stored scan to its end in this worker process (resuming finished classes)."""
     from nc_core.runtime import configure_tensorflow
-    from nc_core.worker import execute
+    from nc_core.runs.worker import execute
 
     configure_tensorflow(threads)
     return execute(RunStore(store_root), run_id)

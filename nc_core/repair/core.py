@@ -15,17 +15,17 @@ from typing import Callable
 import keras
 import numpy as np
 
-from nc_core.cleanse import CleanseConfig
-from nc_core.data import Dataset
+from nc_core.optimise.cleanse import CleanseConfig
+from nc_core.loading.data import Dataset
 from nc_core.errors import InvalidDataError
-from nc_core.models import ModelInfo, as_classifier
-from nc_core.progress import CancelToken, EventCallback
+from nc_core.loading.models import ModelInfo, as_classifier
+from nc_core.optimise.progress import CancelToken, EventCallback
 from nc_core.repair.config import RepairConfig
 from nc_core.repair.evaluation import Figures, measure, split_holdout
 from nc_core.repair.pruning import prune
 from nc_core.repair.triggers import Trigger, triggers_to_remove
 from nc_core.repair.unlearning import trainable_copy, unlearn, weights_copy
-from nc_core.report import ScanReport
+from nc_core.detection.report import ScanReport
 
 #: ``on_progress(fraction, message)``: the share of the repair done and what runs now.
 ProgressCallback = Callable[[float, str], None]
@@ -163,7 +163,7 @@ def _reverse_again(model: keras.Model, data: Dataset, targets: list[int], report
                    runs: int = 1) -> list[Trigger]:
     """Each target's smallest trigger on the model as repaired so far (on a copy), from
     ``runs`` random starts each (seeds differ by round and run)."""
-    from nc_core.scan import reverse_engineer
+    from nc_core.detection.scan import reverse_engineer
 
     classifier = _probabilities(weights_copy(model), outputs_probabilities)  # the engine freezes it
     cleanse = CleanseConfig(**report.config).replace(screen_epochs=0, classes_per_step=1)
@@ -195,7 +195,7 @@ def rescan(
 ) -> ScanReport:
     """Scan the repaired model with the original scan's settings, classes and rule; the verdict
     and score land in ``result.rescan`` too."""
-    from nc_core.scan import scan
+    from nc_core.detection.scan import scan
 
     classifier = _probabilities(result.model, outputs_probabilities)
     classifier.trainable = False

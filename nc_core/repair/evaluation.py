@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass, field
 import keras
 import numpy as np
 
-from nc_core.data import Dataset
+from nc_core.loading.data import Dataset
 from nc_core.errors import InvalidDataError
-from nc_core.masks import stamp
-from nc_core.models import predict
+from nc_core.optimise.masks import stamp
+from nc_core.loading.models import predict
 from nc_core.repair.config import MIN_SAMPLES_PER_CLASS
 from nc_core.repair.triggers import Trigger
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Callable
 
 from nc_core.errors import InvalidParameterError
-from nc_core.progress import CancelToken
+from nc_core.optimise.progress import CancelToken
 from nc_core.repair.config import RepairConfig
-from nc_core.store import REPAIRED_MODEL, RunStore
+from nc_core.runs.store import REPAIRED_MODEL, RunStore
 
 #: The share of a repair run's progress bar the repair takes; the re-scan takes the rest.
 REPAIR_SHARE = 0.25
@@ -53,7 +53,7 @@ def submit_repair(store: RunStore, scan_id: str, config: RepairConfig = RepairCo
     if (source / data_file).is_dir():
         shutil.copytree(source / data_file, inputs / data_file)
     (inputs / SCAN_REPORT).write_text(report.to_json())
-    from nc_core.worker import start_worker
+    from nc_core.runs.worker import start_worker
 
     start_worker(store, run_id)
     return run_id
@@ -61,11 +61,11 @@ def submit_repair(store: RunStore, scan_id: str, config: RepairConfig = RepairCo
 
 def run_repair_job(store: RunStore, record, cancel: CancelToken, recorder: Callable[[float], Callable]) -> str:
     """The worker's side: repair, save the model and figures, re-scan; returns the final status."""
-    from nc_core.inputs import load_inputs
-    from nc_core.models import load_model
+    from nc_core.loading.inputs import load_inputs
+    from nc_core.loading.models import load_model
     from nc_core.repair.core import repair, rescan
     from nc_core.repair.triggers import trigger_from_card
-    from nc_core.report import ScanReport
+    from nc_core.detection.report import ScanReport
 
     settings, folder = record.settings, store.run_dir(record.id)
     inputs_dir = folder / "inputs"

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from nc_core.errors import InvalidDataError, InvalidParameterError
-from nc_core.report import ScanReport
+from nc_core.detection.report import ScanReport
 
 
 @dataclass

@@ -12,10 +12,10 @@ from typing import Callable
 import keras
 import numpy as np
 
-from nc_core.data import Dataset
+from nc_core.loading.data import Dataset
 from nc_core.errors import RunCancelled
-from nc_core.masks import stamp
-from nc_core.progress import CancelToken
+from nc_core.optimise.masks import stamp
+from nc_core.optimise.progress import CancelToken
 from nc_core.repair.config import RepairConfig
 from nc_core.repair.triggers import Trigger, grown
 

@@ -24,17 +24,17 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from nc_core import limits
+from nc_core.loading import limits
 from nc_core.errors import InvalidDataError, InvalidParameterError
-from nc_core.limits import MAX_IMAGE_PIXELS, zip_bomb_ratio
-from nc_core.pixels import PixelRange, guess_pixel_range
+from nc_core.loading.limits import MAX_IMAGE_PIXELS, zip_bomb_ratio
+from nc_core.loading.pixels import PixelRange, guess_pixel_range
 
 # Limits on untrusted archives and images (module constants so deployments and tests can tune).
 MAX_FILES = 50_000                      # members of a zip / files under a folder
 MAX_TOTAL_BYTES = 512 * 1024**2         # uncompressed size of a whole zip
 MAX_FILE_BYTES = 64 * 1024**2           # one image file
 MAX_NPZ_BYTES = 1024**3                 # declared size of the arrays in an npz
-# Also from nc_core.limits (one place, raisable from the environment): the compression-ratio
+# Also from nc_core.loading.limits (one place, raisable from the environment): the compression-ratio
 # rule (zip_bomb_ratio), MAX_IMAGE_PIXELS per image header, MAX_DECODED_PIXELS and MAX_DATA_VALUES per data set.
 MAX_ABS_VALUE = 1e6                     # larger "pixels" are not images
 MAX_CLASS_ID = 100_000

@@ -11,7 +11,7 @@ Only the optimisation runs on the worker threads. Progress events, results and c
 back through a queue and are delivered on the calling thread, so :class:`ScanProgress`, the
 dashboard's store and the CLI's printer never see two threads. A cancel (the caller's token, or
 an exception raised by a callback) stops every thread within one chunk of steps
-(:mod:`nc_core.steps`); classes finished before it are delivered. Every class follows exactly the
+(:mod:`nc_core.optimise.steps`); classes finished before it are delivered. Every class follows exactly the
 trajectory it would follow alone: which thread runs it does not matter.
 
     >>> run_on_threads(engines, jobs, run_job, events, on_done, cancel)
@@ -26,7 +26,7 @@ from dataclasses import replace
 from typing import Any
 
 from nc_core.errors import RunCancelled
-from nc_core.progress import CancelToken, EventCallback, ProgressEvent
+from nc_core.optimise.progress import CancelToken, EventCallback, ProgressEvent
 
 #: Threads used when the config leaves it to the machine: one per core, at most this many (more
 #: was never measured, and each thread traces its own step once, about a second).

@@ -23,9 +23,9 @@ The product's rule flags class ``k`` when all of these hold:
    that is statistically out but still needs half the median's pixels is no injected trigger;
 3. **it looks injected**: its mask is compact, *or* it is so small (at most ``extreme_ratio`` of
    the median) that shape is no longer asked for. Compact means both halves of
-   :mod:`nc_core.shape`: its mass lies in at most two small windows (:func:`~nc_core.shape.compactness`
+   :mod:`nc_core.detection.shape`: its mass lies in at most two small windows (:func:`~nc_core.detection.shape.compactness`
    at least ``min_compactness``), as a stamped trigger's does where natural features are scattered
-   over the object, *and* its edge is short for its area (:func:`~nc_core.shape.boundary` at most
+   over the object, *and* its edge is short for its area (:func:`~nc_core.detection.shape.boundary` at most
    ``max_boundary``, three times a solid square's), which a few dense strokes that happen to fit
    two windows do not have. Tiny masks are exempt because blended full-image triggers give their
    targets scattered masks at 0.01-0.15 of the median, where natural classes rarely come (the
@@ -165,7 +165,7 @@ def detect(
 
     ``eligible`` marks classes that may be flagged at all (a class whose optimisation never
     reached the attack success threshold has no working trigger); all of them by default.
-    ``boundary`` is each mask's :func:`nc_core.shape.boundary`; without it (or where it is NaN)
+    ``boundary`` is each mask's :func:`nc_core.detection.shape.boundary`; without it (or where it is NaN)
     compactness alone stands for shape.
 
     >>> detect([20.0, 21.0, 22.0, 23.0, 24.0], [0.9] * 5).flagged

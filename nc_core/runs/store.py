@@ -33,10 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nc_core.cleanse import EpochRecord, TriggerResult
-from nc_core.detect import DetectionRule
+from nc_core.optimise.cleanse import EpochRecord, TriggerResult
+from nc_core.detection.detect import DetectionRule
 from nc_core.errors import DuplicateRunError, RunActiveError, StoreError
-from nc_core.report import ScanReport, make_report
+from nc_core.detection.report import ScanReport, make_report
 
 DATA_DIR_ENV = "NC_DATA_DIR"
 ACTIVE = ("queued", "running")
@@ -408,7 +408,7 @@ class RunStore:
     # ------------------------------------------------------------------ bundles
     def export_bundle(self, run_id: str) -> bytes:
         """A self-contained zip of the run: ``run.json``, ``report.json``, class arrays and PNGs."""
-        from nc_core.images import trigger_images
+        from nc_core.reports.images import trigger_images
 
         record = self.get(run_id)
         report = self.load_report(run_id)
@@ -439,7 +439,7 @@ class RunStore:
         run it was imported as, instead of making an identical second copy; with ``reuse`` that
         run's id is returned instead (the home page's shipped scans).
         """
-        from nc_core.bundle import read_bundle
+        from nc_core.runs.bundle import read_bundle
 
         record, report_json, class_files, repair_json = read_bundle(data)
         origin = str(record.get("origin") or record.get("id") or "")[:64] or None

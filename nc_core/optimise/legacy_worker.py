@@ -1,7 +1,7 @@
 """The legacy engine's child process: the tutorial's loop, line for line, in ``tf_keras``.
 
-Run as ``python -m nc_core.legacy_worker FOLDER``; it reads the model specs, weights, images and
-settings that :class:`nc_core.legacy.LegacyEngine` wrote into FOLDER, then answers one JSON
+Run as ``python -m nc_core.optimise.legacy_worker FOLDER``; it reads the model specs, weights, images and
+settings that :class:`nc_core.optimise.legacy.LegacyEngine` wrote into FOLDER, then answers one JSON
 command per line on stdin (``start``, ``epoch``, ``trigger``, ``quit``) on stdout.
 
 Graph mode must be switched on before anything else touches TensorFlow, hence the order below.
@@ -21,10 +21,10 @@ import numpy as np  # noqa: E402
 import tf_keras  # noqa: E402
 from tf_keras import backend as K  # noqa: E402
 
-from nc_core.epoch import PROB_FLOOR, epoch_batches  # noqa: E402
+from nc_core.optimise.epoch import PROB_FLOOR, epoch_batches  # noqa: E402
 
 class Trigger(tf_keras.layers.Layer):
-    """The tf_keras twin of :class:`nc_core.trigger.Trigger`: ``x * (1 - m) + m * p``."""
+    """The tf_keras twin of :class:`nc_core.optimise.trigger.Trigger`: ``x * (1 - m) + m * p``."""
 
     def __init__(self, method: str, epsilon: float = 1e-7, **kwargs):
         super().__init__(**kwargs)

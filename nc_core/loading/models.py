@@ -21,9 +21,9 @@ import h5py
 import keras
 import numpy as np
 
-from nc_core import limits
+from nc_core.loading import limits
 from nc_core.errors import InvalidDataError, InvalidParameterError, ModelLoadError, UnsafeModelError
-from nc_core.limits import megabytes
+from nc_core.loading.limits import megabytes
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 # The members Keras reads from a .keras archive; anything else counts as an asset (Keras
@@ -223,7 +223,7 @@ def _declared_weight_bytes(path: Path) -> _DeclaredWeights:
 
 def _npz_weight_bytes(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> int:
     """Declared sizes of the arrays of a ``model.weights.npz`` member (Keras' other weights format)."""
-    from nc_core.data import read_npy_header
+    from nc_core.loading.data import read_npy_header
 
     total = info.file_size
     with archive.open(info) as member, zipfile.ZipFile(member) as inner:

@@ -19,10 +19,10 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from nc_core.cleanse import CleanseConfig, EpochRecord, TriggerResult
-from nc_core.detect import DetectionRule, anomaly_indices, detect, detection_l1, extreme_l1
-from nc_core.screen import SCREEN_SCORE, budget_scale, full_budget_l1, pessimistic_scores
-from nc_core.shape import boundary, compactness
+from nc_core.optimise.cleanse import CleanseConfig, EpochRecord, TriggerResult
+from nc_core.detection.detect import DetectionRule, anomaly_indices, detect, detection_l1, extreme_l1
+from nc_core.detection.screen import SCREEN_SCORE, budget_scale, full_budget_l1, pessimistic_scores
+from nc_core.detection.shape import boundary, compactness
 
 REPORT_VERSION = 2
 #: A median mask covering more than this share of the image is no minimal trigger: the
@@ -36,10 +36,10 @@ class ClassRow:
     """One class of a scan, as shown in tables and printed by the CLI.
 
     ``anomaly_index`` is the paper's (raw MAD); ``log_index``, ``ratio`` (L1 over the median),
-    ``compactness``, ``boundary`` and ``score`` are the product rule's evidence (:mod:`nc_core.detect`), all
+    ``compactness``, ``boundary`` and ``score`` are the product rule's evidence (:mod:`nc_core.detection.detect`), all
     computed on ``full_budget_l1``: the mask's own ``l1`` for a class that ran the full schedule,
     its L1 scaled by the report's ``budget_scale`` for one the scan only screened
-    (``full_schedule`` False, :mod:`nc_core.screen`). Defaults let older reports load.
+    (``full_schedule`` False, :mod:`nc_core.detection.screen`). Defaults let older reports load.
     """
 
     class_id: int
@@ -125,7 +125,7 @@ class ScanReport:
 
     @property
     def unconverged(self) -> list[int]:
-        """Classes whose full schedule did not settle (see :func:`nc_core.cleanse.converged`).
+        """Classes whose full schedule did not settle (see :func:`nc_core.optimise.cleanse.converged`).
 
         Screened classes stopped on purpose and are not counted; whether they could still matter
         is :attr:`unsettled`'s question.
@@ -141,7 +141,7 @@ class ScanReport:
         windows). If even that stays above the flag line (``max_ratio`` of the median), more
         epochs cannot make it a backdoor and it does not hold up a clean verdict; a class that
         never reached the attack success threshold always does. A screened class holds it up
-        when it could still matter (:func:`nc_core.screen.pessimistic_scores`; possible only when
+        when it could still matter (:func:`nc_core.detection.screen.pessimistic_scores`; possible only when
         a report is judged again with another rule than the scan's): the scan would have given it
         the full schedule.
         """

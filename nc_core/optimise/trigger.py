@@ -2,7 +2,7 @@
 
 Put it in front of a frozen classifier and train only its weights, and it learns the smallest
 patch that sends every input to one class. It works on unit pixels (images in [0, 1]); the map to
-the model's own input range comes after it (see :mod:`nc_core.pixels`).
+the model's own input range comes after it (see :mod:`nc_core.loading.pixels`).
 
 Two parametrisations:
 
@@ -18,7 +18,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from nc_core.masks import METHODS, mask_l1, stamp  # noqa: F401  (NumPy twins, re-exported)
+from nc_core.optimise.masks import METHODS, mask_l1, stamp  # noqa: F401  (NumPy twins, re-exported)
 
 @keras.saving.register_keras_serializable(package="nc_core")
 class Trigger(keras.layers.Layer):

@@ -1,6 +1,6 @@
 """Neural Cleanse for one target class: the paper's lambda schedule, best mask, early stop.
 
-The engines (:mod:`nc_core.engine`, :mod:`nc_core.legacy`) only run epochs; this module decides
+The engines (:mod:`nc_core.optimise.engine`, :mod:`nc_core.optimise.legacy`) only run epochs; this module decides
 what the penalty lambda is, which mask to keep and when to stop, so both engines follow exactly
 the same schedule and reach the same verdict.
 
@@ -17,10 +17,10 @@ from typing import Protocol
 
 import numpy as np
 
-from nc_core.epoch import EpochMetrics
+from nc_core.optimise.epoch import EpochMetrics
 from nc_core.errors import InvalidParameterError, RunCancelled
-from nc_core.masks import METHODS, mask_l1
-from nc_core.progress import CancelToken, EventCallback, ProgressEvent
+from nc_core.optimise.masks import METHODS, mask_l1
+from nc_core.optimise.progress import CancelToken, EventCallback, ProgressEvent
 
 ENGINES = ("keras", "legacy")
 #: Fewer clean images than this cannot say whether a trigger works on inputs in general.
@@ -36,12 +36,12 @@ class CleanseConfig:
 
     ``steps_per_epoch=None`` means ``min(N, samples_per_epoch) // batch_size`` mini-batches.
     ``confirm_runs`` re-runs each class the first pass flags from that many fresh random starts
-    and keeps the median (see :func:`nc_core.scan.scan`); the paper had none. ``screen_epochs``
+    and keeps the median (see :func:`nc_core.detection.scan.scan`); the paper had none. ``screen_epochs``
     is the short first pass every class of a scan gets before only the classes that could change
-    the verdict get the full schedule (:mod:`nc_core.screen`); 0 gives every class the full one.
+    the verdict get the full schedule (:mod:`nc_core.detection.screen`); 0 gives every class the full one.
     ``classes_per_step`` above 1 optimises that many classes of a scan in one batched step
-    (:mod:`nc_core.batched`, the accelerator path; keras engine, neural-cleanse method).
-    ``threads`` optimises that many classes side by side on CPU threads (:mod:`nc_core.threads`;
+    (:mod:`nc_core.optimise.batched`, the accelerator path; keras engine, neural-cleanse method).
+    ``threads`` optimises that many classes side by side on CPU threads (:mod:`nc_core.optimise.threads`;
     0, the default, is one per core up to 4; keras engine, one class per step). It changes how
     fast a scan runs, never what it finds.
     """
@@ -151,7 +151,7 @@ class TriggerResult:
     ``converged`` is the verdict's precondition: the threshold was reached and the mask had
     stopped shrinking (see :func:`converged`).
 
-    ``full_schedule`` is False for a class a scan only screened (:mod:`nc_core.screen`): its run
+    ``full_schedule`` is False for a class a scan only screened (:mod:`nc_core.detection.screen`): its run
     stopped after the screen's epochs because it could not change the verdict. ``screen_l1`` is
     the L1 the screen found (NaN without a screen); ``budget_reference`` marks the classes run in
     full to measure how much a screened mask would still have shrunk.
@@ -283,7 +283,7 @@ class LambdaSchedule:
 class Checkpoint:
     """Where a run stopped on its epoch budget: enough to continue it later, as if never stopped.
 
-    Kept in memory by a scan between its screen and the full schedule (:mod:`nc_core.screen`);
+    Kept in memory by a scan between its screen and the full schedule (:mod:`nc_core.detection.screen`);
     ``engine_state`` is the engine's ``snapshot()`` (engines without one replay the run).
     """
 
@@ -300,7 +300,7 @@ class TargetRun:
 
     The engines only run epochs; a driver asks a run for its ``lam``, runs an epoch with it and
     hands the metrics back to :meth:`record`, until the run is ``finished``. So one class at a time
-    (:func:`reverse_target`) and many classes in one batched step (:mod:`nc_core.batched`) follow
+    (:func:`reverse_target`) and many classes in one batched step (:mod:`nc_core.optimise.batched`) follow
     exactly the same schedule.
 
         >>> run = TargetRun(33, CleanseConfig(), steps=10)

@@ -2,7 +2,7 @@
 
 Keras 3 removed ``optimizer.get_updates`` and ``K.function(..., updates=...)``; ``tf_keras``
 2.21 still has them, but only in graph mode, which TensorFlow switches on for the whole
-process. So this engine runs its loop in a child process (:mod:`nc_core.legacy_worker`) and
+process. So this engine runs its loop in a child process (:mod:`nc_core.optimise.legacy_worker`) and
 talks to it one epoch at a time over pipes.
 
 The untrusted model file is never opened with ``tf_keras``: the model is loaded here with Keras 3
@@ -26,9 +26,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from nc_core.epoch import EpochMetrics
+from nc_core.optimise.epoch import EpochMetrics
 from nc_core.errors import InvalidParameterError, NCError
-from nc_core.pixels import PixelRange
+from nc_core.loading.pixels import PixelRange
 
 _DROPPED_KEYS = ("_initializer", "_regularizer", "_constraint")
 
@@ -83,9 +83,9 @@ def export_model(classifier: keras.Model, folder: Path) -> None:
 
 
 class LegacyEngine:
-    """The :class:`~nc_core.cleanse.Engine` protocol, run by a ``tf_keras`` graph-mode child.
+    """The :class:`~nc_core.optimise.cleanse.Engine` protocol, run by a ``tf_keras`` graph-mode child.
 
-    Same arguments as :class:`~nc_core.engine.KerasEngine`. The child starts once and serves
+    Same arguments as :class:`~nc_core.optimise.engine.KerasEngine`. The child starts once and serves
     every target; it is stopped by :meth:`close` (or at interpreter exit).
     """
 
@@ -114,7 +114,7 @@ class LegacyEngine:
         (folder / "settings.json").write_text(json.dumps(settings))
         self._log = open(folder / "worker.log", "w+")
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "nc_core.legacy_worker", str(folder)],
+            [sys.executable, "-m", "nc_core.optimise.legacy_worker", str(folder)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True, bufsize=1,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
         )

@@ -1,7 +1,7 @@
 """The public entry points: reverse-engineer one class, or scan every class and detect.
 
-Both take a classifier (probabilities out, see :func:`nc_core.models.as_classifier`) and a
-:class:`~nc_core.data.Dataset`, and return plain data. One engine is built per call and reused
+Both take a classifier (probabilities out, see :func:`nc_core.loading.models.as_classifier`) and a
+:class:`~nc_core.loading.data.Dataset`, and return plain data. One engine is built per call and reused
 for every class, so the training step is traced once.
 
     >>> report = scan(classifier, dataset, config=CleanseConfig(epochs=30))
@@ -18,17 +18,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from nc_core.batched import BatchedEngine, Job, run_batched
-from nc_core.cleanse import Checkpoint, CleanseConfig, TriggerResult, reverse_target
-from nc_core.data import Dataset
-from nc_core.detect import DetectionRule
+from nc_core.optimise.batched import BatchedEngine, Job, run_batched
+from nc_core.optimise.cleanse import Checkpoint, CleanseConfig, TriggerResult, reverse_target
+from nc_core.loading.data import Dataset
+from nc_core.detection.detect import DetectionRule
 from nc_core.errors import InvalidParameterError, RunCancelled
-from nc_core.models import compiled_forward, predict
-from nc_core.progress import CancelToken, EventCallback, ScanProgress
-from nc_core.report import ScanReport, make_report
-from nc_core.masks import stamp
-from nc_core.screen import REFERENCE_CLASSES, MIN_CLASSES_TO_SCREEN, plan_full_runs
-from nc_core.threads import auto_threads, run_on_threads
+from nc_core.loading.models import compiled_forward, predict
+from nc_core.optimise.progress import CancelToken, EventCallback, ScanProgress
+from nc_core.detection.report import ScanReport, make_report
+from nc_core.optimise.masks import stamp
+from nc_core.detection.screen import REFERENCE_CLASSES, MIN_CLASSES_TO_SCREEN, plan_full_runs
+from nc_core.optimise.threads import auto_threads, run_on_threads
 
 ASR_EVAL_SAMPLES = 2000
 MIN_CLASSES_TO_CONFIRM = 3
@@ -44,7 +44,7 @@ def attack_success_rate(
 ) -> float:
     """Share of clean samples of *other* classes that the trigger sends to ``target``.
 
-    ``forward`` is the classifier's :func:`~nc_core.models.compiled_forward`, where one scan
+    ``forward`` is the classifier's :func:`~nc_core.loading.models.compiled_forward`, where one scan
     evaluates many classes.
 
     >>> attack_success_rate(classifier, dataset, result.mask, result.pattern, 33)
@@ -61,9 +61,9 @@ def make_engine(classifier: keras.Model, data: Dataset, config: CleanseConfig, x
     """The engine the config names, ready to optimise triggers on ``data`` (or on ``x_unit``, the
     same images as one tensor that several keras engines share)."""
     if config.engine == "legacy":
-        from nc_core.legacy import LegacyEngine as engine_class
+        from nc_core.optimise.legacy import LegacyEngine as engine_class
     else:
-        from nc_core.engine import KerasEngine as engine_class
+        from nc_core.optimise.engine import KerasEngine as engine_class
     return engine_class(classifier, data.x if x_unit is None else x_unit, data.pixel_range, method=config.method,
                         batch_size=config.batch_size, learning_rate=config.learning_rate,
                         beta_1=config.beta_1, beta_2=config.beta_2)
@@ -125,11 +125,11 @@ def scan(
     least ``CONFIRM_SCORE``) is optimised that many more times from fresh random starts, and its
     mask becomes the median of its runs before the final test: a lucky minimum in one run is not
     a backdoor, a real trigger is found every time. ``rule`` is the detection rule
-    (:mod:`nc_core.detect`).
+    (:mod:`nc_core.detection.detect`).
 
     With ``config.screen_epochs`` > 0 (and at least ``MIN_CLASSES_TO_SCREEN`` classes), every
     class is first screened for that many epochs, and only the classes that could change the
-    verdict, plus a few reference classes, get the full schedule (:mod:`nc_core.screen`).
+    verdict, plus a few reference classes, get the full schedule (:mod:`nc_core.detection.screen`).
     """
     started = time.perf_counter()
     num_classes = int(classifier.output_shape[-1])
@@ -191,8 +191,8 @@ class JobRunner:
     """Runs a scan's jobs: one class at a time, side by side on threads, or several per step;
     and keeps screen checkpoints.
 
-    ``config.classes_per_step`` above 1 selects the batched engine (:mod:`nc_core.batched`);
-    otherwise the keras engine runs on ``config.threads`` threads (:mod:`nc_core.threads`), one
+    ``config.classes_per_step`` above 1 selects the batched engine (:mod:`nc_core.optimise.batched`);
+    otherwise the keras engine runs on ``config.threads`` threads (:mod:`nc_core.optimise.threads`), one
     engine each. Either way each job reports its progress through ``progress`` and each result
     goes to the caller's ``on_done`` as it finishes, so a cancel keeps every class already done.
     """

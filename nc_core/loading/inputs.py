@@ -16,9 +16,9 @@ from pathlib import Path
 
 import keras
 
-from nc_core.data import Dataset, check_fits, load_data, pick_pixel_range
-from nc_core.models import ModelInfo, as_classifier, clean_accuracy, inspect_model, load_model, predict
-from nc_core.pixels import PixelRange
+from nc_core.loading.data import Dataset, check_fits, load_data, pick_pixel_range
+from nc_core.loading.models import ModelInfo, as_classifier, clean_accuracy, inspect_model, load_model, predict
+from nc_core.loading.pixels import PixelRange
 
 PROBE_SAMPLES = 64
 

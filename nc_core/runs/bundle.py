@@ -15,8 +15,8 @@ import zipfile
 
 import numpy as np
 
-from nc_core import limits
-from nc_core.data import read_npy_header
+from nc_core.loading import limits
+from nc_core.loading.data import read_npy_header
 from nc_core.errors import InvalidDataError
 
 MAX_BUNDLE_BYTES = 256 * 1024**2
@@ -94,8 +94,8 @@ def _check_unpacked_sizes(members: list[zipfile.ZipInfo]) -> None:
 
 
 def _check_record(record: dict) -> None:
-    """run.json's fields have the types and ranges a run has (see :class:`nc_core.store.RunRecord`)."""
-    from nc_core.store import STATUSES
+    """run.json's fields have the types and ranges a run has (see :class:`nc_core.runs.store.RunRecord`)."""
+    from nc_core.runs.store import STATUSES
 
     checks = [
         (record["kind"] in ("scan", "reverse", "repair"), "its kind is not scan, reverse or repair"),
@@ -117,7 +117,7 @@ def _check_record(record: dict) -> None:
 
 
 def _check_report(payload: object) -> None:
-    from nc_core.report import ScanReport
+    from nc_core.detection.report import ScanReport
 
     if not isinstance(payload, dict) or not isinstance(payload.get("rows"), list):
         raise _refuse("report.json is not a scan report")
@@ -148,7 +148,7 @@ def _check_repair(payload: object) -> None:
 
 
 def _check_class_figures(payload: object, name: str) -> None:
-    from nc_core.report import result_from_dict
+    from nc_core.detection.report import result_from_dict
 
     if not isinstance(payload, dict):
         raise _refuse(f"{name} is not a class result")

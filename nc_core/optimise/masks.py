@@ -1,6 +1,6 @@
 """Recovered triggers as NumPy arrays: stamping them on images and measuring their masks.
 
-These are the NumPy twins of :class:`nc_core.trigger.Trigger`, kept apart from it so that
+These are the NumPy twins of :class:`nc_core.optimise.trigger.Trigger`, kept apart from it so that
 reading, showing and exporting stored results never has to load Keras.
 
     >>> stamp(np.zeros((1, 2, 2, 1)), np.ones((2, 2)), np.ones((2, 2, 1))).max()

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nc_core.figures import l1_figure
-from nc_core.images import scale_for, to_image, trigger_images
-from nc_core.masks import stamp
-from nc_core.report import ScanReport
+from nc_core.reports.figures import l1_figure
+from nc_core.reports.images import scale_for, to_image, trigger_images
+from nc_core.optimise.masks import stamp
+from nc_core.detection.report import ScanReport
 
 #: Triggered samples shown per class.
 SAMPLES_PER_CLASS = 4

@@ -1,7 +1,7 @@
 """Background runs: each run works in its own process, detached from whoever started it.
 
 A page rerun, a browser refresh, a second viewer or a closed tab does not touch the process; the
-page only reads what the worker records in the :class:`~nc_core.store.RunStore` (live progress,
+page only reads what the worker records in the :class:`~nc_core.runs.store.RunStore` (live progress,
 finished classes) and sets the cancel flag. If the process dies, the store marks the run
 interrupted and keeps its finished classes.
 
@@ -18,9 +18,9 @@ import time
 import traceback
 from pathlib import Path
 
-from nc_core.detect import DetectionRule
+from nc_core.detection.detect import DetectionRule
 from nc_core.errors import NCError
-from nc_core.store import HEARTBEAT_INTERVAL, RunStore
+from nc_core.runs.store import HEARTBEAT_INTERVAL, RunStore
 
 PROGRESS_INTERVAL = 0.3
 #: Seconds between two writes of the class's current mask and pattern (the live view draws them).
@@ -31,7 +31,7 @@ CANCEL_POLL_INTERVAL = 0.5
 def submit_run(store: RunStore, kind: str, model_path: Path, data_path: Path, settings: dict, display_names: tuple[str, str] | None = None) -> str:
     """Store a run with copies of its inputs and start its worker process; return the run id.
 
-    ``settings`` holds ``config`` (a :class:`~nc_core.cleanse.CleanseConfig` as a dict), and
+    ``settings`` holds ``config`` (a :class:`~nc_core.optimise.cleanse.CleanseConfig` as a dict), and
     optionally ``classes``, ``pixel_range`` (a label), ``max_samples``, and the detection rule's
     ``threshold``, ``max_ratio``, ``min_compactness``, ``extreme_ratio`` and ``max_boundary``.
     """
@@ -56,7 +56,7 @@ def start_worker(store: RunStore, run_id: str) -> int:
     """Start the detached process that executes ``run_id``; its output goes to the run's log."""
     log = open(store.run_dir(run_id) / "worker.log", "ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "nc_core.worker", str(store.root), run_id],
+        [sys.executable, "-m", "nc_core.runs.worker", str(store.root), run_id],
         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
@@ -66,36 +66,56 @@ def start_worker(store: RunStore, run_id: str) -> int:
 
 
 class _Recorder:
-    """Turns progress events into rate-limited store writes, keeping the live curves."""
+    """Turns progress events into rate-limited store writes, keeping the live curves.
+
+    Several classes may run at once (threads, or the batched engine); the live view follows one
+    of them, the one that started first, until it finishes, so its curves, its mask and its
+    epoch counter belong to one class instead of flickering between them. The overall fraction
+    comes from every event.
+    """
 
     def __init__(self, store: RunStore, run_id: str, offset: float = 0.0, stage: str = ""):
         """``offset``: the share of the run done before these events (a repair run's re-scan
         starts after the repair), so the stored fraction runs from it to 1 and never back."""
         self.store, self.run_id, self.offset, self.stage = store, run_id, offset, stage
-        self.curves: list[dict] = []
+        self.curves: dict[int, list[dict]] = {}  # running class -> its epochs so far, in start order
+        self.latest: dict[int, object] = {}
+        self.followed: int | None = None
         self.last_write = 0.0
         self.last_trigger = 0.0
         self.started = time.time()
 
     def __call__(self, event) -> None:
         if event.kind == "class_start":
-            self.curves = []
+            self.curves[event.target] = []
         if event.kind == "epoch":
-            self.curves.append({"epoch": event.epoch, **event.metrics})
-            if event.trigger is not None and time.monotonic() - self.last_trigger >= LIVE_TRIGGER_INTERVAL:
-                self.last_trigger = time.monotonic()
-                mask, pattern = event.trigger()
-                self.store.save_live_trigger(self.run_id, event.target, event.epoch, mask, pattern)
-        urgent = event.kind in ("class_start", "class_done")
+            self.curves.setdefault(event.target, []).append({"epoch": event.epoch, **event.metrics})
+        if self.followed is None or self.followed not in self.curves:
+            self.followed = event.target
+        self.latest[event.target] = event
+        followed = event.target == self.followed
+        if (followed and event.kind == "epoch" and event.trigger is not None
+                and time.monotonic() - self.last_trigger >= LIVE_TRIGGER_INTERVAL):
+            self.last_trigger = time.monotonic()
+            mask, pattern = event.trigger()
+            self.store.save_live_trigger(self.run_id, event.target, event.epoch, mask, pattern)
+        shown = self.latest[self.followed]
+        curves = list(self.curves.get(shown.target, []))
+        if event.kind == "class_done":
+            self.curves.pop(event.target, None)
+            self.latest.pop(event.target, None)
+            if followed:
+                self.followed = next(iter(self.curves), None)
+        urgent = followed and event.kind in ("class_start", "class_done")
         if urgent or time.monotonic() - self.last_write >= PROGRESS_INTERVAL:
             self.last_write = time.monotonic()
             self.store.update_progress(self.run_id, {
-                "kind": event.kind, "target": event.target, "class_index": event.class_index,
-                "num_classes": event.num_classes, "epoch": event.epoch, "max_epochs": event.max_epochs,
-                "step": event.step, "steps_per_epoch": event.steps_per_epoch,
+                "kind": shown.kind, "target": shown.target, "class_index": shown.class_index,
+                "num_classes": event.num_classes, "epoch": shown.epoch, "max_epochs": shown.max_epochs,
+                "step": shown.step, "steps_per_epoch": shown.steps_per_epoch,
                 "fraction": self.offset + (1 - self.offset) * event.fraction,
                 "elapsed": time.time() - self.started, "phase": event.phase, "stage": self.stage,
-                "curves": self.curves,
+                "curves": curves,
             })
 
 
@@ -140,10 +160,10 @@ def execute(store: RunStore, run_id: str) -> str:
 
 
 def _execute(store: RunStore, run_id: str) -> str:
-    from nc_core.cleanse import CleanseConfig
-    from nc_core.inputs import load_inputs
-    from nc_core.progress import CancelToken
-    from nc_core.scan import scan
+    from nc_core.optimise.cleanse import CleanseConfig
+    from nc_core.loading.inputs import load_inputs
+    from nc_core.optimise.progress import CancelToken
+    from nc_core.detection.scan import scan
 
     record = store.get(run_id)
     settings = record.settings
@@ -177,7 +197,7 @@ def _execute(store: RunStore, run_id: str) -> str:
 
 def _execute_repair(store: RunStore, record) -> str:
     from nc_core.errors import RunCancelled
-    from nc_core.progress import CancelToken
+    from nc_core.optimise.progress import CancelToken
     from nc_core.repair.job import run_repair_job
 
     token = CancelToken(check=_polled(lambda: store.cancel_requested(record.id), CANCEL_POLL_INTERVAL))

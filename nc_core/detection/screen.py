@@ -5,7 +5,7 @@ Most classes of a model are nowhere near the flag line, yet the paper's schedule
 budget on each (K-Arm, Shen et al. 2021, makes the same observation). So a scan first runs every
 class for ``screen_epochs`` epochs, with the same settings, and then gives the full schedule to
 
-* the **candidates**: classes that could still matter: their score (:func:`nc_core.detect.detect`)
+* the **candidates**: classes that could still matter: their score (:func:`nc_core.detection.detect.detect`)
   is at least ``SCREEN_SCORE`` even if they shrank ``SHRINK_MARGIN`` more than a typical class
   would, or they never reached the attack success threshold;
 * a few **reference** classes, the ones nearest the median: their L1 after the screen and after
@@ -27,9 +27,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nc_core.cleanse import TriggerResult
-from nc_core.detect import DetectionRule, detect
-from nc_core.shape import compactness
+from nc_core.optimise.cleanse import TriggerResult
+from nc_core.detection.detect import DetectionRule, detect
+from nc_core.detection.shape import compactness
 
 #: A screened class scoring at least this gets the full schedule (1 = flagged; close calls, which
 #: get confirmation restarts, start at 0.75, so this leaves a margin for what the screen misjudges).
@@ -65,7 +65,7 @@ def pessimistic_scores(l1: Sequence[float], shapes: Sequence[float], screened: S
 
     One class at a time, the others as judged: "could this class alone still cross the line?"
     Shape is judged by compactness only: a screened mask is still noisy, so its edge
-    (:func:`nc_core.shape.boundary`) would understate how compact it will end up.
+    (:func:`nc_core.detection.shape.boundary`) would understate how compact it will end up.
     """
     scores = []
     for k, only_screened in enumerate(screened):

@@ -17,10 +17,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from nc_core.epoch import PROB_FLOOR, EpochMetrics, epoch_batches
-from nc_core.pixels import PixelRange
-from nc_core.steps import compile_steps, run_in_chunks
-from nc_core.trigger import Trigger
+from nc_core.optimise.epoch import PROB_FLOOR, EpochMetrics, epoch_batches
+from nc_core.loading.pixels import PixelRange
+from nc_core.optimise.steps import compile_steps, run_in_chunks
+from nc_core.optimise.trigger import Trigger
 
 
 def build_triggered_model(trigger: Trigger, classifier: keras.Model, pixel_range: PixelRange) -> keras.Model:
@@ -43,7 +43,7 @@ class KerasEngine:
         x_unit: clean images in [0, 1], ``(N, H, W, C)``; labels are not needed. A float32
             tensor is used as it is, so engines on several threads can share one copy.
         pixel_range: the range the classifier expects its inputs in.
-        method: ``"neural-cleanse"`` or ``"plain"`` (see :class:`~nc_core.trigger.Trigger`).
+        method: ``"neural-cleanse"`` or ``"plain"`` (see :class:`~nc_core.optimise.trigger.Trigger`).
         batch_size, learning_rate, beta_1, beta_2: Adam and mini-batch settings.
     """
 
@@ -103,7 +103,7 @@ class KerasEngine:
         """Run ``steps`` mini-batches with the mask penalty ``lam``; return the epoch's means.
 
         ``on_step(step)`` is called with the steps done (1-based) after every compiled chunk of
-        steps (:mod:`nc_core.steps`) to drive progress displays and cancels.
+        steps (:mod:`nc_core.optimise.steps`) to drive progress displays and cancels.
         """
         batches = epoch_batches(self._rng, self._num_samples, steps, self.batch_size)
         totals = run_in_chunks(self._steps, batches, tf.constant(lam, tf.float32), on_step)

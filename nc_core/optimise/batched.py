@@ -8,7 +8,7 @@ its own trigger, and Adam is elementwise, so every slot follows exactly the upda
 alone; a slot that finishes takes the next class at once. On 2 CPU cores this gains nothing (the
 step is compute-bound already, BENCHMARKS.md); it is for accelerators.
 
-Each class still follows its own schedule through :class:`nc_core.cleanse.TargetRun`. The one
+Each class still follows its own schedule through :class:`nc_core.optimise.cleanse.TargetRun`. The one
 difference from one class at a time: the slots share one mini-batch order, so L1s agree within
 the noise of a different sample order, not bit for bit.
 
@@ -24,15 +24,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from nc_core.cleanse import Checkpoint, CleanseConfig, TargetRun, TriggerResult, check_cancel, epoch_metrics, \
+from nc_core.optimise.cleanse import Checkpoint, CleanseConfig, TargetRun, TriggerResult, check_cancel, epoch_metrics, \
     event_emitter
-from nc_core.epoch import PROB_FLOOR, EpochMetrics, epoch_batches
+from nc_core.optimise.epoch import PROB_FLOOR, EpochMetrics, epoch_batches
 from nc_core.errors import InvalidParameterError
-from nc_core.pixels import PixelRange
-from nc_core.progress import CancelToken, EventCallback
-from nc_core.steps import compile_steps, run_in_chunks
+from nc_core.loading.pixels import PixelRange
+from nc_core.optimise.progress import CancelToken, EventCallback
+from nc_core.optimise.steps import compile_steps, run_in_chunks
 
-TANH_EPSILON = 1e-7  # as :class:`nc_core.trigger.Trigger`'s default
+TANH_EPSILON = 1e-7  # as :class:`nc_core.optimise.trigger.Trigger`'s default
 ADAM_EPSILON = 1e-7  # as Keras' Adam
 
 

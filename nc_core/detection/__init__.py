@@ -1,0 +1,11 @@
+"""Deciding: which classes are backdoor targets, from every class's recovered trigger.
+
+Modules: :mod:`.shape` (how compact a mask is, and how long its edge), :mod:`.detect` (the
+paper's anomaly index and the product's rule), :mod:`.screen` (where a scan spends its budget),
+:mod:`.scan` (``scan`` and ``reverse_engineer``: optimisation of every class, then the rule) and
+:mod:`.report` (``ScanReport``: every figure computed once, and the verdict). The public names
+are importable from :mod:`nc_core`.
+
+    >>> from nc_core import scan
+    >>> report = scan(inputs.classifier, inputs.data); report.verdict
+"""

@@ -1,0 +1,12 @@
+"""Optimising triggers: the Trigger layer, the engines that train it, the paper's schedule.
+
+Modules: :mod:`.masks` and :mod:`.trigger` (the mask and pattern, in NumPy and as a Keras layer),
+:mod:`.epoch` and :mod:`.steps` (what an epoch is, and many steps per compiled call),
+:mod:`.engine` (Keras 3), :mod:`.batched` (several classes per step, for accelerators),
+:mod:`.legacy` and :mod:`.legacy_worker` (the original ``K.function`` loop, in a child process),
+:mod:`.cleanse` (``CleanseConfig``, the lambda schedule, ``reverse_target``), :mod:`.threads`
+(classes side by side on CPU threads) and :mod:`.progress` (events, the scan's progress bar,
+cancel tokens). Nothing here decides a verdict: that is :mod:`nc_core.detection`.
+
+    >>> from nc_core import CleanseConfig, KerasEngine
+"""

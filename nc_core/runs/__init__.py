@@ -1,0 +1,10 @@
+"""Runs that outlive a page: the store (SQLite and files), background worker processes, and run
+bundles (export and import).
+
+Modules: :mod:`.store` (``RunStore``: runs, their settings, live state and reports),
+:mod:`.worker` (a run's own process, resumable, cancellable) and :mod:`.bundle` (a finished run
+as one zip, and back).
+
+    >>> from nc_core.runs.store import RunStore
+    >>> RunStore("nc_data").list_runs()
+"""
