@@ -932,11 +932,11 @@ def write_scan_bundles(out: Path) -> None:
     import tempfile
 
     sys.path.insert(0, str(HERE.parent))  # the repository's nc_core, installed or not
-    from nc_core.cleanse import CleanseConfig
-    from nc_core.detect import DetectionRule
-    from nc_core.inputs import load_inputs
-    from nc_core.scan import scan
-    from nc_core.store import RunStore
+    from nc_core.optimise.cleanse import CleanseConfig
+    from nc_core.detection.detect import DetectionRule
+    from nc_core.loading.inputs import load_inputs
+    from nc_core.detection.scan import scan
+    from nc_core.runs.store import RunStore
 
     with tempfile.TemporaryDirectory() as folder:
         store = RunStore(folder)
