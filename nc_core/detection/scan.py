@@ -117,7 +117,7 @@ def scan(
 ) -> ScanReport:
     """Reverse-engineer every class in ``classes`` (all by default), then run the MAD test.
 
-    A cancel stops within one step and returns a report of the classes already finished, with
+    A cancel stops within one chunk of steps (:mod:`nc_core.optimise.steps`) and returns a report of the classes already finished, with
     ``cancelled=True``. ``done`` carries results of an earlier, interrupted run to resume from;
     ``on_result`` receives each class as it finishes (the dashboard stores it at once).
 

@@ -424,7 +424,7 @@ def reverse_target(
 
 
 def check_cancel(cancel: CancelToken | None) -> None:
-    """Raise :class:`RunCancelled` once ``cancel`` fired (drivers call it after every step)."""
+    """Raise :class:`RunCancelled` once ``cancel`` fired (drivers call it after every chunk of steps)."""
     if cancel is not None and cancel.cancelled:
         raise RunCancelled("The run was cancelled.")
 

@@ -1,8 +1,9 @@
 """Progress events and cancellation, shared by the engines, the scan, the CLI and the dashboard.
 
-A run reports through one callback, ``on_event(ProgressEvent)``, after every optimisation step
-and every epoch, and checks a :class:`CancelToken` as often; so a progress bar stays live and a
-cancel lands within one step, while the classes already finished are kept.
+A run reports through one callback, ``on_event(ProgressEvent)``, after every compiled chunk of
+optimisation steps (ten, :mod:`nc_core.optimise.steps`) and every epoch, and checks a
+:class:`CancelToken` as often; so a progress bar stays live and a cancel lands within one chunk
+(well under a second), while the classes already finished are kept.
 
     >>> token = CancelToken(); token.cancel(); token.cancelled
     True
