@@ -73,19 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "at most 4; the results do not change)")
     scan.add_argument("--classes-per-step", type=int,
                       help="optimise this many classes in one batched step (default 1; for GPUs, see README)")
-    rule = DetectionRule()
-    scan.add_argument("--threshold", type=float, default=rule.threshold,
-                      help="log-L1 index above which a class stands out (default %(default)g, the paper's)")
-    scan.add_argument("--max-l1-ratio", type=float, default=rule.max_ratio,
-                      help="flag only masks at most this share of the median L1 (default %(default)g)")
-    scan.add_argument("--min-compactness", type=float, default=rule.min_compactness,
-                      help="a mask with at least this share of its L1 in its two best small windows looks injected "
-                           "(default %(default)g)")
-    scan.add_argument("--extreme-ratio", type=float, default=rule.extreme_ratio,
-                      help="masks at most this share of the median are flagged whatever their shape (default %(default)g)")
-    scan.add_argument("--max-boundary", type=float, default=rule.max_boundary,
-                      help="a compact mask's edge is at most this many times a solid square's of the same L1 "
-                           "(default %(default)g)")
+    _rule_arguments(scan)
 
     reverse = commands.add_parser("reverse", help="reverse-engineer one target class")
     common(reverse)
@@ -103,7 +91,36 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--seed", type=int, help="seed of the random starts (default 0)")
     audit.add_argument("--format", choices=["json", "text"], default="text")
     audit.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    _rule_arguments(audit)
     return parser
+
+
+def _rule_arguments(parser: argparse.ArgumentParser) -> None:
+    """The detection rule's options (nc_core.detection.detect), shared by scan and audit."""
+    rule = DetectionRule()
+    parser.add_argument("--threshold", type=float, default=rule.threshold,
+                        help="log-L1 index above which a class stands out (default %(default)g, the paper's)")
+    parser.add_argument("--max-l1-ratio", type=float, default=rule.max_ratio,
+                        help="flag only masks at most this share of the median L1 (default %(default)g)")
+    parser.add_argument("--min-compactness", type=float, default=rule.min_compactness,
+                        help="a mask with at least this share of its L1 in its two best small windows looks "
+                             "injected (default %(default)g)")
+    parser.add_argument("--extreme-ratio", type=float, default=rule.extreme_ratio,
+                        help="masks at most this share of the median are flagged whatever their shape "
+                             "(default %(default)g)")
+    parser.add_argument("--max-boundary", type=float, default=rule.max_boundary,
+                        help="a compact mask's edge is at most this many times a solid square's of the same L1 "
+                             "(default %(default)g)")
+
+
+def _rule(args: argparse.Namespace) -> DetectionRule:
+    """The rule the options name, or a one-line error for values it cannot use."""
+    if (args.threshold <= 0 or args.max_boundary <= 0
+            or not all(0 < v <= 1 for v in (args.max_l1_ratio, args.min_compactness, args.extreme_ratio))):
+        raise InvalidParameterError("--threshold and --max-boundary must be above 0, and --max-l1-ratio, "
+                                    "--min-compactness and --extreme-ratio in (0, 1].")
+    return DetectionRule(args.threshold, args.max_l1_ratio, args.min_compactness, args.extreme_ratio,
+                         args.max_boundary)
 
 
 def _repair_parser(commands) -> None:
@@ -208,10 +225,7 @@ def _text_summary(report) -> str:
 def run_scan(args: argparse.Namespace) -> int:
     from nc_core.loading.inputs import load_inputs
 
-    if (args.threshold <= 0 or args.max_boundary <= 0
-            or not all(0 < v <= 1 for v in (args.max_l1_ratio, args.min_compactness, args.extreme_ratio))):
-        raise InvalidParameterError("--threshold and --max-boundary must be above 0, and --max-l1-ratio, "
-                                    "--min-compactness and --extreme-ratio in (0, 1].")
+    rule = _rule(args)
     from nc_core.optimise.progress import CancelToken
     from nc_core.detection.scan import scan
 
@@ -221,8 +235,7 @@ def run_scan(args: argparse.Namespace) -> int:
     try:
         report = scan(inputs.classifier, inputs.data, args.classes, _config(args),
                       on_event=_progress_printer(args.quiet), cancel=token, model_name=inputs.model_name,
-                      rule=DetectionRule(args.threshold, args.max_l1_ratio, args.min_compactness, args.extreme_ratio,
-                                         args.max_boundary))
+                      rule=rule)
     finally:
         signal.signal(signal.SIGINT, previous)
     if args.out:
@@ -347,8 +360,9 @@ def run_audit_command(args: argparse.Namespace) -> int:
     from nc_core.audit.runner import audit_settings, run_audit
     from nc_core.runs.store import RunStore, default_data_dir
 
+    rule = _rule(args)
     entries = read_manifest(args.manifest)
-    settings = audit_settings(args.epochs, args.screen_epochs, args.seed, args.max_samples)
+    settings = audit_settings(args.epochs, args.screen_epochs, args.seed, args.max_samples, rule)
 
     def show(row, done: int, total: int) -> None:
         if not args.quiet:

@@ -117,3 +117,15 @@ def test_hostile_audit_zips_are_refused_before_anything_is_written(tmp_path, mem
         unpack_audit_zip(_zip(members), RunStore(tmp_path / "nc_data"), "up.zip")
     if message != "outside the zip":  # names and sizes are checked before any file is written
         assert not (tmp_path / "nc_data" / "audit_uploads").exists()
+
+
+def test_the_audit_judges_with_the_rule_it_is_given_and_the_rule_is_part_of_its_identity(tmp_path):
+    from nc_core.audit.runner import audit_id_for, audit_settings
+    from nc_core.detection.detect import DetectionRule
+
+    entries = [AuditEntry(tmp_path / "m.keras", tmp_path / "d.npz")]
+    strict = audit_settings(rule=DetectionRule(threshold=3.0, max_boundary=2.0))
+    assert strict.run_settings()["threshold"] == 3.0 and strict.run_settings()["max_boundary"] == 2.0
+    assert strict.config.threads == 1, "one class at a time per scan: the audit fills the cores"
+    assert audit_settings().rule == DetectionRule()
+    assert audit_id_for(entries, strict) != audit_id_for(entries, audit_settings())

@@ -78,6 +78,7 @@ def _bad_files(tmp_path):
     ("batch larger than data", "larger than"),
     ("zip slip", ""),
     ("negative edge bound", "--max-boundary"),
+    ("audit with a ratio above 1", "--max-l1-ratio"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, case, needle):
     random_model, wrong_shape, notes = _bad_files(tmp_path)
@@ -91,6 +92,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, case, needle):
         "batch larger than data": ("scan", MODEL, DATA, "--batch-size", "100000"),
         "zip slip": ("scan", MODEL, tmp_path / "slip.zip"),
         "negative edge bound": ("scan", MODEL, DATA, "--max-boundary", "-1"),
+        "audit with a ratio above 1": ("audit", tmp_path / "manifest.csv", "--max-l1-ratio", "2"),
     }[case]
     done = nc(*args, timeout=120)
     assert done.returncode == 2, (done.stdout, done.stderr)
