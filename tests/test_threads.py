@@ -161,3 +161,23 @@ def test_the_live_view_follows_one_class_while_two_run(monkeypatch):
     assert [c["epoch"] for c in after["curves"]] == [1, 2, 3]
     assert store.triggers == [3, 3, 4]
     assert [p["fraction"] for p in store.progress] == sorted(p["fraction"] for p in store.progress)
+
+
+def test_an_error_while_starting_a_job_waits_for_the_running_threads_then_raises():
+    running = []
+
+    def slow(engine, job, on_event, cancel):
+        running.append(job.target)
+        time.sleep(0.2)
+        if cancel.cancelled:
+            raise RunCancelled("stopped")
+        return "done", None
+
+    def events(job):
+        if job.target == 1:
+            raise RuntimeError("no progress for class 1")
+        return lambda event: None
+
+    with pytest.raises(RuntimeError, match="class 1"):
+        run_on_threads(["a", "b"], [FakeJob(0), FakeJob(1), FakeJob(2)], slow, events, lambda *a: None)
+    assert running == [0], "class 0 ran and was waited for; nothing started after the error"

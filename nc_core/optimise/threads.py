@@ -94,7 +94,11 @@ def run_on_threads(engines: Sequence[Any], jobs: Sequence[Any], run_job: RunJob,
     while pending or running:
         while pending and idle and failure is None and not halt.cancelled:
             job = pending.pop()
-            started.append((job, events(job)))
+            try:
+                started.append((job, events(job)))
+            except BaseException as error:  # stop the threads already running before raising it
+                failure, halt.stopped = error, True
+                break
             threading.Thread(target=work, args=(idle.pop(), job, len(started) - 1), daemon=True,
                              name=f"nc-class-{getattr(job, 'target', '')}").start()
             running += 1
