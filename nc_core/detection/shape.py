@@ -42,6 +42,16 @@ def _window_sums(mask: np.ndarray, side: int) -> np.ndarray:
     return table[side:, side:] - table[:-side, side:] - table[side:, :-side] + table[:-side, :-side]
 
 
+def _plane(mask: np.ndarray) -> tuple[np.ndarray, float]:
+    """The mask as one ``(H, W)`` plane of absolute values (channels averaged, as the L1 is) and
+    its sum; the sum is NaN for an empty or non-finite mask, which has no shape."""
+    plane = np.abs(np.asarray(mask, np.float64))
+    if plane.ndim == 3:
+        plane = plane.mean(axis=-1)
+    total = float(plane.sum())
+    return plane, (total if total > 0 and math.isfinite(total) else float("nan"))
+
+
 def compactness(mask: np.ndarray, pieces: int = DEFAULT_PIECES) -> float:
     """Share of the mask's L1 inside its best ``pieces`` windows of side ``ceil(sqrt(L1 / pieces)) + 2``.
 
@@ -52,12 +62,9 @@ def compactness(mask: np.ndarray, pieces: int = DEFAULT_PIECES) -> float:
     """
     if pieces < 1:
         raise ValueError(f"pieces must be at least 1, not {pieces}")
-    remaining = np.abs(np.asarray(mask, np.float64))
-    if remaining.ndim == 3:
-        remaining = remaining.mean(axis=-1)
-    total = float(remaining.sum())
-    if total <= 0 or not math.isfinite(total):
-        return float("nan")
+    remaining, total = _plane(mask)
+    if math.isnan(total):
+        return total
     side = min(min(remaining.shape), math.ceil(math.sqrt(total / pieces)) + WINDOW_MARGIN)
     held = 0.0
     for _ in range(pieces):
@@ -80,11 +87,8 @@ def boundary(mask: np.ndarray) -> float:
     >>> boundary(np.eye(16))  # a diagonal line of 16 pixels: 3.75 times a 4x4 square's edge
     3.75
     """
-    values = np.abs(np.asarray(mask, np.float64))
-    if values.ndim == 3:
-        values = values.mean(axis=-1)
-    total = float(values.sum())
-    if total <= 0 or not math.isfinite(total):
-        return float("nan")
+    values, total = _plane(mask)
+    if math.isnan(total):
+        return total
     variation = float(np.abs(np.diff(values, axis=0)).sum() + np.abs(np.diff(values, axis=1)).sum())
     return variation / (4.0 * math.sqrt(total))
