@@ -79,8 +79,7 @@ class _Recorder:
         starts after the repair), so the stored fraction runs from it to 1 and never back."""
         self.store, self.run_id, self.offset, self.stage = store, run_id, offset, stage
         self.curves: dict[int, list[dict]] = {}  # running class -> its epochs so far, in start order
-        self.latest: dict[int, object] = {}
-        self.followed: int | None = None
+        self.latest: dict[int, object] = {}  # running class -> its last event
         self.last_write = 0.0
         self.last_trigger = 0.0
         self.started = time.time()
@@ -90,22 +89,19 @@ class _Recorder:
             self.curves[event.target] = []
         if event.kind == "epoch":
             self.curves.setdefault(event.target, []).append({"epoch": event.epoch, **event.metrics})
-        if self.followed is None or self.followed not in self.curves:
-            self.followed = event.target
         self.latest[event.target] = event
-        followed = event.target == self.followed
+        followed_target = next(iter(self.curves), event.target)  # the running class started first
+        followed = event.target == followed_target
         if (followed and event.kind == "epoch" and event.trigger is not None
                 and time.monotonic() - self.last_trigger >= LIVE_TRIGGER_INTERVAL):
             self.last_trigger = time.monotonic()
             mask, pattern = event.trigger()
             self.store.save_live_trigger(self.run_id, event.target, event.epoch, mask, pattern)
-        shown = self.latest[self.followed]
+        shown = self.latest[followed_target]
         curves = list(self.curves.get(shown.target, []))
         if event.kind == "class_done":
             self.curves.pop(event.target, None)
             self.latest.pop(event.target, None)
-            if followed:
-                self.followed = next(iter(self.curves), None)
         urgent = followed and event.kind in ("class_start", "class_done")
         if urgent or time.monotonic() - self.last_write >= PROGRESS_INTERVAL:
             self.last_write = time.monotonic()
