@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from nc_core.detection.detect import MAD_CONSISTENCY, DetectionRule, anomaly_indices, detect
+from nc_core.detection.detect import (MAD_CONSISTENCY, DetectionRule, anomaly_indices, detect, detection_l1,
+                                     size_credit)
 
 
 def test_small_outlier_is_flagged_with_the_papers_formula():
@@ -140,3 +141,34 @@ def test_stored_settings_give_the_detection_rule():
     assert DetectionRule.from_settings({}) == DetectionRule()
     rule = DetectionRule.from_settings({"threshold": 3, "max_ratio": 1, "min_compactness": None})
     assert (rule.threshold, rule.max_ratio, rule.min_compactness) == (3.0, 1.0, DetectionRule().min_compactness)
+
+
+def test_a_compact_mask_far_below_the_median_needs_less_than_two_deviations():
+    """A residual net's natural masks spread over 5x (the zoo's ``mnist-patch4-tr``, judged L1s):
+    its real target, compact and 3.4x below the median, is only 1.65 log deviations out."""
+    l1 = [10.7, 23.9, 24.0, 34.6, 34.6, 39.3, 65.6, 82.4, 121.0, 125.4]
+    compact = [1.0] * len(l1)
+    found = detect(l1, compact)
+    assert 1.41 < found.log_indices[0] < 2  # the bar without the size credit is 2
+    assert found.flagged == [0]
+    assert detect(l1, [0.3] + compact[1:]).flagged == []  # scattered: size alone is not enough
+
+
+def test_no_size_credit_for_a_class_that_is_not_far_smaller():
+    """Standing out far without being far smaller is what naturally similar classes do."""
+    l1 = [23.0, 40.0, 41.0, 42.0, 43.0, 44.0, 45.0, 46.0, 60.0, 90.0, 120.0]
+    found = detect(l1, [1.0] * len(l1))
+    assert found.log_indices[0] > 2 and found.ratios[0] > 0.5
+    assert found.flagged == []
+    assert size_credit(found.ratios[0], 0.5) == 1.0
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_detection_l1_is_the_line_below_which_compact_masks_are_flagged(seed):
+    rng = np.random.default_rng(seed)
+    l1 = np.exp(rng.normal(4.0, rng.uniform(0.05, 1.2), size=11))  # odd: median(log l) = log median(l)
+    l1[0] = np.median(l1) * rng.uniform(0.05, 0.7)
+    rule = DetectionRule(max_ratio=float(rng.choice([0.5, 0.6, 1.0])))
+    found = detect(l1, [1.0] * l1.size, rule)
+    line = detection_l1(float(np.median(l1)), found.log_spread, rule)
+    assert found.flagged == [k for k in range(l1.size) if l1[k] < line * (1 - 1e-9)]

@@ -115,8 +115,9 @@ def cached_report(zoo: Path, row: dict, schedule: str, rescan: bool, judge_only:
     """The model's report, scanned now or read from the cache and re-judged by today's rule.
 
     A cached report whose close calls (under today's rule) were never confirmed by restarts gets
-    just those restarts, as a fresh scan would, so every model is judged on the same evidence
-    (unless ``judge_only``: then nothing is optimised at all).
+    just those restarts, and screened classes that today's rule could flag get the full schedule,
+    as a fresh scan would, so every model is judged on the same evidence (unless ``judge_only``:
+    then nothing is optimised at all).
     """
     from nc_core.detection.scan import close_calls
 
@@ -125,7 +126,8 @@ def cached_report(zoo: Path, row: dict, schedule: str, rescan: bool, judge_only:
         stored = ScanReport.from_json(path.read_text())
         report = make_report(stored.results, stored.model, stored.data, stored.pixel_range, stored.config,
                              [r.name for r in stored.rows], stored.seconds, stored.cancelled)
-        if schedule == "original" or judge_only or not close_calls(report):
+        incomplete = close_calls(report) or set(report.screened) & set(report.unsettled)
+        if schedule == "original" or judge_only or not incomplete:
             return report
         report = scan_model(zoo, row, schedule, done=report)
     else:

@@ -18,7 +18,16 @@ The product's rule flags class ``k`` when all of these hold:
 
 1. **it stands out**, measured on *log* L1s (mask sizes are positive and spread by factors, so
    a class 4x smaller than the median is as far out as one 4x larger): ``log_index(k) =
-   (median(log l) - log l_k) / (1.4826 * MAD(log l))`` above ``threshold`` (the paper's 2);
+   (median(log l) - log l_k) / (1.4826 * MAD(log l))`` above ``threshold`` (the paper's 2),
+   lowered for a mask that is far smaller than condition 2 asks: the threshold is divided by
+   ``sqrt(min(far_smaller, SIZE_CREDIT_CAP))``, where ``far_smaller`` is condition 2's ratio below
+   (a compact mask at a quarter of the median needs a log index of 1.41, not 2). Evidence is
+   weighed, not only counted: a residual net's natural masks can spread over 5x, so a compact
+   mask 3.4x below the median (2.2x below the next class) is only 1.65 deviations out (the
+   zoo's ``mnist-patch4-tr``), yet size and shape together leave little doubt. The credit runs
+   one way only: a class that stands out far but is not far smaller gets none, since naturally
+   similar classes do exactly that (a clean signs ResNet's compact "speed limit" mask at 0.57 of
+   the median, 2.8 deviations out);
 2. **it is far smaller**: ``l_k / median(l)`` at most ``max_ratio`` (one half), since a class
    that is statistically out but still needs half the median's pixels is no injected trigger;
 3. **it looks injected**: its mask is compact, *or* it is so small (at most ``extreme_ratio`` of
@@ -57,6 +66,9 @@ DEFAULT_MAX_BOUNDARY = 3.0
 #: A floor on the spread of log L1s: classes all within a few percent of each other are as alike
 #: as restarts of one class are (+-10-20 % at the product budget), not a scale to measure by.
 MIN_LOG_SPREAD = 0.1
+#: How far condition 2's ratio may lower condition 1's bar (the square root of it): at most by
+#: sqrt(2), reached by a mask at ``max_ratio ** 2`` of the median (a quarter, by default).
+SIZE_CREDIT_CAP = 2.0
 
 
 @dataclass(frozen=True)
@@ -135,11 +147,39 @@ class Detection:
         return max(finite) if finite else 0.0
 
 
+def size_credit(ratio: float, max_ratio: float) -> float:
+    """How much more condition 1's index counts for a mask at ``ratio`` of the median (at least 1).
+
+    ``sqrt(min(log(ratio) / log(max_ratio), SIZE_CREDIT_CAP))`` once the mask is below
+    ``max_ratio``; 1 above it, or when ``max_ratio`` is 1 or more (condition 2 then asks nothing).
+
+    >>> size_credit(0.6, 0.5), round(size_credit(0.25, 0.5), 3), round(size_credit(0.01, 0.5), 3)
+    (1.0, 1.414, 1.414)
+    """
+    if not max_ratio < 1 or not ratio < max_ratio:
+        return 1.0
+    if ratio <= 0:
+        return math.sqrt(SIZE_CREDIT_CAP)
+    return math.sqrt(min(math.log(ratio) / math.log(max_ratio), SIZE_CREDIT_CAP))
+
+
 def detection_l1(median: float, log_spread: float, rule: DetectionRule) -> float:
-    """The L1 below which a *compact* mask is flagged (conditions 1 and 2 of the rule)."""
+    """The L1 below which a *compact* mask is flagged (conditions 1 and 2 of the rule).
+
+    In log distance below the median, ``u = log(median / l)``, condition 2 is ``u >= u2`` with
+    ``u2 = -log(max_ratio)`` and condition 1 is ``u * sqrt(min(u / u2, cap)) >= threshold *
+    spread``; its left side grows with ``u``, so the line is where both first hold.
+    """
     if not math.isfinite(median) or median <= 0:
         return 0.0
-    return min(median * math.exp(-rule.threshold * log_spread), rule.max_ratio * median)
+    needed = rule.threshold * log_spread
+    if rule.max_ratio >= 1:
+        return min(median * math.exp(-needed), rule.max_ratio * median)
+    u2 = -math.log(rule.max_ratio)
+    u = (needed ** 2 * u2) ** (1 / 3)  # u * sqrt(u / u2) = needed, while u / u2 is below the cap
+    if u > SIZE_CREDIT_CAP * u2:
+        u = needed / math.sqrt(SIZE_CREDIT_CAP)
+    return median * math.exp(-max(u, u2))
 
 
 def extreme_l1(median: float, log_spread: float, rule: DetectionRule) -> float:
@@ -184,7 +224,7 @@ def detect(
     ratios = values / median if median > 0 else np.ones_like(values)
     scores = []
     for k in range(values.size):
-        stands_out = log_indices[k] / rule.threshold
+        stands_out = log_indices[k] / rule.threshold * size_credit(ratios[k], rule.max_ratio)
         far_smaller = _shrink_score(ratios[k], rule.max_ratio)
         compact = shape[k] / rule.min_compactness if math.isfinite(shape[k]) else 0.0
         if math.isfinite(edges[k]) and edges[k] > 0:
