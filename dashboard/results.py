@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import streamlit as st
 
+from nc_core.detection.detect import SIZE_CREDIT_CAP
 from nc_core.reports.figures import curves_figure, l1_figure
 from nc_core.reports.html_report import SAMPLES_PER_CLASS, render_html_report
 from nc_core.reports.images import to_image, trigger_images
@@ -62,7 +63,8 @@ def verdict_banner(report, names: list[str]) -> None:
     the banner, the CLI and the report never explain the same verdict differently.
     """
     rule = (f"Score **{report.score:.2f}** (a class is flagged above 1: it stands out above "
-            f"{report.threshold:g} on log mask sizes, at most {report.max_ratio:g} of the median, with a "
+            f"{report.threshold:g} on log mask sizes (down to {report.threshold / SIZE_CREDIT_CAP ** 0.5:.2f} for masks "
+            f"far below the median), at most {report.max_ratio:g} of the median, with a "
             f"compact mask (two windows, edge at most {report.max_boundary:g} squares') or below "
             f"{report.extreme_ratio:g} of the median). Paper's anomaly index "
             f"{report.anomaly_index:.2f}.")

@@ -88,7 +88,8 @@ def rule_fields(key: str) -> DetectionRule:
     left, right = st.columns(2)
     threshold = left.number_input(
         "Stand-out threshold (log index)", 0.1, 100.0, default.threshold, key=f"{key}_index_threshold",
-        help="A class stands out when its robust index on log mask sizes is above this (2, as in the paper).")
+        help="A class stands out when its robust index on log mask sizes is above this (2, as in the paper); "
+        "a mask far below the median ratio needs less, down to this over sqrt(2).")
     max_ratio = right.number_input(
         "Flag masks at most this share of the median L1", 0.01, 1.0, default.max_ratio, key=f"{key}_max_ratio",
         help="A backdoor needs a FAR smaller mask; naturally similar classes stand out at about 0.6 of the median.")

@@ -99,7 +99,8 @@ def _rule_arguments(parser: argparse.ArgumentParser) -> None:
     """The detection rule's options (nc_core.detection.detect), shared by scan and audit."""
     rule = DetectionRule()
     parser.add_argument("--threshold", type=float, default=rule.threshold,
-                        help="log-L1 index above which a class stands out (default %(default)g, the paper's)")
+                        help="log-L1 index above which a class stands out (default %(default)g, the paper's; "
+                             "down to threshold/sqrt(2) for masks far below --max-l1-ratio)")
     parser.add_argument("--max-l1-ratio", type=float, default=rule.max_ratio,
                         help="flag only masks at most this share of the median L1 (default %(default)g)")
     parser.add_argument("--min-compactness", type=float, default=rule.min_compactness,
