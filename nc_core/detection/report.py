@@ -103,8 +103,9 @@ class ScanReport:
 
     @property
     def detection_l1(self) -> float:
-        """The L1 below which a compact mask is flagged: ``min(median * exp(-threshold * spread),
-        max_ratio * median)`` with ``spread`` the robust spread of the log L1s."""
+        """The L1 below which a compact mask is flagged: at most ``max_ratio * median``, and far
+        enough below the median in robust spreads of the log L1s, less far the smaller the mask
+        (:func:`nc_core.detection.detect.detection_l1`)."""
         return detection_l1(self.median, self.log_spread, self.rule)
 
     @property
