@@ -156,11 +156,9 @@ def size_credit(ratio: float, max_ratio: float) -> float:
     >>> size_credit(0.6, 0.5), round(size_credit(0.25, 0.5), 3), round(size_credit(0.01, 0.5), 3)
     (1.0, 1.414, 1.414)
     """
-    if not max_ratio < 1 or not ratio < max_ratio:
+    if not (max_ratio < 1 and ratio < max_ratio):
         return 1.0
-    if ratio <= 0:
-        return math.sqrt(SIZE_CREDIT_CAP)
-    return math.sqrt(min(math.log(ratio) / math.log(max_ratio), SIZE_CREDIT_CAP))
+    return math.sqrt(min(_shrink_score(ratio, max_ratio), SIZE_CREDIT_CAP))
 
 
 def detection_l1(median: float, log_spread: float, rule: DetectionRule) -> float:
