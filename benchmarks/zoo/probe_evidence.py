@@ -26,7 +26,6 @@ attack success, down 1.5x otherwise).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -39,6 +38,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+
+from nc_core.detection.shape import heaviest_window  # noqa: E402
+from nc_core.optimise.masks import mask_l1  # noqa: E402
+from run_zoo import read_manifest  # noqa: E402  (this folder: the script's own)
 ZOO = ROOT / ".zoo"
 OPACITIES = [0.005, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.4, 0.55, 0.7]
 
@@ -47,9 +50,9 @@ def load(stem: str):
     """The zoo model ``stem``: (classifier, unit images, labels, scale, offset, manifest row)."""
     from nc_core.loading.inputs import load_inputs
 
-    rows = [r for r in csv.DictReader(open(ZOO / "manifest.csv")) if Path(r["model"]).stem == stem]
+    rows = [r for r in read_manifest(ZOO) if Path(r["model"]).stem == stem]
     if not rows:
-        raise SystemExit(f"no zoo model {stem!r} in {ZOO / 'manifest.csv'}")
+        raise SystemExit(f"no scanned zoo model {stem!r} in {ZOO / 'manifest.csv'}")
     inputs = load_inputs(ZOO / rows[0]["model"], ZOO / rows[0]["data"])
     pixels = inputs.data.pixel_range
     return (inputs.classifier, inputs.data.x, inputs.data.y, np.float32(pixels.scale),
@@ -119,25 +122,16 @@ def _batches(rng, source, size=64):
         yield source[rng.integers(0, len(source), size)]
 
 
-def best_window(mask: np.ndarray, side: int) -> tuple[float, int, int]:
-    """(share of the mask's mass, row, column) of the ``side`` x ``side`` window holding most."""
-    sums = np.pad(mask.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    windows = sums[side:, side:] - sums[:-side, side:] - sums[side:, :-side] + sums[:-side, :-side]
-    row, col = np.unravel_index(int(np.argmax(windows)), windows.shape)
-    return float(windows[row, col] / max(mask.sum(), 1e-9)), int(row), int(col)
-
-
 def probe_window(stem: str, classes: list[int], side: int, chunks: int = 60) -> None:
     model, x, y, scale, offset, row = load(stem)
     report = json.loads((ZOO / "reports" / "product" / f"{stem}.json").read_text())
     probe = Probe(model, x.shape[1:], scale, offset)
     rng = np.random.default_rng(0)
     for target in classes:
-        found = next(r for r in report["results"] if r["target"] == target)
-        mask = np.abs(np.asarray(found["mask"], np.float64))
-        mask = mask.mean(-1) if mask.ndim == 3 else mask
-        share, top, left = best_window(mask, side)
-        support = np.zeros(mask.shape, np.float32)
+        mask = np.asarray(next(r for r in report["results"] if r["target"] == target)["mask"])
+        free_l1 = mask_l1(mask)
+        share, top, left = heaviest_window(mask, side)
+        support = np.zeros(mask.shape[:2], np.float32)
         support[top:top + side, left:left + side] = 1
         source = x[y != target]
         held = source[rng.choice(len(source), min(512, len(source)), replace=False)]
@@ -152,10 +146,10 @@ def probe_window(stem: str, classes: list[int], side: int, chunks: int = 60) -> 
                 best = min(best, l1)
             probe.lam.assign(probe.lam * (1.5 if success >= 0.99 else 1 / 1.5))
         median = report["median"]
-        print(f"{stem:24s} class {target} (targets {row['targets'] or '-'}): free mask L1 {mask.sum():6.1f} "
-              f"({mask.sum() / median:.2f} of the median), {share:.2f} of it in the {side}x{side} window at "
+        print(f"{stem:24s} class {target} (targets {row['targets'] or '-'}): free mask L1 {free_l1:6.1f} "
+              f"({free_l1 / median:.2f} of the median), {share:.2f} of it in the {side}x{side} window at "
               f"({top},{left}); confined: best attack success {reached:.2f}, L1 at 99 % {best:6.1f} "
-              f"({best / mask.sum():.2f}x the free mask)", flush=True)
+              f"({best / free_l1:.2f}x the free mask)", flush=True)
 
 
 def probe_opacity(stem: str, steps: int = 60) -> None:
@@ -181,8 +175,7 @@ def probe_opacity(stem: str, steps: int = 60) -> None:
 
 
 def probe_noise(stems: list[str]) -> None:
-    rows = [r for r in csv.DictReader(open(ZOO / "manifest.csv")) if r["label"] != "failed"]
-    for manifest_row in rows:
+    for manifest_row in read_manifest(ZOO):
         stem = Path(manifest_row["model"]).stem
         if stems and stem not in stems:
             continue

@@ -42,6 +42,13 @@ def _window_sums(mask: np.ndarray, side: int) -> np.ndarray:
     return table[side:, side:] - table[:-side, side:] - table[side:, :-side] + table[:-side, :-side]
 
 
+def _heaviest(plane: np.ndarray, side: int) -> tuple[float, int, int]:
+    """The ``side`` x ``side`` window of ``plane`` holding most mass: (its sum, row, column)."""
+    sums = _window_sums(plane, side)
+    row, col = np.unravel_index(int(np.argmax(sums)), sums.shape)
+    return float(sums[row, col]), int(row), int(col)
+
+
 def _plane(mask: np.ndarray) -> tuple[np.ndarray, float]:
     """The mask as one ``(H, W)`` plane of absolute values (channels averaged, as the L1 is) and
     its sum; the sum is NaN for an empty or non-finite mask, which has no shape."""
@@ -68,11 +75,25 @@ def compactness(mask: np.ndarray, pieces: int = DEFAULT_PIECES) -> float:
     side = min(min(remaining.shape), math.ceil(math.sqrt(total / pieces)) + WINDOW_MARGIN)
     held = 0.0
     for _ in range(pieces):
-        sums = _window_sums(remaining, side)
-        row, col = np.unravel_index(int(np.argmax(sums)), sums.shape)
-        held += float(sums[row, col])
+        mass, row, col = _heaviest(remaining, side)
+        held += mass
         remaining[row:row + side, col:col + side] = 0.0
     return float(min(1.0, held / total))
+
+
+def heaviest_window(mask: np.ndarray, side: int) -> tuple[float, int, int]:
+    """Share of the mask's L1 in its heaviest ``side`` x ``side`` window, and that window's top-left
+    (row, column): where to look for a stamped patch. NaN share for an empty mask.
+
+    >>> patch = np.zeros((28, 28)); patch[5:8, 9:12] = 1.0
+    >>> heaviest_window(patch, 4)
+    (1.0, 4, 8)
+    """
+    plane, total = _plane(mask)
+    if math.isnan(total):
+        return total, 0, 0
+    mass, row, col = _heaviest(plane, min(side, *plane.shape))
+    return mass / total, row, col
 
 
 def boundary(mask: np.ndarray) -> float:
