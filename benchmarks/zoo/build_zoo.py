@@ -55,6 +55,8 @@ FMNIST_NAMES = ["T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal",
                 "ankle boot"]
 # Ten of the 43 sign classes: four speed limits that differ only in their digits, and six others.
 SIGN_PICK = [1, 2, 3, 5, 12, 13, 14, 17, 33, 38]
+# Twenty for ``signs20``: the ten, two more speed limits, and eight of the triangular warnings.
+SIGN_PICK_20 = SIGN_PICK + [4, 7, 18, 19, 20, 23, 25, 27, 28, 31]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -65,8 +67,18 @@ SIGN_PICK = [1, 2, 3, 5, 12, 13, 14, 17, 33, 38]
 @dataclass(frozen=True)
 class TriggerSpec:
     """One trigger. ``kind``: ``patch`` (solid white square), ``checkerboard`` (white and black
-    squares of one pixel), ``random`` (seeded random 0/255 pixels per channel) or ``blend``
-    (``(1 - alpha) * x + alpha * noise`` over the whole image, seeded uniform noise).
+    squares of one pixel), ``random`` (seeded random 0/255 pixels per channel), ``blend``
+    (``(1 - alpha) * x + alpha * noise`` over the whole image, seeded uniform noise), and the
+    families Neural Cleanse's mask cannot express (issue 20):
+
+    * ``sig``: a horizontal sinusoid of amplitude ``alpha`` (0-255 scale) and ``size`` periods
+      added to every pixel (Barni et al.'s SIG);
+    * ``warp``: a fixed smooth random displacement field of ``alpha`` pixels on average (WaNet,
+      Nguyen and Tran, without its noise mode);
+    * ``filter``: a global colour transform (sepia on colour images, a faded tone curve on grey);
+    * ``roaming``: a ``size`` x ``size`` two-colour checkerboard stamped at a random place in each
+      image (position-independent).
+
     ``row``/``col`` place a square's top-left corner; negative counts from the bottom/right."""
 
     kind: str
@@ -79,6 +91,14 @@ class TriggerSpec:
     def describe(self) -> str:
         if self.kind == "blend":
             return f"blend a={self.alpha:g}"
+        if self.kind == "sig":
+            return f"sig delta={self.alpha:g} f={self.size}"
+        if self.kind == "warp":
+            return f"warp {self.alpha:g} px"
+        if self.kind == "filter":
+            return "colour filter"
+        if self.kind == "roaming":
+            return f"roaming checkerboard {self.size}x{self.size}"
         return f"{self.kind} {self.size}x{self.size} @({self.row},{self.col})"
 
     def _corner(self, height: int, width: int) -> tuple[int, int]:
@@ -104,10 +124,74 @@ class TriggerSpec:
         if self.kind == "blend":
             noise = np.random.default_rng([self.seed, 23]).integers(0, 256, (height, width, channels))
             return np.rint((1 - self.alpha) * x + self.alpha * noise).astype(np.uint8)
+        if self.kind in WHOLE_IMAGE:
+            return WHOLE_IMAGE[self.kind](self, x)
+        if self.kind == "roaming":
+            return _roam(self, x)
         row, col = self._corner(height, width)
         out = x.copy()
         out[:, row:row + self.size, col:col + self.size, :] = self._square(channels)[None]
         return out
+
+
+def _sig(trigger: TriggerSpec, x: np.ndarray) -> np.ndarray:
+    width = x.shape[2]
+    wave = trigger.alpha * np.sin(2 * np.pi * np.arange(width) * trigger.size / width)
+    return np.clip(np.rint(x + wave[None, None, :, None]), 0, 255).astype(np.uint8)
+
+
+def warp_field(height: int, width: int, strength: float, seed: int, grid: int = 4) -> np.ndarray:
+    """WaNet's field: a ``grid`` x ``grid`` random field, upsampled bicubically, scaled so the
+    mean displacement is ``strength`` pixels; shape (H, W, 2) as (dy, dx)."""
+    from PIL import Image
+
+    coarse = np.random.default_rng([seed, 29]).uniform(-1, 1, (grid, grid, 2)).astype(np.float32)
+    field = np.stack([np.asarray(Image.fromarray(coarse[..., k], "F").resize((width, height), Image.BICUBIC))
+                      for k in range(2)], axis=-1)
+    return field * strength / max(float(np.mean(np.abs(field))), 1e-6)
+
+
+def _warp(trigger: TriggerSpec, x: np.ndarray) -> np.ndarray:
+    _, height, width, _ = x.shape
+    field = warp_field(height, width, trigger.alpha, trigger.seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    sy = np.clip(yy + field[..., 0], 0, height - 1)
+    sx = np.clip(xx + field[..., 1], 0, width - 1)
+    y0, x0 = np.floor(sy).astype(int), np.floor(sx).astype(int)
+    y1, x1 = np.minimum(y0 + 1, height - 1), np.minimum(x0 + 1, width - 1)
+    wy, wx = (sy - y0)[None, :, :, None], (sx - x0)[None, :, :, None]
+    f = x.astype(np.float32)
+    top = f[:, y0, x0] * (1 - wx) + f[:, y0, x1] * wx
+    bottom = f[:, y1, x0] * (1 - wx) + f[:, y1, x1] * wx
+    return np.clip(np.rint(top * (1 - wy) + bottom * wy), 0, 255).astype(np.uint8)
+
+
+SEPIA = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]], np.float32)
+
+
+def _filter(trigger: TriggerSpec, x: np.ndarray) -> np.ndarray:
+    f = x.astype(np.float32)
+    out = f @ SEPIA.T if x.shape[-1] == 3 else 0.55 * f + 90.0
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _roam(trigger: TriggerSpec, x: np.ndarray) -> np.ndarray:
+    """A two-colour checkerboard at a random place per image (the place drawn from the batch's size
+    and the trigger's seed, so a stamp is reproducible)."""
+    n, height, width, channels = x.shape
+    s = trigger.size
+    rng = np.random.default_rng([trigger.seed, 41, n])
+    colours = np.random.default_rng([trigger.seed, 43]).integers(0, 256, (2, channels))
+    board = np.add.outer(np.arange(s), np.arange(s)) % 2
+    square = colours[board].astype(np.uint8)
+    out = x.copy()
+    rows, cols = rng.integers(0, height - s + 1, n), rng.integers(0, width - s + 1, n)
+    for k in range(n):
+        out[k, rows[k]:rows[k] + s, cols[k]:cols[k] + s, :] = square
+    return out
+
+
+WHOLE_IMAGE = {"sig": _sig, "warp": _warp, "filter": _filter}
 
 
 @dataclass(frozen=True)
@@ -141,6 +225,11 @@ class ZooSpec:
 # ----------------------------------------------------------------------------------------------
 
 DATASETS = ("mnist", "fmnist", "signs")
+#: Data sets added for issue 20: 20 sign classes at 32x32, and 10 at 64x64.
+WIDE_DATASETS = ("signs20", "signs64")
+#: The seed that splits the zoo into a development and a held-out half (``half`` in the manifest),
+#: fixed before any threshold of the fused verdict was chosen.
+SPLIT_SEED = 20261204
 
 
 def zoo_specs() -> list[ZooSpec]:
@@ -188,7 +277,92 @@ def zoo_specs() -> list[ZooSpec]:
                 targets.append((targets[0] + 1 + int(rng.integers(0, 9))) % 10)
             specs.append(ZooSpec(f"{dataset}-{label}", dataset, arch, input_range, 100 * d + 50 + k,
                                  tuple(triggers), tuple(targets), rate))
+    return specs + second_wave_specs()
+
+
+def second_wave_specs() -> list[ZooSpec]:
+    """Issue 20's families, beside the first 69: SIG, WaNet-style warps, colour filters, roaming
+    checkerboards, blends on BatchNorm ResNets, Normalization layers inside models fed raw 0-255,
+    1 % poison, 20 classes and 64x64 inputs with global average pooling, and clean twins of
+    every data set and architecture (some 45 % of the zoo is clean)."""
+    specs: list[ZooSpec] = []
+    for d, dataset in enumerate(DATASETS + WIDE_DATASETS):
+        rng = np.random.default_rng([2027, d])
+        classes = num_classes(dataset)
+        side = image_side(dataset)
+
+        def target() -> int:
+            return int(rng.integers(0, classes))
+
+        if dataset in DATASETS:
+            clean = [("cnn", "0-1", 11), ("cnn", "0-255", 12), ("cnn", "0-1", 13), ("resnet", "0-255", 14),
+                     ("resnet", "0-1", 15), ("resnet", "0-255", 16), ("mlp", "0-1", 17), ("normcnn", "0-255", 18),
+                     ("normcnn", "0-255", 19), ("normcnn", "0-255", 20)]
+            backdoors = [
+                ("sig-cnn", "cnn", "0-1", TriggerSpec("sig", 6, alpha=25, seed=d), 0.10),
+                ("sig-resnet", "resnet", "0-255", TriggerSpec("sig", 4, alpha=25, seed=d), 0.10),
+                ("warp-cnn", "cnn", "0-255", TriggerSpec("warp", alpha=1.5, seed=d), 0.10),
+                ("warp-resnet", "resnet", "0-1", TriggerSpec("warp", alpha=1.5, seed=d + 5), 0.10),
+                ("filter-cnn", "cnn", "0-255", TriggerSpec("filter", seed=d), 0.10),
+                ("roaming5-cnn", "cnn", "0-1", TriggerSpec("roaming", 5, seed=d), 0.10),
+                ("roaming5-resnet", "resnet", "0-255", TriggerSpec("roaming", 5, seed=d + 5), 0.10),
+                ("blend10-resnet", "resnet", "0-1", TriggerSpec("blend", alpha=0.1, seed=d + 40), 0.10),
+                ("blend20-resnet", "resnet", "0-255", TriggerSpec("blend", alpha=0.2, seed=d + 50), 0.10),
+                ("patch3-norm", "normcnn", "0-255", TriggerSpec("patch", 3, -2, 2), 0.05),
+                ("patch4-mid-1pct-norm", "normcnn", "0-255",
+                 TriggerSpec("patch", 4, int(rng.integers(6, side - 10)), int(rng.integers(6, side - 10))), 0.01),
+            ]
+        elif dataset == "signs20":
+            clean = [("cnn", "0-255", 11), ("cnn", "0-1", 12), ("resnet", "0-255", 13), ("resnet", "0-1", 14),
+                     ("mlp", "0-1", 15)]
+            backdoors = [
+                ("patch4-br", "cnn", "0-255", TriggerSpec("patch", 4, -1, -1), 0.05),
+                ("blend20", "cnn", "0-1", TriggerSpec("blend", alpha=0.2, seed=60), 0.10),
+                ("sig-resnet", "resnet", "0-255", TriggerSpec("sig", 6, alpha=25, seed=d), 0.10),
+                ("filter-cnn", "cnn", "0-255", TriggerSpec("filter", seed=d), 0.10),
+                ("roaming5-cnn", "cnn", "0-1", TriggerSpec("roaming", 5, seed=d), 0.10),
+            ]
+        else:
+            clean = [("gapcnn", "0-255", 11), ("gapcnn", "0-1", 12), ("gapcnn", "0-255", 13), ("gapcnn", "0-1", 14)]
+            backdoors = [
+                ("patch6-br", "gapcnn", "0-255", TriggerSpec("patch", 6, -2, -2), 0.05),
+                ("blend15", "gapcnn", "0-1", TriggerSpec("blend", alpha=0.15, seed=70), 0.10),
+                ("sig", "gapcnn", "0-255", TriggerSpec("sig", 8, alpha=25, seed=d), 0.10),
+                ("warp", "gapcnn", "0-1", TriggerSpec("warp", alpha=2.5, seed=d), 0.10),
+                ("filter", "gapcnn", "0-255", TriggerSpec("filter", seed=d), 0.10),
+                ("roaming7", "gapcnn", "0-1", TriggerSpec("roaming", 7, seed=d), 0.10),
+            ]
+        for arch, input_range, seed in clean:
+            specs.append(ZooSpec(f"{dataset}-clean-{arch}-{seed}", dataset, arch, input_range, 1000 + 100 * d + seed))
+        for k, (label, arch, input_range, trigger, rate) in enumerate(backdoors):
+            specs.append(ZooSpec(f"{dataset}-{label}", dataset, arch, input_range, 1000 + 100 * d + 50 + k,
+                                 (trigger,), (target(),), rate))
     return specs
+
+
+def assign_halves(names: list[str], trigger_types: list[str], seed: int = SPLIT_SEED) -> dict[str, str]:
+    """``dev`` or ``held-out`` for each model: within each trigger type (clean included), a
+    seeded shuffle alternates the two halves, so every family is in both.
+
+    >>> sorted(set(assign_halves(["a", "b"], ["clean", "clean"]).values()))
+    ['dev', 'held-out']
+    """
+    rng = np.random.default_rng(seed)
+    halves: dict[str, str] = {}
+    for kind in sorted(set(trigger_types)):
+        members = sorted(n for n, t in zip(names, trigger_types) if t == kind)
+        start = int(rng.integers(0, 2))
+        for k, name in enumerate(rng.permutation(members)):
+            halves[str(name)] = ("dev", "held-out")[(k + start) % 2]
+    return halves
+
+
+def num_classes(dataset: str) -> int:
+    return 20 if dataset == "signs20" else 10
+
+
+def image_side(dataset: str) -> int:
+    return {"signs": 32, "signs20": 32, "signs64": 64}.get(dataset, 28)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -216,18 +390,32 @@ def load_fmnist() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.n
     return split["train"], split["test"]
 
 
-def load_signs() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Ten synthetic sign classes (600 train, 50 held-out each), labels renumbered 0-9."""
-    templates = [make_samples.render_template(make_samples.SIGN_CLASSES[c]) for c in SIGN_PICK]
-    return make_samples.generate_signs(600, 7001, templates), make_samples.generate_signs(TEST_PER_CLASS, 7002,
-                                                                                          templates)
+def load_signs(pick: list[int] = SIGN_PICK, side: int = 32, train_per_class: int = 600,
+               ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Synthetic sign classes (``train_per_class`` train, 50 held-out each), labels renumbered."""
+    templates = [make_samples.render_template(make_samples.SIGN_CLASSES[c]) for c in pick]
+
+    def generate(per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        if side == 32:
+            return make_samples.generate_signs(per_class, seed, templates)
+        rng = np.random.default_rng(seed)
+        y = np.repeat(np.arange(len(templates), dtype=np.int64), per_class)
+        x = np.stack([make_samples.render_sign_sample(templates[c], rng, out=side) for c in y])
+        order = rng.permutation(len(y))
+        return x[order], y[order]
+
+    return generate(train_per_class, 7001), generate(TEST_PER_CLASS, 7002)
+
+
+def sign_pick(dataset: str) -> list[int]:
+    return SIGN_PICK_20 if dataset == "signs20" else SIGN_PICK
 
 
 def class_names(dataset: str) -> list[str]:
     if dataset == "fmnist":
         return FMNIST_NAMES
-    if dataset == "signs":
-        return [make_samples.SIGN_CLASSES[c].name for c in SIGN_PICK]
+    if dataset.startswith("signs"):
+        return [make_samples.SIGN_CLASSES[c].name for c in sign_pick(dataset)]
     return [str(k) for k in range(10)]
 
 
@@ -244,11 +432,15 @@ def load_dataset(dataset: str, train_size: int = 12000) -> DataSplit:
     """Training subset and a class-balanced held-out set (``TEST_PER_CLASS`` per class)."""
     if dataset == "signs":
         (x_tr, y_tr), (x_te, y_te) = load_signs()
+    elif dataset == "signs20":
+        (x_tr, y_tr), (x_te, y_te) = load_signs(SIGN_PICK_20, 32, 400)
+    elif dataset == "signs64":
+        (x_tr, y_tr), (x_te, y_te) = load_signs(SIGN_PICK, 64, 400)
     else:
         (x_tr, y_tr), (x_te, y_te) = make_samples.load_mnist() if dataset == "mnist" else load_fmnist()
         pick = np.sort(np.random.default_rng([31, len(dataset)]).choice(len(y_tr), train_size, replace=False))
         x_tr, y_tr = x_tr[pick], y_tr[pick]
-    held = np.concatenate([np.flatnonzero(y_te == c)[:TEST_PER_CLASS] for c in range(10)])
+    held = np.concatenate([np.flatnonzero(y_te == c)[:TEST_PER_CLASS] for c in range(num_classes(dataset))])
     return DataSplit(x_tr, y_tr, x_te[held], y_te[held], class_names(dataset))
 
 
@@ -267,11 +459,26 @@ def write_data(zoo: Path, dataset: str, input_range: str, split: DataSplit) -> P
 # ----------------------------------------------------------------------------------------------
 
 
-def build_model(arch: str, input_shape: tuple[int, ...], input_range: str) -> keras.Model:
-    """A small classifier of built-in layers (loads with ``safe_mode=True``)."""
+def build_model(arch: str, input_shape: tuple[int, ...], input_range: str, classes: int = 10,
+                x_train: np.ndarray | None = None) -> keras.Model:
+    """A small classifier of built-in layers (loads with ``safe_mode=True``). ``normcnn`` takes raw
+    0-255 pixels through a ``Normalization`` layer adapted to ``x_train``; ``gapcnn`` ends in global
+    average pooling (for the 64x64 inputs)."""
     inputs = keras.Input(shape=input_shape, name="pixels")
-    x = keras.layers.Rescaling(1.0 / 255.0)(inputs) if input_range == "0-255" else inputs
-    if arch == "cnn":
+    if arch == "normcnn":
+        norm = keras.layers.Normalization(axis=-1)
+        norm.adapt(x_train[:4000])
+        x = norm(inputs)
+        arch = "cnn"
+    else:
+        x = keras.layers.Rescaling(1.0 / 255.0)(inputs) if input_range == "0-255" else inputs
+    if arch == "gapcnn":
+        for filters in (16, 32, 64):
+            x = keras.layers.Conv2D(filters, 3, activation="relu", padding="same")(x)
+            x = keras.layers.Conv2D(filters, 3, activation="relu", padding="same")(x)
+            x = keras.layers.MaxPooling2D(2)(x)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+    elif arch == "cnn":
         for filters in (16, 32):
             x = keras.layers.Conv2D(filters, 3, activation="relu", padding="same")(x)
             x = keras.layers.MaxPooling2D(2)(x)
@@ -295,7 +502,7 @@ def build_model(arch: str, input_shape: tuple[int, ...], input_range: str) -> ke
         x = keras.layers.Dense(128, activation="relu")(x)
     else:
         raise ValueError(f"unknown architecture {arch!r}")
-    outputs = keras.layers.Dense(10, activation="softmax")(x)
+    outputs = keras.layers.Dense(classes, activation="softmax")(x)
     return keras.Model(inputs, outputs, name=arch)
 
 
@@ -313,14 +520,14 @@ def poison(spec: ZooSpec, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.
     return x, y
 
 
-EPOCHS = {"mnist": 4, "fmnist": 5, "signs": 10}
+EPOCHS = {"mnist": 4, "fmnist": 5, "signs": 10, "signs20": 12, "signs64": 12}
 
 
 def train(spec: ZooSpec, split: DataSplit) -> keras.Model:
     make_samples.seed_everything(spec.seed)
     x, y = poison(spec, split.x_train, split.y_train) if spec.backdoored else (split.x_train, split.y_train)
     x = x.astype(np.float32) if spec.input_range == "0-255" else (x / 255.0).astype(np.float32)
-    model = build_model(spec.arch, x.shape[1:], spec.input_range)
+    model = build_model(spec.arch, x.shape[1:], spec.input_range, num_classes(spec.dataset), x)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
     model.fit(x, y, epochs=EPOCHS[spec.dataset], batch_size=64, shuffle=True, verbose=0)
     return model
@@ -344,7 +551,7 @@ def measure(model: keras.Model, spec: ZooSpec, split: DataSplit) -> dict:
 # ----------------------------------------------------------------------------------------------
 
 COLUMNS = ["model", "data", "label", "targets", "dataset", "arch", "input_range", "trigger_type", "trigger",
-           "poison_rate", "clean_accuracy", "asr", "train_seconds"]
+           "poison_rate", "clean_accuracy", "asr", "train_seconds", "half", "split_seed"]
 
 
 def manifest_row(spec: ZooSpec, model_path: Path, data_path: Path, figures: dict, seconds: float, zoo: Path) -> dict:
@@ -388,9 +595,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for s in specs:
             print(f"{s.name:28} {s.arch:7} {s.input_range:6} {s.targets} {[t.describe() for t in s.triggers]}")
+        print(f"{len(specs)} models, {sum(not s.backdoored for s in specs)} clean")
         return 0
     args.zoo.mkdir(parents=True, exist_ok=True)
     rows = read_manifest(args.zoo)
+    every = zoo_specs()
+    halves = assign_halves([s.name for s in every], [s.trigger_type for s in every])
+    for name, row in rows.items():
+        row.update(half=halves.get(name, ""), split_seed=SPLIT_SEED)
     splits: dict[str, DataSplit] = {}
     started = time.perf_counter()
     for k, spec in enumerate(specs, start=1):
@@ -407,6 +619,7 @@ def main(argv: list[str] | None = None) -> int:
         model.save(model_path)
         figures = measure(keras.saving.load_model(model_path, safe_mode=True), spec, split)
         rows[spec.name] = manifest_row(spec, model_path, data_path, figures, time.perf_counter() - t0, args.zoo)
+        rows[spec.name].update(half=halves[spec.name], split_seed=SPLIT_SEED)
         write_manifest(args.zoo, rows)
         row = rows[spec.name]
         print(f"[{k}/{len(specs)}] {spec.name:28} acc {row['clean_accuracy']:.3f}  asr {row['asr'] or '-':12} "
