@@ -1,0 +1,344 @@
+"""A second detector beside Neural Cleanse: maximum-margin statistics (MM-BD).
+
+Neural Cleanse asks how small a *mask-and-pattern* trigger can be. Backdoors that are not a
+small patch (a faint full-image blend, a sinusoid, a warp, a colour filter, a patch that roams)
+need no small mask, so that question cannot see them. Wang et al. (MM-BD, IEEE S&P 2024) ask
+instead what the model itself gives away: a backdoor is a shortcut the network learnt to fire
+hard, whatever the input, so the target class can be driven to an abnormally large logit
+*margin* (its logit minus the largest other one) by an input of valid pixels, while a natural
+class cannot. That holds for any trigger form, needs no clean data, and costs a few hundred
+gradient steps on a handful of inputs per class.
+
+For each class ``k``: start ``starts`` random images in the unit range, ascend
+``z_k(x) - max_{j != k} z_j(x)`` (``z``: the logits, recovered from the softmax layer when the
+model ends in one) by Adam, clipping to valid pixels, and keep the largest margin reached. All
+classes are optimised in one batch.
+
+The statistic is MM-BD's: the null distribution of a class's maximum margin is a gamma fitted
+to the other classes', and the largest margin's p-value is its order-statistic tail
+``1 - F(r_max) ** (K - 1)``. Several targets are tested step-down: the largest against the rest,
+then the next against those below it, stopping at the first that is not significant. A class is
+flagged when its p-value is below ``p_value`` (the paper's 0.05). Its score,
+``log(p) / log(p_value)``, is 1 on the line and above 1 when flagged, like the mask rule's.
+
+    >>> found = max_margin_scan(classifier, data.pixel_range)
+    >>> found.flagged
+    [33]
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nc_core.errors import InvalidParameterError, RunCancelled
+from nc_core.loading.pixels import PixelRange
+from nc_core.optimise.progress import CancelToken
+
+METHOD_NAME = "max-margin"
+DEFAULT_P_VALUE = 0.05
+#: Images in one optimisation batch: classes are optimised together up to this many images.
+MAX_BATCH_IMAGES = 512
+
+
+@dataclass(frozen=True)
+class MarginConfig:
+    """How hard to push each class's margin (MM-BD's settings, scaled to a CPU budget).
+
+    ``starts`` random images per class, ``steps`` Adam steps of ``learning_rate`` (unit pixels)."""
+
+    starts: int = 8
+    steps: int = 300
+    learning_rate: float = 0.05
+    seed: int = 0
+
+    def validate(self) -> None:
+        if not (1 <= self.starts <= 256 and 1 <= self.steps <= 100_000):
+            raise InvalidParameterError("The margin search needs 1-256 starts and 1-100000 steps per class.")
+        if not (math.isfinite(self.learning_rate) and 0 < self.learning_rate <= 10):
+            raise InvalidParameterError("The margin search's learning rate must be in (0, 10].")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class MarginResult:
+    """What the max-margin detector found: per class, the largest margin, its p-value and score.
+
+    ``images`` holds, per class, the unit-range input that reached the largest margin (what the
+    model answers to most strongly), for display."""
+
+    margins: list[float]
+    p_values: list[float]
+    scores: list[float]
+    flagged: list[int]
+    p_value: float = DEFAULT_P_VALUE
+    steps: int = 0
+    seconds: float = 0.0
+    logits: str = "dense"
+    config: dict = field(default_factory=dict)
+    images: list[np.ndarray] = field(default_factory=list, repr=False)
+
+    @property
+    def score(self) -> float:
+        finite = [s for s in self.scores if math.isfinite(s)]
+        return max(finite) if finite else 0.0
+
+    def to_dict(self, include_arrays: bool = True) -> dict:
+        payload = {k: v for k, v in asdict(self).items() if k != "images"}
+        if include_arrays:
+            payload["images"] = [np.round(np.asarray(im, np.float32), 3).tolist() for im in self.images]
+        return payload
+
+    @classmethod
+    def from_dict(cls, payload: dict) -> "MarginResult":
+        data = {k: v for k, v in payload.items() if k in cls.__dataclass_fields__}
+        data["images"] = [np.asarray(im, np.float32) for im in payload.get("images", [])]
+        return cls(**data)
+
+
+def logits_function(classifier: keras.Model) -> tuple[Callable, str]:
+    """A function from model inputs to logits, and how they were found.
+
+    A model that ends in a softmax (a ``Softmax`` or softmax ``Activation`` layer, or a ``Dense``
+    with a softmax activation) gives its pre-softmax values exactly; otherwise the log of the
+    probabilities stands in (equal up to a constant per image, so margins agree until the
+    softmax saturates in float32, near a margin of 80).
+    """
+    last = classifier.layers[-1]
+    activation = getattr(getattr(last, "activation", None), "__name__", "")
+    try:
+        if isinstance(last, keras.layers.Softmax) or (isinstance(last, keras.layers.Activation)
+                                                      and activation == "softmax"):
+            body = keras.Model(classifier.inputs, last.input)
+            return (lambda x: body(x, training=False)), "softmax-input"
+        if isinstance(last, keras.layers.Dense) and activation == "softmax":
+            body = keras.Model(classifier.inputs, last.input)
+
+            def dense_logits(x):
+                z = keras.ops.matmul(body(x, training=False), last.kernel)
+                return z + last.bias if last.use_bias else z
+            return dense_logits, "dense"
+    except (ValueError, AttributeError, TypeError):
+        pass
+    return (lambda x: keras.ops.log(keras.ops.maximum(classifier(x, training=False), 1e-30))), "log-probabilities"
+
+
+def max_margins(
+    classifier: keras.Model,
+    pixel_range: PixelRange,
+    config: MarginConfig = MarginConfig(),
+    classes: list[int] | None = None,
+    cancel: CancelToken | None = None,
+    on_progress: Callable[[float], None] | None = None,
+) -> tuple[np.ndarray, list[np.ndarray], str, int]:
+    """Each class's largest margin over valid inputs, the input reaching it, the logits' source
+    and the steps taken (one step moves every class of a batch)."""
+    config.validate()
+    shape = tuple(int(d) for d in classifier.inputs[0].shape[1:])
+    num_classes = int(classifier.outputs[0].shape[-1])
+    chosen = list(range(num_classes)) if classes is None else list(classes)
+    logits, source = logits_function(classifier)
+    scale = tf.constant(np.float32(pixel_range.scale))
+    offset = tf.constant(np.float32(pixel_range.offset))
+    per_batch = max(1, MAX_BATCH_IMAGES // config.starts)
+    best = np.full(num_classes, -np.inf, np.float64)
+    images: dict[int, np.ndarray] = {}
+    steps = 0
+    rng = np.random.default_rng(config.seed)
+    for first in range(0, len(chosen), per_batch):
+        group = chosen[first:first + per_batch]
+        labels = np.repeat(np.asarray(group, np.int32), config.starts)
+        start = rng.uniform(0, 1, (len(labels), *shape)).astype(np.float32)
+        margins, found = _ascend(logits, start, labels, num_classes, scale, offset, config, cancel)
+        steps += config.steps
+        for k, c in enumerate(group):
+            rows = slice(k * config.starts, (k + 1) * config.starts)
+            top = int(np.argmax(margins[rows]))
+            best[c] = float(margins[rows][top])
+            images[c] = found[rows][top]
+        if on_progress is not None:
+            on_progress(min(1.0, (first + len(group)) / len(chosen)))
+    return best, [images.get(c, np.zeros(shape, np.float32)) for c in range(num_classes)], source, steps
+
+
+def _ascend(logits, start, labels, num_classes, scale, offset, config, cancel):
+    """Adam ascent of each image's margin for its own label; the best margin and image seen."""
+    x = tf.Variable(start)
+    optimizer = keras.optimizers.Adam(config.learning_rate)
+    onehot = tf.one_hot(labels, num_classes)
+
+    def margin_of(images):
+        z = tf.cast(logits(images * scale + offset), tf.float32)
+        own = tf.reduce_sum(z * onehot, axis=1)
+        other = tf.reduce_max(z - 1e9 * onehot, axis=1)
+        return own - other
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            margin = margin_of(x)
+            loss = -tf.reduce_sum(margin)
+        optimizer.apply_gradients([(tape.gradient(loss, x), x)])
+        x.assign(tf.clip_by_value(x, 0.0, 1.0))
+        return margin
+
+    best = np.full(len(labels), -np.inf)
+    best_images = start.copy()
+    for k in range(config.steps + 1):
+        before = x.numpy()
+        margin = step().numpy() if k < config.steps else margin_of(x).numpy()
+        better = margin > best
+        best = np.where(better, margin, best)
+        best_images[better] = before[better]
+        if cancel is not None and k % 10 == 0 and cancel.cancelled:
+            raise RunCancelled()
+    return best, best_images
+
+
+def margin_statistics(margins: list[float] | np.ndarray, p_value: float = DEFAULT_P_VALUE) -> tuple[list[float], list[int]]:
+    """MM-BD's step-down test: each class's p-value, and the classes flagged.
+
+    Classes are taken from the largest margin down; each is tested against a gamma fitted to the
+    classes below it, ``p = 1 - F(r) ** n`` with ``n`` of them; testing stops at the first class
+    that is not significant, and every class below gets its p-value against all others than the
+    flagged ones. Fewer than three classes cannot be tested (p-values 1).
+
+    >>> p, flagged = margin_statistics([9.0, 10.0, 11.0, 10.5, 9.5, 10.2, 60.0, 9.8, 10.1, 10.4])
+    >>> flagged
+    [6]
+    """
+    values = np.maximum(np.asarray(margins, np.float64), 1e-6)
+    p_values = [1.0] * values.size
+    flagged: list[int] = []
+    if values.size < 3 or not np.all(np.isfinite(values)):
+        return p_values, flagged
+    order = list(np.argsort(-values))
+    testing = True
+    for rank, k in enumerate(order):
+        below = [j for j in order[rank + 1:]] if testing else [j for j in order if j != k and j not in flagged]
+        if len(below) < 2:
+            break
+        shape, scale = fit_gamma(values[below])
+        p = float(1.0 - gamma_cdf(values[k], shape, scale) ** len(below))
+        p_values[k] = max(p, 0.0)
+        if testing and p < p_value:
+            flagged.append(int(k))
+        else:
+            testing = False
+    return p_values, sorted(flagged)
+
+
+def max_margin_scan(
+    classifier: keras.Model,
+    pixel_range: PixelRange,
+    config: MarginConfig = MarginConfig(),
+    p_value: float = DEFAULT_P_VALUE,
+    cancel: CancelToken | None = None,
+    on_progress: Callable[[float], None] | None = None,
+) -> MarginResult:
+    """Run the max-margin detector on every class of ``classifier`` (no data needed)."""
+    if not 0 < p_value < 1:
+        raise InvalidParameterError(f"The max-margin p-value must be between 0 and 1, not {p_value}.")
+    started = time.perf_counter()
+    margins, images, source, steps = max_margins(classifier, pixel_range, config, cancel=cancel,
+                                                 on_progress=on_progress)
+    p_values, flagged = margin_statistics(margins, p_value)
+    scores = [margin_score(p, p_value) for p in p_values]
+    return MarginResult([float(m) for m in margins], p_values, scores, flagged, p_value, steps,
+                        time.perf_counter() - started, source, config.to_dict(), images)
+
+
+def margin_score(p: float, p_value: float = DEFAULT_P_VALUE) -> float:
+    """``log(p) / log(p_value)``: 1 on the line, above 1 when flagged (``inf`` at p = 0)."""
+    if p <= 0:
+        return math.inf
+    return math.log(min(p, 1.0)) / math.log(p_value)
+
+
+# ----------------------------------------------------------------------------------------------
+# The gamma distribution, in NumPy (the project does not depend on SciPy).
+# ----------------------------------------------------------------------------------------------
+
+
+def fit_gamma(values: np.ndarray) -> tuple[float, float]:
+    """Maximum-likelihood gamma ``(shape, scale)`` of positive values (Minka's fixed point).
+
+    >>> shape, scale = fit_gamma(np.random.default_rng(0).gamma(4.0, 2.0, 5000))
+    >>> round(shape, 1), round(scale, 1)
+    (4.0, 2.0)
+    """
+    x = np.asarray(values, np.float64)
+    mean = float(np.mean(x))
+    s = math.log(mean) - float(np.mean(np.log(x)))
+    if s <= 1e-12:  # all equal: a very sharp gamma around them
+        return 1e6, mean / 1e6
+    a = (3 - s + math.sqrt((s - 3) ** 2 + 24 * s)) / (12 * s)
+    for _ in range(50):
+        new = 1 / (1 / a + (math.log(a) - _digamma(a) - s) / (a * a * (1 / a - _trigamma(a))))
+        if abs(new - a) < 1e-10 * a:
+            a = new
+            break
+        a = new
+    return a, mean / a
+
+
+def gamma_cdf(x: float, shape: float, scale: float) -> float:
+    """The regularised lower incomplete gamma ``P(shape, x / scale)`` (series or continued fraction).
+
+    >>> round(gamma_cdf(2.0, 1.0, 1.0), 6) == round(1 - math.exp(-2.0), 6)
+    True
+    """
+    z = x / scale
+    if z <= 0:
+        return 0.0
+    log_front = shape * math.log(z) - z - math.lgamma(shape)
+    if z < shape + 1:
+        term = total = 1.0 / shape
+        a = shape
+        for _ in range(10_000):
+            a += 1
+            term *= z / a
+            total += term
+            if abs(term) < abs(total) * 1e-15:
+                break
+        return min(1.0, total * math.exp(log_front))
+    b, c, d = z + 1 - shape, 1e300, 1 / (z + 1 - shape)
+    h = d
+    for i in range(1, 10_000):
+        an = -i * (i - shape)
+        b += 2
+        d = an * d + b
+        d = 1e-300 if abs(d) < 1e-300 else d
+        c = b + an / c
+        c = 1e-300 if abs(c) < 1e-300 else c
+        d = 1 / d
+        delta = d * c
+        h *= delta
+        if abs(delta - 1) < 1e-15:
+            break
+    return max(0.0, 1.0 - math.exp(log_front) * h)
+
+
+def _digamma(a: float) -> float:
+    result = 0.0
+    while a < 6:
+        result -= 1 / a
+        a += 1
+    f = 1 / (a * a)
+    return result + math.log(a) - 0.5 / a - f * (1 / 12 - f * (1 / 120 - f * (1 / 252 - f * (1 / 240 - f / 132))))
+
+
+def _trigamma(a: float) -> float:
+    result = 0.0
+    while a < 6:
+        result += 1 / (a * a)
+        a += 1
+    f = 1 / (a * a)
+    return result + 1 / a + f / 2 + f / a * (1 / 6 - f * (1 / 30 - f * (1 / 42 - f / 30)))
