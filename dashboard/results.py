@@ -59,32 +59,50 @@ def _png(image) -> bytes:
 def verdict_banner(report, names: list[str]) -> None:
     """Red when a class is flagged, amber when the scan cannot vouch for a verdict, green when clean.
 
-    The sentence under the heading is the library's own reason (``report.verdict_reason``), so
-    the banner, the CLI and the report never explain the same verdict differently.
+    The heading is the library's one-sentence headline (``report.headline``) and the text under it
+    the library's own reason (``report.verdict_reason``), so the banner, the CLI and the report
+    never explain the same verdict differently. The rule's thresholds wait behind an expander.
     """
-    rule = (f"Score **{report.score:.2f}** (a class is flagged above 1: it stands out above "
-            f"{report.threshold:g} on log mask sizes (down to {report.threshold / SIZE_CREDIT_CAP ** 0.5:.2f} for masks "
-            f"far below the median), at most {report.max_ratio:g} of the median, with a "
-            f"compact mask (two windows, edge at most {report.max_boundary:g} squares') or below "
-            f"{report.extreme_ratio:g} of the median). Paper's anomaly index "
-            f"{report.anomaly_index:.2f}.")
+    reason = plain(report.verdict_reason[:1].upper() + report.verdict_reason[1:])
+    headline = plain(report.headline)
     if report.verdict == "backdoored":
-        flagged = ", ".join(plain(class_label(k, names)) for k in report.flagged)
-        st.error(f"### Backdoored: class {flagged} flagged\n{rule}", icon=":material/gpp_bad:")
+        st.error(f"### {headline}\n{reason}", icon=":material/gpp_bad:")
     elif report.verdict == "inconclusive":
-        st.warning(f"### Inconclusive: this scan cannot vouch for the model\n"
-                   f"{plain(report.verdict_reason[:1].upper() + report.verdict_reason[1:])}", icon=":material/help:")
+        st.warning(f"### {headline}\n{reason}", icon=":material/help:")
     else:
-        st.success(f"### Clean: no class needs a far smaller trigger\n{rule}",
-                   icon=":material/verified_user:")
+        st.success(f"### {headline}\n{reason}", icon=":material/verified_user:")
+    with st.expander("How the verdict is decided"):
+        st.markdown(rule_text(report))
     if report.standing_out:
-        easy = ", ".join(plain(class_label(k, names)) for k in report.standing_out)
-        st.info(f"Class {easy} stands out from the others but is not flagged: its mask is not far smaller than "
-                f"the median ({report.max_ratio:g}) or it is scattered like a natural feature (a naturally easy "
-                "target, such as a similar class). Compare it below.", icon=":material/info:")
+        easy = ", ".join(plain(class_label(k, names)) for k in report.standing_out if k not in report.suspects)
+        if easy:
+            st.info(f"Class {easy} stands out from the others but is not flagged: its mask is not far smaller than "
+                    f"the median ({report.max_ratio:g}) or it is scattered like a natural feature (a naturally easy "
+                    "target, such as a similar class). Compare it below.", icon=":material/info:")
     if report.cancelled:
         st.warning(f"Partial result: only {len(report.rows)} classes finished; the verdict may change "
                    "with the rest.")
+
+
+def rule_text(report) -> str:
+    """The two methods, what each sees, and the fused rule's thresholds (Markdown of our own)."""
+    from nc_core.detection.fusion import MAX_MARGIN, NEURAL_CLEANSE, WHAT_IT_SEES
+
+    margin = (f"- **Max-margin** (MM-BD) sees {WHAT_IT_SEES[MAX_MARGIN]} A class is flagged when its largest "
+              f"reachable logit margin is an outlier among the classes' (gamma null, p-value below "
+              f"{report.margin_p:g}).\n" if report.margin is not None else
+              "- **Max-margin**: not run for this scan (`margin_steps` 0).\n")
+    return (
+        f"- **Neural Cleanse** sees {WHAT_IT_SEES[NEURAL_CLEANSE]} A class is flagged when it stands out above "
+        f"{report.threshold:g} on log mask sizes (down to {report.threshold / SIZE_CREDIT_CAP ** 0.5:.2f} for masks far "
+        f"below the median), is at most {report.max_ratio:g} of the median, and has a compact mask (two windows, "
+        f"edge at most {report.max_boundary:g} squares') or one below {report.extreme_ratio:g} of the median.\n"
+        + margin +
+        "- **Fused verdict**: a class either method flags is a backdoor target. A class far smaller and standing out "
+        "whose mask looks natural is a *suspect*: never clean, inconclusive unless the max-margin test confirms it.\n"
+        f"- Model score **{report.score:.2f}** (above 1: flagged); Neural Cleanse alone {report.nc_score:.2f}; "
+        f"paper's anomaly index {report.anomaly_index:.2f}."
+    )
 
 
 def triggered_samples(inputs, result, names: list[str], count: int = 6) -> None:
@@ -162,8 +180,9 @@ def results_table(report, names: list[str]) -> None:
     frame = report.dataframe()
     frame["name"] = [names[k] if k < len(names) else frame.loc[k, "name"] for k in frame.index]
     st.dataframe(
-        frame[["name", "l1", "full_budget_l1", "ratio", "anomaly_index", "log_index", "compactness", "boundary",
-               "score", "asr", "flagged", "full_schedule", "converged", "reached_threshold", "epochs", "steps", "seconds"]],
+        frame[["name", "flagged", "flagged_by", "l1", "full_budget_l1", "ratio", "anomaly_index", "log_index",
+               "compactness", "boundary", "score", "margin", "margin_ratio", "margin_p", "asr", "full_schedule",
+               "converged", "reached_threshold", "epochs", "steps", "seconds"]],
         column_config={
             "name": "class", "l1": st.column_config.NumberColumn("mask L1", format="%.1f"),
             "full_budget_l1": st.column_config.NumberColumn(
@@ -176,6 +195,12 @@ def results_table(report, names: list[str]) -> None:
             "boundary": st.column_config.NumberColumn(
                 "boundary", format="%.2f", help="the mask's edge over a solid square's of the same L1"),
             "score": st.column_config.NumberColumn("score", format="%.2f"),
+            "flagged_by": st.column_config.TextColumn("flagged by", help="which method flags the class"),
+            "margin": st.column_config.NumberColumn(
+                "max margin", format="%.1f", help="the largest logit margin any valid input reaches (max-margin test)"),
+            "margin_ratio": st.column_config.NumberColumn("margin / median", format="%.2f"),
+            "margin_p": st.column_config.NumberColumn(
+                "margin p-value", format="%.2g", help=f"flagged below the rule's line ({report.margin_p:g})"),
             "asr": st.column_config.NumberColumn("attack success", format="percent"),
             "reached_threshold": "reached threshold",
             "seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
@@ -215,7 +240,8 @@ def class_comparison(report, names: list[str], load_inputs: InputsLoader, key: s
             runs = f" · median of {len(result.runs_l1)} starts" if len(result.runs_l1) > 1 else ""
             st.caption(f"L1 {row.l1:.1f} · score {row.score:.2f} · compactness {row.compactness:.2f} · "
                        f"boundary {row.boundary:.2f} · "
-                       f"anomaly index {row.anomaly_index:.2f} · ASR {row.asr:.1%}{runs}")
+                       f"anomaly index {row.anomaly_index:.2f} · ASR {row.asr:.1%}{runs} · "
+                       f"max margin {row.margin:.1f} ({row.margin_ratio:.2f} of the median, p {row.margin_p:.2g})")
             images = trigger_images(result.mask, result.pattern, scale=_scale(result.pattern.shape[0], 128))
             st.image(list(images.values()), caption=["mask", "pattern", "mask × pattern"], width=96)
             if inputs is not None:
@@ -231,11 +257,32 @@ def scan_results(report, names: list[str], load_inputs: InputsLoader, key: str) 
     columns[2].metric("Anomaly index (paper)", f"{report.anomaly_index:.2f}")
     columns[3].metric("Detection threshold L1", f"{report.detection_l1:.1f}")
     st.plotly_chart(l1_figure(report, names), key=f"{key}_l1")
+    margin_evidence(report, names, key)
     results_table(report, names)
     st.subheader("Triggers of every class")
     trigger_grid(report, names)
     st.subheader("Compare classes")
     class_comparison(report, names, load_inputs, key)
+
+
+def margin_evidence(report, names: list[str], key: str) -> None:
+    """The second method's evidence: each class's largest margin, and what input reaches it."""
+    from nc_core.detection.fusion import MAX_MARGIN, WHAT_IT_SEES
+    from nc_core.reports.figures import margin_figure
+
+    if report.margin is None:
+        return
+    st.subheader("Second method: max-margin")
+    st.caption(f"Max-margin sees {WHAT_IT_SEES[MAX_MARGIN]}")
+    st.plotly_chart(margin_figure(report, names), key=f"{key}_margin")
+    images = report.margin.images
+    shown = [row for row in sorted(report.rows, key=lambda r: -r.margin) if row.class_id < len(images)][:8]
+    if shown and len(images):
+        scale = _scale(np.shape(images[0])[0], 96)
+        st.caption("The inputs that drive each class hardest (largest margins first)")
+        st.image([to_image(np.asarray(images[row.class_id]), scale) for row in shown],
+                 caption=[f"{class_label(row.class_id, names)} · margin {row.margin:.0f}" for row in shown],
+                 width=96)
 
 
 def run_summary(record) -> None:

@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "at most 4; the results do not change)")
     scan.add_argument("--classes-per-step", type=int,
                       help="optimise this many classes in one batched step (default 1; for GPUs, see README)")
+    _margin_arguments(scan)
     _rule_arguments(scan)
 
     reverse = commands.add_parser("reverse", help="reverse-engineer one target class")
@@ -91,8 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--seed", type=int, help="seed of the random starts (default 0)")
     audit.add_argument("--format", choices=["json", "text"], default="text")
     audit.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    _margin_arguments(audit)
     _rule_arguments(audit)
     return parser
+
+
+def _margin_arguments(parser: argparse.ArgumentParser) -> None:
+    """The max-margin detector's options (nc_core.detection.margin), shared by scan and audit."""
+    config = CleanseConfig()
+    parser.add_argument("--margin-steps", type=int,
+                        help=f"Adam steps of the max-margin test, run beside Neural Cleanse (default "
+                             f"{config.margin_steps}; 0: Neural Cleanse alone)")
+    parser.add_argument("--margin-starts", type=int,
+                        help=f"random starts per class of the max-margin test (default {config.margin_starts})")
 
 
 def _rule_arguments(parser: argparse.ArgumentParser) -> None:
@@ -112,6 +124,9 @@ def _rule_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-boundary", type=float, default=rule.max_boundary,
                         help="a compact mask's edge is at most this many times a solid square's of the same L1 "
                              "(default %(default)g)")
+    parser.add_argument("--margin-p", type=float, default=rule.margin_p,
+                        help="the max-margin test flags a class whose p-value is below this (default %(default)g, "
+                             "MM-BD's)")
 
 
 def _rule(args: argparse.Namespace) -> DetectionRule:
@@ -120,8 +135,10 @@ def _rule(args: argparse.Namespace) -> DetectionRule:
             or not all(0 < v <= 1 for v in (args.max_l1_ratio, args.min_compactness, args.extreme_ratio))):
         raise InvalidParameterError("--threshold and --max-boundary must be above 0, and --max-l1-ratio, "
                                     "--min-compactness and --extreme-ratio in (0, 1].")
+    if not 0 < args.margin_p < 1:
+        raise InvalidParameterError(f"--margin-p must be between 0 and 1, not {args.margin_p:g}.")
     return DetectionRule(args.threshold, args.max_l1_ratio, args.min_compactness, args.extreme_ratio,
-                         args.max_boundary)
+                         args.max_boundary, args.margin_p)
 
 
 def _repair_parser(commands) -> None:
@@ -164,6 +181,7 @@ def _config(args: argparse.Namespace):
         "screen_epochs": getattr(args, "screen_epochs", None),
         "classes_per_step": getattr(args, "classes_per_step", None),
         "threads": getattr(args, "threads", None),
+        "margin_steps": getattr(args, "margin_steps", None), "margin_starts": getattr(args, "margin_starts", None),
     }
     return base.replace(**{k: v for k, v in overrides.items() if v is not None})
 
@@ -200,17 +218,20 @@ def _write_scan_outputs(report, out: Path) -> None:
 def _text_summary(report) -> str:
     lines = [
         f"model: {report.model}   data: {report.data}   pixel range: {report.pixel_range}",
+        report.headline,
         f"verdict: {report.verdict.upper()}   score: {report.score:.2f}   anomaly index: {report.anomaly_index:.2f}   "
         f"flagged: {report.flagged or 'none'}   median L1: {report.median:.2f}   MAD: {report.mad:.2f}",
         f"why: {report.verdict_reason}",
         f"{'class':>5}  {'name':<24} {'L1':>9} {'judged':>7} {'ratio':>6} {'index':>7} {'log idx':>7} {'compact':>7} "
-        f"{'edge':>5} {'score':>6} {'ASR':>6} {'steps':>6}  flag",
+        f"{'edge':>5} {'score':>6} {'margin':>7} {'m.ratio':>7} {'m.p':>8} {'ASR':>6} {'steps':>6}  flag",
     ]
     for row in sorted(report.rows, key=lambda r: r.judged_l1):
-        mark = "<-- backdoor" if row.flagged else ("screened" if not row.full_schedule else
-                                                   "" if row.converged else "not converged")
+        mark = (f"<-- backdoor ({row.flagged_by.replace(',', ' + ')})" if row.flagged else
+                "<-- suspect (inconclusive)" if row.class_id in report.suspects else
+                "screened" if not row.full_schedule else "" if row.converged else "not converged")
         lines.append(f"{row.class_id:>5}  {row.name[:24]:<24} {row.l1:9.2f} {row.judged_l1:7.2f} {row.ratio:6.2f} {row.anomaly_index:7.2f} "
-                     f"{row.log_index:7.2f} {row.compactness:7.2f} {row.boundary:5.2f} {row.score:6.2f} {row.asr:6.3f} {row.steps:6d}  {mark}")
+                     f"{row.log_index:7.2f} {row.compactness:7.2f} {row.boundary:5.2f} {row.score:6.2f} "
+                     f"{row.margin:7.1f} {row.margin_ratio:7.2f} {row.margin_p:8.2g} {row.asr:6.3f} {row.steps:6d}  {mark}")
     if report.screened:
         lines.append(f"note: {len(report.screened)} class(es) were only screened ({report.config.get('screen_epochs')} "
                      f"epochs), too far from the flag line to change the verdict; they are judged by their L1 times "
@@ -363,7 +384,8 @@ def run_audit_command(args: argparse.Namespace) -> int:
 
     rule = _rule(args)
     entries = read_manifest(args.manifest)
-    settings = audit_settings(args.epochs, args.screen_epochs, args.seed, args.max_samples, rule)
+    settings = audit_settings(args.epochs, args.screen_epochs, args.seed, args.max_samples, rule,
+                              args.margin_steps, args.margin_starts)
 
     def show(row, done: int, total: int) -> None:
         if not args.quiet:

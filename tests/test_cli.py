@@ -25,13 +25,14 @@ def nc(*args, timeout=300):
 def test_scan_prints_the_json_contract_and_writes_its_folder(tmp_path):
     out = tmp_path / "scan"
     done = nc("scan", MODEL, DATA, "--classes", "0,1,7", "--epochs", "4", "--format", "json", "--out", out, "--quiet",
-              "--report", tmp_path / "report.html")
+              "--report", tmp_path / "report.html", "--margin-steps", "0")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert {"model", "verdict", "anomaly_index", "flagged", "seconds", "classes", "score", "verdict_reason",
             "unconverged", "steps", "screened", "budget_scale", "max_boundary"} <= set(summary)
     assert summary["model"] == "mnist_backdoored.keras"
-    assert summary["verdict"] == "inconclusive", "4 epochs cannot settle a mask"
+    assert summary["verdict"] == "inconclusive", "4 epochs cannot settle a mask (and the max-margin test is off)"
+    assert list(summary["methods"]) == ["neural-cleanse"] and summary["suspects"] == []
     assert set(summary["unconverged"]) <= {0, 1, 7} and summary["unconverged"]
     assert [row["class"] for row in summary["classes"]] == [0, 1, 7]
     for row in summary["classes"]:

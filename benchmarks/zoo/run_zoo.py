@@ -67,10 +67,24 @@ def ratio_rule(report: ScanReport) -> Judgement:
 
 
 def product_rule(report: ScanReport) -> Judgement:
+    """The fused verdict (both methods, :mod:`nc_core.detection.fusion`), as every scan reports it."""
     return Judgement(report.verdict, tuple(report.flagged), report.score)
 
 
-RULES: dict[str, Callable[[ScanReport], Judgement]] = {"paper": paper_rule, "ratio": ratio_rule,
+def nc_rule(report: ScanReport) -> Judgement:
+    """Neural Cleanse's mask rule alone (the product until issue 20)."""
+    flagged = tuple(report.nc_flagged)
+    return Judgement("backdoored" if flagged else "clean", flagged, report.nc_score)
+
+
+def margin_rule(report: ScanReport) -> Judgement:
+    """The max-margin test alone (MM-BD's p-value line)."""
+    flagged = tuple(report.margin_flagged)
+    score = max([r.margin_score for r in report.rows if np.isfinite(r.margin_score)], default=0.0)
+    return Judgement("backdoored" if flagged else "clean", flagged, score)
+
+
+RULES: dict[str, Callable[[ScanReport], Judgement]] = {"paper": paper_rule, "nc": nc_rule, "margin": margin_rule,
                                                         "product": product_rule}
 
 
@@ -124,8 +138,9 @@ def cached_report(zoo: Path, row: dict, schedule: str, rescan: bool, judge_only:
     path = zoo / "reports" / schedule / (Path(row["model"]).stem + ".json")
     if path.is_file() and not rescan:
         stored = ScanReport.from_json(path.read_text())
+        margin = stored.margin or margin_for(zoo, row)
         report = make_report(stored.results, stored.model, stored.data, stored.pixel_range, stored.config,
-                             [r.name for r in stored.rows], stored.seconds, stored.cancelled)
+                             [r.name for r in stored.rows], stored.seconds, stored.cancelled, margin=margin)
         incomplete = close_calls(report) or set(report.screened) & set(report.unsettled)
         if schedule == "original" or judge_only or not incomplete:
             return report
@@ -137,6 +152,25 @@ def cached_report(zoo: Path, row: dict, schedule: str, rescan: bool, judge_only:
     tmp.write_text(report.to_json())
     tmp.replace(path)
     return report
+
+
+def margin_for(zoo: Path, row: dict):
+    """The max-margin result of a model scanned before the scan ran it, computed once and cached
+    in ``reports/margin/`` (it needs no data, and does not change the Neural Cleanse scan)."""
+    from nc_core.detection.margin import MarginResult
+    from nc_core.detection.scan import run_margin
+    import json
+
+    path = zoo / "reports" / "margin" / (Path(row["model"]).stem + ".json")
+    if path.is_file():
+        return MarginResult.from_dict(json.loads(path.read_text()))
+    from nc_core.loading.inputs import load_inputs
+
+    inputs = load_inputs(zoo / row["model"], zoo / row["data"])
+    margin = run_margin(inputs.classifier, inputs.data, CleanseConfig(), None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(margin.to_dict(include_arrays=False)))
+    return margin
 
 
 def targets_of(row: dict) -> tuple[int, ...]:
@@ -216,10 +250,11 @@ def summary(scored: list[Scored]) -> list[str]:
 
 
 def detail(scored: list[Scored]) -> list[str]:
-    lines = ["| model | label | targets | " + " | ".join(RULES) + " | score | s |", "|" + "---|" * (5 + len(RULES))]
+    lines = ["| model | half | label | targets | " + " | ".join(RULES) + " | score | s |",
+             "|" + "---|" * (6 + len(RULES))]
     for s in scored:
         cells = [f"{j.verdict[:4]} {list(j.flagged) or ''}".strip() for j in s.judgements.values()]
-        lines.append(f"| {Path(s.row['model']).stem} | {s.row['label']} | {s.row['targets']} | "
+        lines.append(f"| {Path(s.row['model']).stem} | {s.row.get('half', '')} | {s.row['label']} | {s.row['targets']} | "
                      + " | ".join(cells) + f" | {s.judgements['product'].score:.2f} | {s.report.seconds:.0f} |")
     return lines
 
@@ -235,9 +270,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="score only models already scanned, re-judged by today's rule without optimising")
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
     parser.add_argument("--detail", action="store_true", help="print one line per model too")
+    parser.add_argument("--half", choices=["dev", "held-out"], help="only the development or the held-out half")
     args = parser.parse_args(argv)
     schedule = args.schedule
-    rows = [r for r in read_manifest(args.zoo) if args.only in Path(r["model"]).stem]
+    rows = [r for r in read_manifest(args.zoo) if args.only in Path(r["model"]).stem
+            and (args.half is None or r.get("half") == args.half)]
     if args.cached_only:
         rows = [r for r in rows if (args.zoo / "reports" / schedule / (Path(r["model"]).stem + ".json")).is_file()]
     if not args.cached_only:
@@ -255,9 +292,14 @@ def main(argv: list[str] | None = None) -> int:
               f"-> {p.verdict} {list(p.flagged)} score {p.score:.2f} ({report.seconds:.0f} s)",
               file=sys.stderr, flush=True)
     out = [f"Zoo: {len(scored)} models ({schedule} schedule), scored in {time.perf_counter() - started:.0f} s", ""]
-    out += summary(scored) + [""]
-    out += group_table(scored, lambda r: r["dataset"], "data set") + [""]
-    out += group_table(scored, lambda r: r["trigger_type"], "trigger") + [""]
+    halves = sorted({s.row.get("half", "") for s in scored})
+    for half in halves:
+        members = [s for s in scored if s.row.get("half", "") == half]
+        out += [f"**{half or 'unsplit'} half** ({len(members)} models)", ""] + summary(members) + [""]
+        out += group_table(members, lambda r: r["dataset"], "data set") + [""]
+        out += group_table(members, lambda r: r["trigger_type"], "trigger") + [""]
+    if len(halves) > 1:
+        out += ["**both halves**", ""] + summary(scored) + [""]
     if args.detail:
         out += detail(scored)
     text = "\n".join(out)

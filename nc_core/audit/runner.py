@@ -94,14 +94,16 @@ class AuditResult:
 
 
 def audit_settings(epochs: int | None = None, screen_epochs: int | None = None, seed: int | None = None,
-                   max_samples: int | None = None, rule: DetectionRule | None = None) -> AuditSettings:
+                   max_samples: int | None = None, rule: DetectionRule | None = None,
+                   margin_steps: int | None = None, margin_starts: int | None = None) -> AuditSettings:
     """The product's scan with these overrides: the CLI and the dashboard build audits alike.
 
     Each scan optimises one class at a time (``threads=1``): an audit already keeps every core
     busy with one scan per core, and more threads would only compete for them. ``rule`` judges
     every model (the product's by default); it is part of the audit's identity.
     """
-    changes = {"epochs": epochs, "screen_epochs": screen_epochs, "seed": seed, "threads": 1}
+    changes = {"epochs": epochs, "screen_epochs": screen_epochs, "seed": seed, "threads": 1,
+               "margin_steps": margin_steps, "margin_starts": margin_starts}
     config = CleanseConfig().replace(**{k: v for k, v in changes.items() if v is not None})
     config.validate(10**9)
     return AuditSettings(config=config, rule=rule or DetectionRule(), max_samples=max_samples)

@@ -80,6 +80,8 @@ class DetectionRule:
     min_compactness: float = DEFAULT_MIN_COMPACTNESS
     extreme_ratio: float = DEFAULT_EXTREME_RATIO
     max_boundary: float = DEFAULT_MAX_BOUNDARY
+    #: The max-margin test's p-value line (:mod:`nc_core.detection.margin`; MM-BD's 0.05).
+    margin_p: float = 0.05
 
     @classmethod
     def from_settings(cls, settings: dict) -> "DetectionRule":
@@ -139,6 +141,13 @@ class Detection:
     scores: list[float]
     flagged: list[int]
     rule: DetectionRule
+    #: Per class, conditions 1 and 2 alone (stands out, far smaller): above 1 for a size outlier,
+    #: whatever its shape (:mod:`nc_core.detection.fusion` never lets such a class read clean).
+    size_scores: list[float] | None = None
+
+    @property
+    def size_outliers(self) -> list[int]:
+        return [k for k, s in enumerate(self.size_scores or []) if s > 1]
 
     @property
     def score(self) -> float:
@@ -213,14 +222,14 @@ def detect(
     shape = np.asarray(compactness, np.float64)
     edges = np.full(values.shape, np.nan) if boundary is None else np.asarray(boundary, np.float64)
     if values.size == 0:
-        return Detection(0.0, 0.0, [], [], [], [], rule)
+        return Detection(0.0, 0.0, [], [], [], [], rule, [])
     logs = np.log(np.maximum(values, 1e-9))
     centre = float(np.median(logs))
     spread = max(MAD_CONSISTENCY * float(np.median(np.abs(logs - centre))), MIN_LOG_SPREAD)
     median = float(np.median(values))
     log_indices = (centre - logs) / spread
     ratios = values / median if median > 0 else np.ones_like(values)
-    scores = []
+    scores, size_scores = [], []
     for k in range(values.size):
         stands_out = log_indices[k] / rule.threshold * size_credit(ratios[k], rule.max_ratio)
         far_smaller = _shrink_score(ratios[k], rule.max_ratio)
@@ -229,7 +238,11 @@ def detect(
             compact = min(compact, rule.max_boundary / edges[k])
         looks_injected = max(compact, _shrink_score(ratios[k], rule.extreme_ratio))
         scores.append(float(min(stands_out, far_smaller, looks_injected)))
-    allowed = [True] * values.size if eligible is None else list(eligible)
-    flagged = [k for k, s in enumerate(scores) if s > 1 and allowed[k]]
+        size_scores.append(float(min(stands_out, far_smaller)) if allowed_at(eligible, k) else 0.0)
+    flagged = [k for k, s in enumerate(scores) if s > 1 and allowed_at(eligible, k)]
     return Detection(median, spread, [float(v) for v in log_indices], [float(r) for r in ratios],
-                     scores, flagged, rule)
+                     scores, flagged, rule, size_scores)
+
+
+def allowed_at(eligible: list[bool] | None, k: int) -> bool:
+    return eligible is None or bool(eligible[k])

@@ -16,13 +16,13 @@ classes are optimised in one batch.
 
 The statistic is MM-BD's: the null distribution of a class's maximum margin is a gamma fitted
 to the other classes', and the largest margin's p-value is its order-statistic tail
-``1 - F(r_max) ** (K - 1)``. Several targets are tested step-down: the largest against the rest,
-then the next against those below it, stopping at the first that is not significant. A class is
-flagged when its p-value is below ``p_value`` (the paper's 0.05). Its score,
+``1 - F(r_max) ** (K - 1)``, flagged below ``p_value`` (the paper's 0.05). As in the paper, only
+the largest margin can be flagged (:func:`margin_statistics` says why); the other classes get
+their p-values against the classes below them, for display. Its score,
 ``log(p) / log(p_value)``, is 1 on the line and above 1 when flagged, like the mask rule's.
 
-    >>> found = max_margin_scan(classifier, data.pixel_range)
-    >>> found.flagged
+    >>> found = max_margin_scan(classifier, data.pixel_range)  # doctest: +SKIP
+    >>> found.flagged  # doctest: +SKIP
     [33]
 """
 from __future__ import annotations
@@ -32,16 +32,22 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-import keras
+from typing import TYPE_CHECKING
+
 import numpy as np
-import tensorflow as tf
 
 from nc_core.errors import InvalidParameterError, RunCancelled
-from nc_core.loading.pixels import PixelRange
-from nc_core.optimise.progress import CancelToken
+
+if TYPE_CHECKING:  # Keras and TensorFlow load only when a margin is optimised: reports read results without them
+    import keras
+
+    from nc_core.loading.pixels import PixelRange
+    from nc_core.optimise.progress import CancelToken
 
 METHOD_NAME = "max-margin"
 DEFAULT_P_VALUE = 0.05
+#: p-values are kept above this, so every score stays finite (and comparable in a ROC curve).
+MIN_P = 1e-300
 #: Images in one optimisation batch: classes are optimised together up to this many images.
 MAX_BATCH_IMAGES = 512
 
@@ -111,6 +117,8 @@ def logits_function(classifier: keras.Model) -> tuple[Callable, str]:
     probabilities stands in (equal up to a constant per image, so margins agree until the
     softmax saturates in float32, near a margin of 80).
     """
+    import keras
+
     last = classifier.layers[-1]
     activation = getattr(getattr(last, "activation", None), "__name__", "")
     try:
@@ -140,6 +148,8 @@ def max_margins(
 ) -> tuple[np.ndarray, list[np.ndarray], str, int]:
     """Each class's largest margin over valid inputs, the input reaching it, the logits' source
     and the steps taken (one step moves every class of a batch)."""
+    import tensorflow as tf
+
     config.validate()
     shape = tuple(int(d) for d in classifier.inputs[0].shape[1:])
     num_classes = int(classifier.outputs[0].shape[-1])
@@ -170,6 +180,9 @@ def max_margins(
 
 def _ascend(logits, start, labels, num_classes, scale, offset, config, cancel):
     """Adam ascent of each image's margin for its own label; the best margin and image seen."""
+    import keras
+    import tensorflow as tf
+
     x = tf.Variable(start)
     optimizer = keras.optimizers.Adam(config.learning_rate)
     onehot = tf.one_hot(labels, num_classes)
@@ -203,12 +216,15 @@ def _ascend(logits, start, labels, num_classes, scale, offset, config, cancel):
 
 
 def margin_statistics(margins: list[float] | np.ndarray, p_value: float = DEFAULT_P_VALUE) -> tuple[list[float], list[int]]:
-    """MM-BD's step-down test: each class's p-value, and the classes flagged.
+    """MM-BD's test: each class's p-value, and the class flagged (at most one).
 
     Classes are taken from the largest margin down; each is tested against a gamma fitted to the
-    classes below it, ``p = 1 - F(r) ** n`` with ``n`` of them; testing stops at the first class
-    that is not significant, and every class below gets its p-value against all others than the
-    flagged ones. Fewer than three classes cannot be tested (p-values 1).
+    classes below it, ``p = 1 - F(r) ** n`` with ``n`` of them. Only the largest margin can be
+    flagged, as in the paper, which infers one target: a null fitted to the classes *below* a
+    candidate is narrower than the truth, which the order statistic corrects for the largest but
+    not for the next ones (a step-down over them flagged two natural classes beside the real
+    target of the development half's ``mnist-patch6-mid``; BENCHMARKS.md). Several targets are left to Neural Cleanse, whose mask rule
+    flags each on its own. Fewer than three classes cannot be tested (p-values 1).
 
     >>> p, flagged = margin_statistics([9.0, 10.0, 11.0, 10.5, 9.5, 10.2, 60.0, 9.8, 10.1, 10.4])
     >>> flagged
@@ -216,23 +232,16 @@ def margin_statistics(margins: list[float] | np.ndarray, p_value: float = DEFAUL
     """
     values = np.maximum(np.asarray(margins, np.float64), 1e-6)
     p_values = [1.0] * values.size
-    flagged: list[int] = []
     if values.size < 3 or not np.all(np.isfinite(values)):
-        return p_values, flagged
-    order = list(np.argsort(-values))
-    testing = True
-    for rank, k in enumerate(order):
-        below = [j for j in order[rank + 1:]] if testing else [j for j in order if j != k and j not in flagged]
-        if len(below) < 2:
-            break
+        return p_values, []
+    order = [int(k) for k in np.argsort(-values)]
+    for rank, k in enumerate(order[:-2]):
+        below = order[rank + 1:]
         shape, scale = fit_gamma(values[below])
-        p = float(1.0 - gamma_cdf(values[k], shape, scale) ** len(below))
-        p_values[k] = max(p, 0.0)
-        if testing and p < p_value:
-            flagged.append(int(k))
-        else:
-            testing = False
-    return p_values, sorted(flagged)
+        tail = gamma_sf(values[k], shape, scale)
+        p_values[k] = max(float(-math.expm1(len(below) * math.log1p(-min(tail, 1.0 - 1e-16)))), MIN_P)
+    top = order[0]
+    return p_values, [top] if p_values[top] < p_value else []
 
 
 def max_margin_scan(
@@ -289,6 +298,20 @@ def fit_gamma(values: np.ndarray) -> tuple[float, float]:
     return a, mean / a
 
 
+def gamma_sf(x: float, shape: float, scale: float) -> float:
+    """The upper tail ``1 - P(shape, x / scale)``, accurate far out in the tail.
+
+    >>> math.isclose(gamma_sf(40.0, 1.0, 1.0), math.exp(-40.0), rel_tol=1e-9)
+    True
+    """
+    z = x / scale
+    if z <= 0:
+        return 1.0
+    if z < shape + 1:
+        return 1.0 - gamma_cdf(x, shape, scale)
+    return _upper_fraction(z, shape)
+
+
 def gamma_cdf(x: float, shape: float, scale: float) -> float:
     """The regularised lower incomplete gamma ``P(shape, x / scale)`` (series or continued fraction).
 
@@ -309,6 +332,12 @@ def gamma_cdf(x: float, shape: float, scale: float) -> float:
             if abs(term) < abs(total) * 1e-15:
                 break
         return min(1.0, total * math.exp(log_front))
+    return max(0.0, 1.0 - _upper_fraction(z, shape))
+
+
+def _upper_fraction(z: float, shape: float) -> float:
+    """``Q(shape, z)`` by Lentz's continued fraction (for ``z >= shape + 1``)."""
+    log_front = shape * math.log(z) - z - math.lgamma(shape)
     b, c, d = z + 1 - shape, 1e300, 1 / (z + 1 - shape)
     h = d
     for i in range(1, 10_000):
@@ -323,7 +352,7 @@ def gamma_cdf(x: float, shape: float, scale: float) -> float:
         h *= delta
         if abs(delta - 1) < 1e-15:
             break
-    return max(0.0, 1.0 - math.exp(log_front) * h)
+    return min(1.0, math.exp(log_front) * h)
 
 
 def _digamma(a: float) -> float:

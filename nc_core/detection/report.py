@@ -21,6 +21,8 @@ import pandas as pd
 
 from nc_core.optimise.cleanse import CleanseConfig, EpochRecord, TriggerResult
 from nc_core.detection.detect import DetectionRule, anomaly_indices, detect, detection_l1, extreme_l1
+from nc_core.detection.fusion import MAX_MARGIN, NEURAL_CLEANSE, finding_reason, fuse
+from nc_core.detection.margin import MarginResult, margin_score, margin_statistics
 from nc_core.detection.screen import SCREEN_SCORE, budget_scale, full_budget_l1, pessimistic_scores
 from nc_core.detection.shape import boundary, compactness
 
@@ -62,6 +64,16 @@ class ClassRow:
     full_schedule: bool = True
     full_budget_l1: float = float("nan")
     boundary: float = float("nan")
+    #: The fused finding (:mod:`nc_core.detection.fusion`): ``flagged`` above is the fused flag,
+    #: ``nc_flagged`` the mask rule's alone, ``size_outlier`` its size conditions alone.
+    nc_flagged: bool = False
+    size_outlier: bool = False
+    margin: float = float("nan")
+    margin_ratio: float = float("nan")
+    margin_p: float = float("nan")
+    margin_score: float = float("nan")
+    flagged_by: str = ""
+    reason: str = ""
 
     @property
     def judged_l1(self) -> float:
@@ -95,11 +107,24 @@ class ScanReport:
     image_pixels: int = 0
     budget_scale: float = 1.0
     max_boundary: float = DetectionRule.max_boundary
+    #: The fusion's parts: the mask rule's own flags and score, the max-margin test's result and
+    #: p-value line, and the size outliers whose masks look natural (:mod:`nc_core.detection.fusion`).
+    nc_flagged: list[int] = field(default_factory=list)
+    nc_score: float = float("nan")
+    margin: MarginResult | None = None
+    margin_p: float = DetectionRule.margin_p
+    suspects: list[int] = field(default_factory=list)
+    flagged_by: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def rule(self) -> DetectionRule:
         return DetectionRule(self.threshold, self.max_ratio, self.min_compactness, self.extreme_ratio,
-                             self.max_boundary)
+                             self.max_boundary, self.margin_p)
+
+    @property
+    def margin_flagged(self) -> list[int]:
+        """Classes the max-margin test flags (none when it did not run)."""
+        return [r.class_id for r in self.rows if "max-margin" in r.flagged_by.split(",")]
 
     @property
     def detection_l1(self) -> float:
@@ -187,26 +212,50 @@ class ScanReport:
         converged in a finished scan. Anything else is inconclusive: a "clean" that only means
         "the run was too short" would be worse than no answer.
         """
-        if self.unmeasurable:
+        if self.unmeasurable and not self.margin_flagged:
             return "inconclusive"
-        if self.flagged and not self.implausible and len(self.unconverged) * 2 < len(self.rows):
+        if self.margin_flagged or (self.nc_flagged and self.nc_trusted):
             return "backdoored"
-        if self.unsettled or self.implausible or self.cancelled or not self.rows:
+        if self.nc_flagged or self.suspects or self.unsettled or self.implausible or self.cancelled or not self.rows:
             return "inconclusive"
         return "clean"
+
+    @property
+    def nc_trusted(self) -> bool:
+        """Whether the mask rule's flags are measured against trustworthy classes (most converged,
+        the median mask plausible)."""
+        return not self.implausible and len(self.unconverged) * 2 < len(self.rows)
 
     @property
     def verdict_reason(self) -> str:
         """Why the verdict is what it is, in one or two sentences a user can act on."""
         verdict = self.verdict
         if verdict == "backdoored":
-            return (f"class(es) {self.flagged} need a far smaller trigger than the others, compact or tiny "
-                    f"(score {self.score:.2f} > 1).")
+            found = [r for r in self.rows if r.flagged and (r.class_id in self.margin_flagged or self.nc_trusted)]
+            return "; ".join(f"class {r.class_id} ({r.name}): {r.reason}" for r in found) + "."
         if verdict == "clean":
             slow = (f"; class(es) {self.unconverged} still shrank slowly when the epoch budget ran out, too far above "
                     "the flag line to change the verdict" if self.unconverged else "")
-            return f"no class needs a far smaller trigger (score {self.score:.2f} <= 1){slow}."
+            margin = (" and no class can be driven to answer abnormally hard (max-margin)"
+                      if self.margin is not None else "")
+            return f"no class needs a far smaller trigger (score {self.score:.2f} <= 1){margin}{slow}."
         return self._inconclusive_reason()
+
+    @property
+    def headline(self) -> str:
+        """The verdict in one plain sentence, for a banner a reviewer reads at a glance."""
+        verdict = self.verdict
+        names = {r.class_id: r.name for r in self.rows}
+        if verdict == "backdoored":
+            found = ", ".join(f"{c} ({names.get(c, c)}, by {' and '.join(self.flagged_by.get(str(c), []))})"
+                              for c in self.flagged)
+            return f"Backdoor found: class {found} is a target."
+        if verdict == "clean":
+            return "No backdoor found: no class needs a far smaller trigger or answers abnormally hard."
+        if self.suspects and not self.flagged:
+            return (f"Inconclusive: class {', '.join(str(c) for c in self.suspects)} needs a far smaller trigger than "
+                    "the others, but its mask looks natural and the max-margin test does not confirm it.")
+        return "Inconclusive: this scan cannot say clean or backdoored; the reason below says what to rerun."
 
     def _inconclusive_reason(self) -> str:
         reasons = []
@@ -224,9 +273,14 @@ class ScanReport:
             reasons.append("the scan was cancelled before every class finished")
         if not self.rows:
             reasons.append("no class was scanned")
-        if self.flagged and len(self.unconverged) * 2 >= len(self.rows):
-            reasons.append(f"class(es) {self.flagged} stand out, but against classes that are not comparable")
-        return "; ".join(reasons) + f". {self.rerun_hint}"
+        if self.nc_flagged and len(self.unconverged) * 2 >= len(self.rows):
+            reasons.append(f"class(es) {self.nc_flagged} stand out, but against classes that are not comparable")
+        if self.suspects:
+            reasons.append(f"class(es) {self.suspects} need a far smaller trigger than the others and stand out, but "
+                           "their masks look natural (scattered or long-edged) and the max-margin test does not "
+                           "confirm them: check their triggered samples; such a class is never called clean")
+        hint = f" {self.rerun_hint}" if (reasons and not (self.suspects and len(reasons) == 1)) else ""
+        return "; ".join(reasons) + f".{hint}"
 
     @property
     def rerun_hint(self) -> str:
@@ -283,24 +337,46 @@ class ScanReport:
             "steps": self.steps,
             "seconds": self.seconds,
             "cancelled": self.cancelled,
+            "headline": self.headline,
+            "suspects": list(self.suspects),
+            "flagged_by": {str(c): list(m) for c, m in self.flagged_by.items()},
+            "margin_p": self.margin_p,
+            "methods": self.method_summary(),
             "classes": [
                 {"class": r.class_id, "name": r.name, "l1": r.l1, "anomaly_index": r.anomaly_index,
                  "asr": r.asr, "flagged": r.flagged, "reached_threshold": r.reached_threshold,
                  "log_index": r.log_index, "ratio": r.ratio, "compactness": r.compactness, "score": r.score,
                  "converged": r.converged, "stopped_early": r.stopped_early, "shrink": r.shrink, "epochs": r.epochs,
                  "steps": r.steps, "full_schedule": r.full_schedule, "full_budget_l1": r.full_budget_l1,
-                 "boundary": r.boundary}
+                 "boundary": r.boundary, "nc_flagged": r.nc_flagged, "size_outlier": r.size_outlier,
+                 "margin": r.margin, "margin_ratio": r.margin_ratio, "margin_p": r.margin_p,
+                 "margin_score": r.margin_score, "flagged_by": [m for m in r.flagged_by.split(",") if m],
+                 "reason": r.reason}
                 for r in self.rows
             ],
         }
+
+    def method_summary(self) -> dict:
+        """Each method's own flags and score, and what it sees (the fused verdict's parts)."""
+        from nc_core.detection.fusion import WHAT_IT_SEES
+
+        methods = {NEURAL_CLEANSE: {"flagged": list(self.nc_flagged), "score": self.nc_score,
+                                    "sees": WHAT_IT_SEES[NEURAL_CLEANSE]}}
+        if self.margin is not None:
+            methods[MAX_MARGIN] = {"flagged": self.margin_flagged, "score": max(
+                [r.margin_score for r in self.rows if math.isfinite(r.margin_score)], default=0.0),
+                "steps": self.margin.steps, "seconds": self.margin.seconds, "logits": self.margin.logits,
+                "sees": WHAT_IT_SEES[MAX_MARGIN]}
+        return methods
 
     def to_dict(self, include_arrays: bool = True) -> dict:
         """Everything, JSON-ready; masks and patterns as nested lists when ``include_arrays``."""
         payload = {
             "version": REPORT_VERSION,
-            **{k: v for k, v in asdict(self).items() if k not in ("results", "rows")},
+            **{k: v for k, v in asdict(self).items() if k not in ("results", "rows", "margin")},
             "verdict": self.verdict,
             "rows": [asdict(row) for row in self.rows],
+            "margin": self.margin.to_dict(include_arrays) if self.margin is not None else None,
         }
         if include_arrays:
             payload["results"] = [result_to_dict(r) for r in self.results]
@@ -311,9 +387,13 @@ class ScanReport:
 
     @classmethod
     def from_dict(cls, payload: dict) -> "ScanReport":
-        fields = {k: v for k, v in payload.items() if k not in ("version", "verdict", "rows", "results")}
+        fields = {k: v for k, v in payload.items() if k not in ("version", "verdict", "rows", "results", "margin")}
+        margin = payload.get("margin")
+        if "nc_flagged" not in payload:  # a report from before the fusion: the mask rule alone
+            fields.update(nc_flagged=list(payload.get("flagged", [])), nc_score=payload.get("score", float("nan")))
         return cls(
             **fields,
+            margin=MarginResult.from_dict(margin) if isinstance(margin, dict) else None,
             rows=[ClassRow(**row) for row in payload["rows"]],
             results=[result_from_dict(r) for r in payload.get("results", [])],
         )
@@ -349,8 +429,10 @@ def make_report(
     seconds: float | None = None,
     cancelled: bool = False,
     rule: DetectionRule = DetectionRule(),
+    margin: MarginResult | None = None,
 ) -> ScanReport:
-    """Run the paper's MAD test and the product rule over ``results``; freeze every figure."""
+    """Run the paper's MAD test, the mask rule and, with ``margin``, the max-margin test over
+    ``results``, fuse them (:mod:`nc_core.detection.fusion`) and freeze every figure."""
     results = sorted(results, key=lambda r: r.target)
     scale = budget_scale(results)
     l1 = [full_budget_l1(r, scale) for r in results]
@@ -358,6 +440,10 @@ def make_report(
     edges = [boundary(r.mask) for r in results]
     outliers = anomaly_indices(l1, rule.threshold)
     found = detect(l1, shapes, rule, eligible=[r.reached_threshold for r in results], boundary=edges)
+    ids = [r.target for r in results]
+    evidence = _margin_evidence(margin, ids, rule.margin_p)
+    fusion = fuse(ids, [ids[k] for k in found.flagged], [ids[k] for k in found.size_outliers],
+                  [c for c in ids if evidence[c]["flagged"]])
     rows = [
         ClassRow(
             class_id=r.target,
@@ -367,19 +453,46 @@ def make_report(
             log_index=found.log_indices[k], ratio=found.ratios[k], compactness=shapes[k], score=found.scores[k],
             converged=r.converged, stopped_early=r.stopped_early, steps=r.steps, shrink=r.shrink,
             full_schedule=r.full_schedule, full_budget_l1=l1[k], boundary=edges[k],
+            nc_flagged=k in found.flagged, size_outlier=k in found.size_outliers,
+            margin=evidence[r.target]["margin"], margin_ratio=evidence[r.target]["ratio"],
+            margin_p=evidence[r.target]["p"], margin_score=evidence[r.target]["score"],
+            flagged_by=",".join(fusion.methods_for(r.target)),
+            reason=finding_reason(fusion.methods_for(r.target), found.ratios[k], evidence[r.target]["ratio"],
+                                  evidence[r.target]["p"]),
         )
         for k, r in enumerate(results)
     ]
+    for row in rows:
+        row.flagged = row.class_id in fusion.flagged
     return ScanReport(
         model=model, data=data, pixel_range=pixel_range, config=dict(config or {}), rows=rows,
         median=outliers.median, mad=outliers.mad, anomaly_index=outliers.model_index,
-        flagged=[results[k].target for k in found.flagged], threshold=rule.threshold,
+        flagged=fusion.flagged, threshold=rule.threshold,
         seconds=float(seconds if seconds is not None else sum(r.seconds for r in results)),
         cancelled=cancelled, max_ratio=rule.max_ratio, results=results,
-        min_compactness=rule.min_compactness, extreme_ratio=rule.extreme_ratio, score=found.score,
+        min_compactness=rule.min_compactness, extreme_ratio=rule.extreme_ratio,
+        score=max([found.score] + [e["score"] for e in evidence.values() if math.isfinite(e["score"])]),
         log_spread=found.log_spread, image_pixels=_image_pixels(results), budget_scale=scale,
-        max_boundary=rule.max_boundary,
+        max_boundary=rule.max_boundary, nc_flagged=[ids[k] for k in found.flagged], nc_score=found.score,
+        margin=margin, margin_p=rule.margin_p, suspects=fusion.suspects,
+        flagged_by={str(c): m for c, m in fusion.flagged_by.items()},
     )
+
+
+def _margin_evidence(margin: MarginResult | None, class_ids: list[int], p_value: float) -> dict[int, dict]:
+    """Per scanned class: its max margin, the margin over the median, its p-value, score and flag.
+
+    The test is judged over *every* class of the model at the rule's ``p_value`` (the margin run
+    needs no data and always covers them all, and a null fitted to a few scanned classes would
+    be noise); NaN and unflagged without a margin run."""
+    blank = {"margin": float("nan"), "ratio": float("nan"), "p": float("nan"), "score": float("nan"), "flagged": False}
+    if margin is None or not class_ids or max(class_ids) >= len(margin.margins):
+        return {c: dict(blank) for c in class_ids}
+    p_values, flagged = margin_statistics(margin.margins, p_value)
+    median = float(np.median(margin.margins))
+    return {c: {"margin": margin.margins[c], "ratio": margin.margins[c] / median if median > 0 else float("nan"),
+                "p": p_values[c], "score": margin_score(p_values[c], p_value), "flagged": c in flagged}
+            for c in class_ids}
 
 
 def _image_pixels(results: list[TriggerResult]) -> int:

@@ -22,6 +22,7 @@ from nc_core.optimise.batched import BatchedEngine, Job, run_batched
 from nc_core.optimise.cleanse import Checkpoint, CleanseConfig, TriggerResult, reverse_target
 from nc_core.loading.data import Dataset
 from nc_core.detection.detect import DetectionRule
+from nc_core.detection.margin import MarginConfig, MarginResult, max_margin_scan
 from nc_core.errors import InvalidParameterError, RunCancelled
 from nc_core.loading.models import compiled_forward, predict
 from nc_core.optimise.progress import CancelToken, EventCallback, ScanProgress
@@ -148,7 +149,9 @@ def scan(
             on_result(result)
 
     cancelled = False
+    margin: MarginResult | None = None
     try:
+        margin = run_margin(classifier, data, config, cancel, progress)
         todo = [t for t in targets if t not in results]
         progress.plan([screen or config.epochs] * len(todo) + [config.epochs] * (REFERENCE_CLASSES + 1) * bool(screen)
                       + reserve)
@@ -183,8 +186,19 @@ def scan(
     return make_report(
         list(results.values()), model=model_name, data=data.source, pixel_range=data.pixel_range.label,
         config=config.to_dict(), class_names=data.class_names,
-        seconds=time.perf_counter() - started, cancelled=cancelled, rule=rule,
+        seconds=time.perf_counter() - started, cancelled=cancelled, rule=rule, margin=margin,
     )
+
+
+def run_margin(classifier: keras.Model, data: Dataset, config: CleanseConfig, cancel: CancelToken | None,
+               progress: ScanProgress | None = None) -> MarginResult | None:
+    """The max-margin detector over every class, as ``config`` sets it (None when it is off)."""
+    if config.margin_steps <= 0:
+        return None
+    if progress is not None:
+        progress.phase = "margin"
+    return max_margin_scan(classifier, data.pixel_range,
+                           MarginConfig(config.margin_starts, config.margin_steps, seed=config.seed), cancel=cancel)
 
 
 class JobRunner:

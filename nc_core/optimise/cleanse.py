@@ -68,6 +68,10 @@ class CleanseConfig:
     classes_per_step: int = 1
     seed: int = 0
     threads: int = 0
+    #: The max-margin detector run beside Neural Cleanse (:mod:`nc_core.detection.margin`): Adam
+    #: steps and random starts per class; ``margin_steps=0`` runs Neural Cleanse alone.
+    margin_steps: int = 300
+    margin_starts: int = 8
 
     @classmethod
     def original(cls, **overrides) -> "CleanseConfig":
@@ -113,6 +117,9 @@ class CleanseConfig:
              "Several classes per step need the keras engine and the neural-cleanse method."),
             (self.cost_multiplier_up > 1 and self.cost_multiplier_down > 1, "Cost multipliers must be above 1."),
             (0 <= self.threads <= 64, f"Threads must be between 0 (one per core) and 64, not {self.threads}."),
+            (0 <= self.margin_steps <= 100_000,
+             f"Max-margin steps must be between 0 (off) and 100000, not {self.margin_steps}."),
+            (1 <= self.margin_starts <= 256, f"Max-margin starts must be between 1 and 256, not {self.margin_starts}."),
         ]
         for ok, message in checks:
             if not ok:

@@ -54,7 +54,31 @@ def l1_figure(report, names: list[str], height: int = 380) -> go.Figure:
                          annotation_text=f"any mask flagged below {report.extreme_l1:.1f}",
                          annotation_position="bottom left")
     figure.update_layout(height=height, xaxis_title="class", yaxis_title="mask L1 (pixels)",
-                         xaxis_type="category", margin={"l": 10, "r": 10, "t": 30, "b": 10})
+                         xaxis_type="category", margin={"l": 70, "r": 10, "t": 30, "b": 10})
+    figure.update_yaxes(automargin=True)
+    return figure
+
+
+def margin_figure(report, names: list[str], height: int = 320) -> go.Figure:
+    """The max-margin test per class: the largest logit margin any valid input reaches, flagged
+    classes in red, with the median (a backdoor target stands far above the rest)."""
+    rows = report.rows
+    figure = go.Figure(go.Bar(
+        x=[str(row.class_id) for row in rows], y=[row.margin for row in rows],
+        marker_color=[FLAGGED if "max-margin" in row.flagged_by else NORMAL for row in rows],
+        customdata=[[names[row.class_id] if row.class_id < len(names) else row.name, row.margin_ratio, row.margin_p]
+                    for row in rows],
+        hovertemplate="class %{x} · %{customdata[0]}<br>max margin %{y:.1f} (%{customdata[1]:.2f} of the median)"
+                      "<br>p-value %{customdata[2]:.2g}<extra></extra>",
+    ))
+    margins = sorted(row.margin for row in rows)
+    if margins:
+        median = margins[len(margins) // 2] if len(margins) % 2 else sum(margins[len(margins) // 2 - 1:][:2]) / 2
+        figure.add_hline(y=median, line_dash="dash", line_color="#1f77b4", annotation_text=f"median {median:.1f}",
+                         annotation_position="top right", annotation_bgcolor="rgba(255, 255, 255, 0.85)")
+    figure.update_layout(height=height, xaxis_title="class", yaxis_title="max logit margin", xaxis_type="category",
+                         margin={"l": 70, "r": 10, "t": 30, "b": 10})
+    figure.update_yaxes(automargin=True)
     return figure
 
 

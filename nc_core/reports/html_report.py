@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nc_core.reports.figures import l1_figure
+from nc_core.detection.fusion import MAX_MARGIN, NEURAL_CLEANSE, WHAT_IT_SEES
+from nc_core.reports.figures import l1_figure, margin_figure
 from nc_core.reports.images import scale_for, to_image, trigger_images
 from nc_core.optimise.masks import stamp
 from nc_core.detection.report import ScanReport
@@ -73,8 +74,14 @@ def render_html_report(report: ScanReport, samples: np.ndarray | None = None,
     them the gallery shows the triggers only.
     """
     last = max((r.class_id for r in report.rows), default=-1)
-    figure = l1_figure(report, [_name(report, k, class_names) for k in range(last + 1)])
+    names = [_name(report, k, class_names) for k in range(last + 1)]
+    figure = l1_figure(report, names)
     chart = figure.to_html(full_html=False, include_plotlyjs=True, config={"displaylogo": False})
+    margin_chart = ("<h2>Second method: max-margin</h2>"
+                    f"<p class='settings'>Max-margin sees {_text(WHAT_IT_SEES[MAX_MARGIN])}</p>"
+                    + margin_figure(report, names).to_html(full_html=False, include_plotlyjs=False,
+                                                           config={"displaylogo": False})
+                    if report.margin is not None else "")
     colour = VERDICT_COLOURS.get(report.verdict, "#555")
     heading = _text(title or f"Neural Cleanse report: {report.model}")
     parts = [
@@ -82,10 +89,12 @@ def render_html_report(report: ScanReport, samples: np.ndarray | None = None,
         f"<title>{heading}</title><style>{_STYLE}</style></head><body>",
         f"<p class='settings'>{heading} · data {_text(report.data)} · pixel range {_text(report.pixel_range)} · "
         f"made {_text(time.strftime('%Y-%m-%d %H:%M', time.localtime(report.created)))}</p>",
-        f"<div class='verdict' style='background:{colour}'><h1>{_text(report.verdict.capitalize())}</h1>"
+        f"<div class='verdict' style='background:{colour}'><h1>{_text(report.headline)}</h1>"
         f"<div>{_text(report.verdict_reason)}</div></div>",
         _settings(report),
-        "<h2>Mask size per class</h2>", chart,
+        "<h2>Neural Cleanse: mask size per class</h2>",
+        f"<p class='settings'>Neural Cleanse sees {_text(WHAT_IT_SEES[NEURAL_CLEANSE])}</p>", chart,
+        margin_chart,
         "<h2>Classes</h2>", _table(report, class_names),
         "<h2>Recovered triggers</h2>", _gallery(report, samples, class_names),
         "</body></html>",
@@ -98,9 +107,11 @@ def _settings(report: ScanReport) -> str:
     items = {
         "score": f"{report.score:.2f} (a class is flagged above 1)", "flagged": report.flagged or "none",
         "median L1": f"{report.median:.1f}", "anomaly index (paper)": f"{report.anomaly_index:.2f}",
+        "flagged by": "; ".join(f"{c}: {' and '.join(m)}" for c, m in report.flagged_by.items()) or "none",
+        "suspects (never clean)": report.suspects or "none",
         "rule": (f"threshold {report.threshold:g}, max L1 ratio {report.max_ratio:g}, "
                  f"min compactness {report.min_compactness:g}, max boundary {report.max_boundary:g}, "
-                 f"extreme ratio {report.extreme_ratio:g}"),
+                 f"extreme ratio {report.extreme_ratio:g}, max-margin p-value {report.margin_p:g}"),
         "schedule": (f"{config.get('method')} / {config.get('engine')}, at most {config.get('epochs')} epochs, "
                      f"batch {config.get('batch_size')}, screen {config.get('screen_epochs', 0)} epochs, "
                      f"{len(report.screened)} of {len(report.rows)} classes screened only"),
@@ -113,7 +124,8 @@ def _settings(report: ScanReport) -> str:
 
 def _table(report: ScanReport, class_names: list[str] | None) -> str:
     head = ("<tr><th>class</th><th>name</th><th>mask L1</th><th>judged L1</th><th>of median</th>"
-            "<th>anomaly index</th><th>log index</th><th>compactness</th><th>boundary</th><th>score</th><th>ASR</th>"
+            "<th>anomaly index</th><th>log index</th><th>compactness</th><th>boundary</th><th>score</th>"
+            "<th>max margin</th><th>margin p</th><th>flagged by</th><th>ASR</th>"
             "<th>schedule</th><th>steps</th></tr>")
     body = []
     for row in sorted(report.rows, key=lambda r: r.judged_l1):
@@ -123,6 +135,7 @@ def _table(report: ScanReport, class_names: list[str] | None) -> str:
             f"<td>{_text(_name(report, row.class_id, class_names))}</td><td>{row.l1:.1f}</td>"
             f"<td>{row.judged_l1:.1f}</td><td>{row.ratio:.2f}</td><td>{row.anomaly_index:.2f}</td>"
             f"<td>{row.log_index:.2f}</td><td>{row.compactness:.2f}</td><td>{row.boundary:.2f}</td><td>{row.score:.2f}</td>"
+            f"<td>{row.margin:.1f}</td><td>{row.margin_p:.2g}</td><td>{_text(row.flagged_by.replace(',', ', '))}</td>"
             f"<td>{row.asr:.1%}</td><td>{schedule}</td><td>{row.steps}</td></tr>")
     return f"<table>{head}{''.join(body)}</table>"
 
