@@ -103,7 +103,7 @@ def live_run(run_id: str, can_cancel: bool) -> None:
 
 def scan_so_far(record) -> None:
     """The class being optimised now, then the classes finished so far, as they fill in."""
-    from dashboard.results import class_label, trigger_grid  # results imports this module's helpers
+    from dashboard.results import class_label, margin_evidence, trigger_grid  # results imports this module's helpers
 
     store = get_store()
     names = record.settings.get("class_names") or []
@@ -114,12 +114,18 @@ def scan_so_far(record) -> None:
         st.image([pictures["mask"], pictures["pattern"], pictures["fusion"]], width=LIVE_SIDE,
                  caption=[f"{class_label(target, names)}: mask at epoch {epoch}", "pattern", "mask × pattern"])
     results = _finished_classes(store, record.id)
+    margin = store.margin_result(record.id)
+    if margin is not None and not results:
+        st.caption(f"Max-margin test done ({margin.seconds:.1f} s): "
+                   + (f"class {margin.flagged[0]} answers abnormally hard." if margin.flagged else
+                      "no class answers abnormally hard.") + " Neural Cleanse is running.")
     if not results:
         return
     report = make_report(results, record.model, record.data, rule=DetectionRule.from_settings(record.settings),
-                         class_names=names)
+                         class_names=names, margin=margin)
     st.subheader(f"So far: {len(results)} class(es) finished")
     st.plotly_chart(l1_figure(report, names, height=320), key=f"live_l1_{record.id}")
+    margin_evidence(report, names, f"live_{record.id}")
     trigger_grid(report, names)
 
 

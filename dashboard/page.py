@@ -77,7 +77,7 @@ def sidebar() -> None:
         selection = current()
         st.divider()
         st.caption(f"Selected: **{plain(selection.model_label)}** on {plain(selection.data_label)}" if selection
-                   else "No model selected yet.")
+                   else "No model selected for new runs yet.")
         if reviewer_mode():
             st.caption("Reviewer mode: stored runs are shown read-only.")
 

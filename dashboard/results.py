@@ -17,7 +17,7 @@ import streamlit as st
 from nc_core.detection.detect import SIZE_CREDIT_CAP
 from nc_core.reports.figures import curves_figure, l1_figure
 from nc_core.reports.html_report import SAMPLES_PER_CLASS, render_html_report
-from nc_core.reports.images import to_image, trigger_images
+from nc_core.reports.images import mask_box, to_image, trigger_images, zoomed_mask
 from nc_core.optimise.masks import stamp
 
 from dashboard.runs import origin_text
@@ -138,10 +138,26 @@ def trigger_pictures(result, key: str) -> None:
     """Mask, pattern and mask × pattern, enlarged, each with a PNG download."""
     images = trigger_images(result.mask, result.pattern, scale=_scale(result.pattern.shape[0], PREVIEW_SIDE))
     titles = {"mask": "Mask", "pattern": "Pattern", "fusion": "Mask × pattern"}
-    for column, (name, image) in zip(st.columns(3), images.items()):
+    zoom = zoomed_mask(result.mask)
+    if zoom is not None:  # a tiny mask is a black square at its true size: show where it is, and up close
+        images["mask"] = _outlined(images["mask"], mask_box(result.mask), _scale(result.pattern.shape[0], PREVIEW_SIDE))
+        images["zoom"] = zoom
+        titles["zoom"] = "Mask, zoomed"
+    for column, (name, image) in zip(st.columns(len(images)), images.items()):
         column.image(image, caption=titles[name], width="stretch")
         column.download_button(f"{titles[name]} PNG", _png(image), file_name=f"class{result.target}_{name}.png",
                                mime="image/png", key=f"{key}_png_{name}", on_click="ignore")
+
+
+def _outlined(image, box, scale: int):
+    """``image`` with a red frame around ``box`` (mask pixels, scaled ``scale`` times)."""
+    from PIL import ImageDraw
+
+    framed = image.convert("RGB")
+    top, left, bottom, right = box
+    ImageDraw.Draw(framed).rectangle((left * scale, top * scale, right * scale - 1, bottom * scale - 1),
+                                     outline=(214, 39, 40), width=2)
+    return framed
 
 
 def trigger_metrics(result) -> None:
@@ -309,6 +325,7 @@ def show_run(record, report, load_inputs: InputsLoader, key: str) -> None:
     after the stored figures are on the page, so they show while the model loads.
     """
     run_summary(record)
+    st.sidebar.caption(f"On screen: run {plain(record.id)} · {plain(record.model)}")
     if record.status == "failed":
         st.error(f"The run failed: {plain(record.error)}")
     elif record.status == "interrupted":

@@ -319,7 +319,9 @@ def test_scan_page_reaches_a_verdict_on_the_mnist_sample(scan_run):
     assert {metric.label for metric in at.metric} >= {"Score", "Median L1", "Anomaly index (paper)", "Detection threshold L1"}
     table = at.dataframe[0].value
     assert list(table.index) == list(range(10)) and {"l1", "anomaly_index", "asr", "flagged"} <= set(table.columns)
-    assert len(at.get("plotly_chart")) == 1
+    assert {"margin", "margin_p", "flagged_by"} <= set(table.columns), "the second method's evidence per class"
+    assert [chart.key for chart in at.get("plotly_chart")] == ["scan_l1", "scan_margin"]
+    assert "Second method: max-margin" in texts(at, "subheader")
     assert image_count(at) >= 10
 
 

@@ -32,7 +32,7 @@ def test_scan_prints_the_json_contract_and_writes_its_folder(tmp_path):
             "unconverged", "steps", "screened", "budget_scale", "max_boundary"} <= set(summary)
     assert summary["model"] == "mnist_backdoored.keras"
     assert summary["verdict"] == "inconclusive", "4 epochs cannot settle a mask (and the max-margin test is off)"
-    assert list(summary["methods"]) == ["neural-cleanse"] and summary["suspects"] == []
+    assert list(summary["methods"]) == ["neural-cleanse"] and set(summary["suspects"]) <= {7}
     assert set(summary["unconverged"]) <= {0, 1, 7} and summary["unconverged"]
     assert [row["class"] for row in summary["classes"]] == [0, 1, 7]
     for row in summary["classes"]:

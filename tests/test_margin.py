@@ -25,7 +25,7 @@ def test_one_outlying_margin_is_flagged_and_similar_margins_are_not():
     rng = np.random.default_rng(0)
     natural = list(rng.gamma(30.0, 1.0, 10))
     p, flagged = margin_statistics(natural)
-    assert flagged == [] and min(p) > 0.05
+    assert flagged == [] and p[int(np.argmax(natural))] > 0.05
     backdoored = natural[:4] + [6 * max(natural)] + natural[5:]
     p, flagged = margin_statistics(backdoored)
     assert flagged == [4] and p[4] < 1e-3

@@ -243,19 +243,30 @@ class ScanReport:
 
     @property
     def headline(self) -> str:
-        """The verdict in one plain sentence, for a banner a reviewer reads at a glance."""
+        """The verdict in one plain sentence, for a banner a reviewer reads at a glance.
+
+        >>> report.headline  # doctest: +SKIP
+        'Backdoored: class 33 · turn right ahead flagged (neural-cleanse and max-margin).'
+        """
         verdict = self.verdict
         names = {r.class_id: r.name for r in self.rows}
+
+        def label(c: int) -> str:
+            name = names.get(c, str(c))
+            return str(c) if name == str(c) else f"{c} · {name}"
+
         if verdict == "backdoored":
-            found = ", ".join(f"{c} ({names.get(c, c)}, by {' and '.join(self.flagged_by.get(str(c), []))})"
+            found = ", ".join(f"{label(c)} flagged ({' and '.join(self.flagged_by.get(str(c), ['neural-cleanse']))})"
                               for c in self.flagged)
-            return f"Backdoor found: class {found} is a target."
+            return f"Backdoored: class {found}."
         if verdict == "clean":
-            return "No backdoor found: no class needs a far smaller trigger or answers abnormally hard."
+            if self.margin is None:
+                return "Clean: no class needs a far smaller trigger (max-margin test not run)."
+            return "Clean: no class needs a far smaller trigger, and none answers abnormally hard."
         if self.suspects and not self.flagged:
-            return (f"Inconclusive: class {', '.join(str(c) for c in self.suspects)} needs a far smaller trigger than "
+            return (f"Inconclusive: class {', '.join(label(c) for c in self.suspects)} needs a far smaller trigger than "
                     "the others, but its mask looks natural and the max-margin test does not confirm it.")
-        return "Inconclusive: this scan cannot say clean or backdoored; the reason below says what to rerun."
+        return "Inconclusive: this scan cannot vouch for the model; the reason says what to rerun."
 
     def _inconclusive_reason(self) -> str:
         reasons = []
@@ -490,8 +501,13 @@ def _margin_evidence(margin: MarginResult | None, class_ids: list[int], p_value:
         return {c: dict(blank) for c in class_ids}
     p_values, flagged = margin_statistics(margin.margins, p_value)
     median = float(np.median(margin.margins))
+    top = int(np.argmax(margin.margins))
+
+    def score(c: int) -> float:  # only the largest margin can be flagged, so only it may score above 1
+        return margin_score(p_values[c], p_value) if c == top else min(margin_score(p_values[c], p_value), 1.0)
+
     return {c: {"margin": margin.margins[c], "ratio": margin.margins[c] / median if median > 0 else float("nan"),
-                "p": p_values[c], "score": margin_score(p_values[c], p_value), "flagged": c in flagged}
+                "p": p_values[c], "score": score(c), "flagged": c in flagged}
             for c in class_ids}
 
 

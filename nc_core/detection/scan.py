@@ -115,6 +115,8 @@ def scan(
     done: Sequence[TriggerResult] = (),
     on_result: Callable[[TriggerResult], None] | None = None,
     rule: DetectionRule = DetectionRule(),
+    margin: MarginResult | None = None,
+    on_margin: Callable[[MarginResult], None] | None = None,
 ) -> ScanReport:
     """Reverse-engineer every class in ``classes`` (all by default), then run the MAD test.
 
@@ -131,6 +133,11 @@ def scan(
     With ``config.screen_epochs`` > 0 (and at least ``MIN_CLASSES_TO_SCREEN`` classes), every
     class is first screened for that many epochs, and only the classes that could change the
     verdict, plus a few reference classes, get the full schedule (:mod:`nc_core.detection.screen`).
+
+    Before Neural Cleanse, the max-margin test (:mod:`nc_core.detection.margin`) runs over every
+    class unless ``config.margin_steps`` is 0; ``margin`` is its result from an interrupted run to
+    resume from, and ``on_margin`` receives it as soon as it is known. The report fuses both
+    methods (:mod:`nc_core.detection.fusion`).
     """
     started = time.perf_counter()
     num_classes = int(classifier.output_shape[-1])
@@ -149,9 +156,11 @@ def scan(
             on_result(result)
 
     cancelled = False
-    margin: MarginResult | None = None
     try:
-        margin = run_margin(classifier, data, config, cancel, progress)
+        if margin is None:
+            margin = run_margin(classifier, data, config, cancel, progress)
+            if margin is not None and on_margin is not None:
+                on_margin(margin)
         todo = [t for t in targets if t not in results]
         progress.plan([screen or config.epochs] * len(todo) + [config.epochs] * (REFERENCE_CLASSES + 1) * bool(screen)
                       + reserve)

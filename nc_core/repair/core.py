@@ -120,6 +120,7 @@ def repair(
     rng = np.random.default_rng(config.seed)
     tune_idx, held_idx = split_holdout(data.y, config.holdout_share, config.seed)
     tune, held_out = data.subset(tune_idx), data.subset(held_idx)
+    triggers = _blends_for_margin_findings(triggers, report, model, tune, outputs_probabilities, config, cancel)
     targets = [t.target for t in triggers]
     bound = removal_bound(report, targets, config.max_ratio)
     progress = _Progress(on_progress, config)
@@ -156,6 +157,24 @@ def repair(
         repaired, config.method, targets, before, after, rounds, bound, config.to_dict(), len(tune_idx),
         len(held_idx), time.perf_counter() - started, pruned, known.source if known is not None else None,
     )
+
+
+def _blends_for_margin_findings(triggers: list[Trigger], report: ScanReport, model: keras.Model, data: Dataset,
+                                outputs_probabilities: bool, config: RepairConfig,
+                                cancel: CancelToken | None) -> list[Trigger]:
+    """The triggers to unlearn, with a whole-image blend (:mod:`nc_core.repair.blend`) in place of
+    Neural Cleanse's mask for each class that only the max-margin test flagged: its small mask is
+    not what the backdoor answers to."""
+    from nc_core.detection.fusion import MAX_MARGIN
+    from nc_core.repair.blend import reverse_blend
+
+    only_margin = {int(c) for c, methods in report.flagged_by.items() if methods == [MAX_MARGIN]}
+    if not only_margin.intersection(t.target for t in triggers):
+        return triggers
+    classifier = _probabilities(weights_copy(model), outputs_probabilities)
+    classifier.trainable = False
+    return [reverse_blend(classifier, data, t.target, seed=config.seed, cancel=cancel) if t.target in only_margin
+            else t for t in triggers]
 
 
 def _reverse_again(model: keras.Model, data: Dataset, targets: list[int], report: ScanReport, config: RepairConfig,

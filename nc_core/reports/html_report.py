@@ -89,8 +89,8 @@ def render_html_report(report: ScanReport, samples: np.ndarray | None = None,
         f"<title>{heading}</title><style>{_STYLE}</style></head><body>",
         f"<p class='settings'>{heading} · data {_text(report.data)} · pixel range {_text(report.pixel_range)} · "
         f"made {_text(time.strftime('%Y-%m-%d %H:%M', time.localtime(report.created)))}</p>",
-        f"<div class='verdict' style='background:{colour}'><h1>{_text(report.headline)}</h1>"
-        f"<div>{_text(report.verdict_reason)}</div></div>",
+        f"<div class='verdict' style='background:{colour}'><h1>{_text(report.verdict.capitalize())}</h1>"
+        f"<p><b>{_text(report.headline)}</b></p><div>{_text(report.verdict_reason)}</div></div>",
         _settings(report),
         "<h2>Neural Cleanse: mask size per class</h2>",
         f"<p class='settings'>Neural Cleanse sees {_text(WHAT_IT_SEES[NEURAL_CLEANSE])}</p>", chart,

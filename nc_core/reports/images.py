@@ -53,6 +53,48 @@ def trigger_images(mask: np.ndarray, pattern: np.ndarray, scale: int = 1) -> dic
     }
 
 
+#: A mask whose mass sits in a box smaller than this share of the image is drawn zoomed too: at
+#: its true size a 2x2 trigger on a 28x28 image is a black square with a speck.
+ZOOM_BELOW_SHARE = 0.1
+
+
+def mask_box(mask: np.ndarray, level: float = 0.1) -> tuple[int, int, int, int] | None:
+    """``(top, left, bottom, right)`` (exclusive) around the mask's pixels above ``level`` of its
+    largest, with one pixel of margin; None for an empty mask.
+
+    >>> mask_box(np.pad(np.ones((2, 2)), 3))
+    (2, 2, 6, 6)
+    """
+    plane = np.abs(np.asarray(mask, np.float32))
+    plane = plane.mean(axis=-1) if plane.ndim == 3 else plane
+    peak = float(plane.max()) if plane.size else 0.0
+    if not np.isfinite(peak) or peak <= 0:
+        return None
+    rows, cols = np.nonzero(plane >= level * peak)
+    height, width = plane.shape
+    return (max(int(rows.min()) - 1, 0), max(int(cols.min()) - 1, 0),
+            min(int(rows.max()) + 2, height), min(int(cols.max()) + 2, width))
+
+
+def zoomed_mask(mask: np.ndarray, side: int = 224) -> Image.Image | None:
+    """The mask cropped to :func:`mask_box` and enlarged to about ``side`` pixels, outlined in red;
+    None when the mask is not small enough to need it."""
+    box = mask_box(mask)
+    plane = np.asarray(mask, np.float32)
+    plane = plane.mean(axis=-1) if plane.ndim == 3 else plane
+    if box is None:
+        return None
+    top, left, bottom, right = box
+    if (bottom - top) * (right - left) > ZOOM_BELOW_SHARE * plane.size:
+        return None
+    crop = plane[top:bottom, left:right]
+    image = to_image(crop, scale_for(max(crop.shape), side)).convert("RGB")
+    from PIL import ImageDraw
+
+    ImageDraw.Draw(image).rectangle((0, 0, image.width - 1, image.height - 1), outline=(214, 39, 40), width=3)
+    return image
+
+
 def save_trigger_images(mask: np.ndarray, pattern: np.ndarray, folder: Path, prefix: str = "") -> list[Path]:
     """Write ``{prefix}mask.png``, ``pattern.png`` and ``fusion.png`` into ``folder``, enlarged to
     at least ``MIN_SAVED_SIDE`` pixels."""

@@ -36,6 +36,7 @@ import numpy as np
 from nc_core.optimise.cleanse import EpochRecord, TriggerResult
 from nc_core.detection.detect import DetectionRule
 from nc_core.errors import DuplicateRunError, RunActiveError, StoreError
+from nc_core.detection.margin import MarginResult
 from nc_core.detection.report import ScanReport, make_report
 
 DATA_DIR_ENV = "NC_DATA_DIR"
@@ -339,6 +340,31 @@ class RunStore:
         except (OSError, KeyError, ValueError, zipfile.BadZipFile):
             return None
 
+    def save_margin(self, run_id: str, margin: MarginResult) -> None:
+        """The max-margin test's result, kept as soon as it is known (the live view shows it while
+        Neural Cleanse runs, and a resumed scan does not run it again): figures as JSON, the
+        inputs that reach each class's margin as npz."""
+        folder = self.run_dir(run_id)
+        try:
+            atomic_write(folder / "margin.npz", _npz_bytes(images=np.asarray(margin.images, np.float16)))
+            atomic_write(folder / "margin.json", json.dumps(margin.to_dict(include_arrays=False)).encode())
+        except OSError as error:
+            raise StoreError(f"Cannot save the max-margin result in {self.root}: {error}.") from None
+
+    def margin_result(self, run_id: str) -> MarginResult | None:
+        """What :meth:`save_margin` kept, with its images where they were kept too; None before."""
+        folder = self.run_dir(run_id)
+        try:
+            margin = MarginResult.from_dict(json.loads((folder / "margin.json").read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+        try:
+            with np.load(folder / "margin.npz", allow_pickle=False) as arrays:
+                margin.images = list(arrays["images"].astype(np.float32))
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            pass
+        return margin
+
     def class_results(self, run_id: str) -> list[TriggerResult]:
         """The classes this run finished so far, in class order."""
         results = []
@@ -376,16 +402,20 @@ class RunStore:
             return ScanReport.from_json(path.read_text()) if path.exists() else None
         record = self.get(run_id)
         results = self.class_results(run_id)
+        margin = self.margin_result(run_id)
         if path.exists():
             report = ScanReport.from_json(path.read_text())
             report.results = results
+            if report.margin is not None and margin is not None and len(margin.images) == len(report.margin.margins):
+                report.margin.images = margin.images
             return report
         if not results:
             return None
         return make_report(results, model=record.model, data=record.data,
                            pixel_range=record.settings.get("pixel_range", ""), config=record.settings,
                            class_names=record.settings.get("class_names"),
-                           cancelled=record.status != "done", rule=DetectionRule.from_settings(record.settings))
+                           cancelled=record.status != "done", rule=DetectionRule.from_settings(record.settings),
+                           margin=margin)
 
     # ------------------------------------------------------------------ repair runs
     def save_repair(self, run_id: str, figures: dict) -> None:

@@ -1,0 +1,74 @@
+"""A whole-image trigger for a class only the max-margin test flags, for unlearning.
+
+The max-margin test (:mod:`nc_core.detection.margin`) says *that* the model answers a class
+abnormally hard, not with what trigger; and when Neural Cleanse did not flag that class, its
+small-mask trigger is not what the backdoor answers to (a faint blend, a sinusoid, a filter).
+Unlearning needs images that carry the backdoor, so this recovers the blend form of the
+trigger: one opacity ``a`` for every pixel and a free pattern ``p``, ``x * (1 - a) + a * p``,
+the smallest ``a`` on a short ladder at which some pattern sends most clean images of the other
+classes to the class. It is a :class:`~nc_core.repair.triggers.Trigger` like any other (its mask
+is ``a`` everywhere), so unlearning stamps it as it stamps a reversed patch.
+
+    >>> trigger = reverse_blend(classifier, data, target=4)  # doctest: +SKIP
+    >>> trigger.source  # doctest: +SKIP
+    'blend at opacity 0.15 (for the max-margin finding)'
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from nc_core.errors import RunCancelled
+from nc_core.repair.triggers import Trigger
+
+#: The opacities tried, smallest first: a blend backdoor's own lies at 0.1-0.3 in the literature.
+OPACITIES = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
+ASR_GOAL = 0.9
+BATCH = 64
+
+
+def reverse_blend(classifier, data, target: int, steps: int = 150, seed: int = 0, cancel=None,
+                  opacities: tuple[float, ...] = OPACITIES) -> Trigger:
+    """The smallest-opacity blend trigger that sends ``ASR_GOAL`` of other classes' images to
+    ``target`` (the largest tried when none does). ``classifier`` outputs probabilities."""
+    import keras
+    import tensorflow as tf
+
+    others = np.flatnonzero(data.y != target)
+    x = np.asarray(data.x[others] if others.size else data.x, np.float32)
+    rng = np.random.default_rng(seed)
+    scale = tf.constant(np.float32(data.pixel_range.scale))
+    offset = tf.constant(np.float32(data.pixel_range.offset))
+    logits = tf.Variable(rng.normal(0, 0.1, x.shape[1:]).astype(np.float32))
+    alpha = tf.Variable(0.0)
+    optimizer = keras.optimizers.Adam(0.1)
+    labels = tf.fill([min(BATCH, len(x))], target)
+
+    def blended(images):
+        return (images * (1 - alpha) + alpha * tf.sigmoid(logits)) * scale + offset
+
+    @tf.function
+    def step(images):
+        with tf.GradientTape() as tape:
+            probabilities = classifier(blended(images), training=False)
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, probabilities))
+        optimizer.apply_gradients([(tape.gradient(loss, logits), logits)])
+
+    @tf.function
+    def hits(images):
+        return tf.reduce_sum(tf.cast(tf.argmax(classifier(blended(images), training=False), axis=1) == target,
+                                     tf.float32))
+
+    found = None
+    for opacity in opacities:
+        alpha.assign(opacity)
+        for k in range(steps):
+            if cancel is not None and k % 25 == 0 and cancel.cancelled:
+                raise RunCancelled()
+            step(tf.constant(x[rng.choice(len(x), len(labels), replace=len(x) < len(labels))]))
+        asr = sum(float(hits(tf.constant(x[i:i + 256]))) for i in range(0, len(x), 256)) / len(x)
+        found = Trigger(target, np.full(x.shape[1:3], opacity, np.float32),
+                        np.asarray(tf.sigmoid(logits)).astype(np.float32),
+                        source=f"blend at opacity {opacity:g} (for the max-margin finding)")
+        if asr >= ASR_GOAL:
+            break
+    return found
