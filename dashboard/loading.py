@@ -116,6 +116,28 @@ def load_run_inputs(record):
         return None
 
 
+def run_samples(record):
+    """Each class's triggered samples for a run's result view: those the scan stored with the
+    run, else (runs made before samples were stored) made from the run's own model and data,
+    else None.
+
+    >>> show_run(record, report, run_samples(record), key="runs")
+    """
+    store = get_store()
+
+    def samples_for(result):
+        stored = store.stored_samples(record.id, result.target)
+        if stored is not None:
+            return stored
+        inputs = load_run_inputs(record)
+        if inputs is None:
+            return None
+        from nc_core.reports.samples import triggered_samples
+
+        return triggered_samples(inputs.classifier, inputs.data, result)
+    return samples_for
+
+
 def selection_inputs_or_stop(selection: Selection):
     """Load the selection with a spinner; on failure show the reason and stop the page."""
     try:

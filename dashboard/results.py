@@ -16,20 +16,23 @@ import streamlit as st
 
 from nc_core.detection.detect import SIZE_CREDIT_CAP
 from nc_core.reports.figures import curves_figure, l1_figure
-from nc_core.reports.html_report import SAMPLES_PER_CLASS, render_html_report
+from nc_core.reports.html_report import render_html_report
 from nc_core.reports.images import mask_box, to_image, trigger_images, zoomed_mask
-from nc_core.optimise.masks import stamp
+from nc_core.reports.samples import SAMPLES_KEPT
 
 from dashboard.runs import origin_text
 from dashboard.text import plain
 
 if TYPE_CHECKING:
-    from nc_core.loading.inputs import ScanInputs
+    from nc_core.optimise.cleanse import TriggerResult
+    from nc_core.reports.samples import TriggeredSamples
 
 PREVIEW_SIDE = 224  # pixels of an enlarged mask / pattern / fusion
 GRID_WIDTH = 150  # pixels of one class in the trigger grid
 SAMPLE_WIDTH = 96
-InputsLoader = Callable[[], "ScanInputs | None"]  # the run's model and data; called only to show samples
+#: A run's triggered samples of one class: stored with the run, or made from its model and data;
+#: None when there is nothing to make them from.
+SamplesSource = Callable[["TriggerResult"], "TriggeredSamples | None"]
 
 
 def class_label(class_id: int, names: list[str]) -> str:
@@ -105,33 +108,30 @@ def rule_text(report) -> str:
     )
 
 
-def triggered_samples(inputs, result, names: list[str], count: int = 6) -> None:
-    """Clean samples of other classes beside the same samples with the trigger, with predictions."""
-    from nc_core.loading.models import predict  # Keras: loaded only when samples are shown
-
-    data = inputs.data
-    first_of_class = {}
-    for index, label in enumerate(data.y.tolist()):
-        if label != result.target and label not in first_of_class:
-            first_of_class[label] = index
-    picks = [first_of_class[k] for k in sorted(first_of_class)][:count]
-    if not picks:
+def show_samples(samples, names: list[str], count: int = SAMPLES_KEPT) -> None:
+    """Clean samples of other classes beside the same samples with the trigger, with the model's
+    predictions, as the library made and stored them (:mod:`nc_core.reports.samples`)."""
+    if not len(samples):
         st.caption("The data holds no samples of other classes to stamp the trigger on.")
         return
-    clean = data.x[picks]
-    triggered = stamp(clean, result.mask, result.pattern)
-    probabilities = predict(inputs.classifier, data.pixel_range.from_unit(np.concatenate([clean, triggered])))
-    predicted, confidence = probabilities.argmax(axis=1), probabilities.max(axis=1)
-    scale = _scale(clean.shape[1], SAMPLE_WIDTH)
-
-    def captions(offset: int) -> list[str]:
-        return [f"{int(data.y[pick])} → {class_label(int(predicted[offset + i]), names)} ({confidence[offset + i]:.0%})"
-                for i, pick in enumerate(picks)]
-
+    samples = samples.first(count)
+    scale = _scale(max(samples.clean.shape[1:3]), SAMPLE_WIDTH)
     st.caption("Clean samples of other classes: true class → the model's prediction (confidence)")
-    st.image([to_image(x, scale) for x in clean], caption=captions(0), width=SAMPLE_WIDTH)
+    st.image([to_image(x / 255.0, scale) for x in samples.clean],
+             caption=[plain(samples.caption(i, names=names)) for i in range(len(samples))], width=SAMPLE_WIDTH)
     st.caption("The same samples with the recovered trigger")
-    st.image([to_image(x, scale) for x in triggered], caption=captions(len(picks)), width=SAMPLE_WIDTH)
+    st.image([to_image(x / 255.0, scale) for x in samples.triggered],
+             caption=[plain(samples.caption(i, triggered=True, names=names)) for i in range(len(samples))],
+             width=SAMPLE_WIDTH)
+
+
+def _samples_or_note(samples_for: SamplesSource, result, names: list[str], count: int = SAMPLES_KEPT) -> None:
+    available = samples_for(result)
+    if available is None:
+        st.caption("This run's triggered samples were not stored with it, and its model and data are not "
+                   "here (an older imported bundle, say), so they cannot be shown.")
+        return
+    show_samples(available, names, count)
 
 
 def trigger_pictures(result, key: str) -> None:
@@ -176,17 +176,12 @@ def trigger_metrics(result) -> None:
                    "Try more epochs.")
 
 
-def trigger_detail(result, names: list[str], load_inputs: InputsLoader, key: str) -> None:
+def trigger_detail(result, names: list[str], samples_for: SamplesSource, key: str) -> None:
     """Everything about one class's trigger: pictures, figures, triggered samples, curves."""
     st.subheader(f"Trigger for class {plain(class_label(result.target, names))}")
     trigger_metrics(result)
     trigger_pictures(result, key)
-    inputs = load_inputs()
-    if inputs is not None:
-        triggered_samples(inputs, result, names)
-    else:
-        st.caption("This run's model and data are not stored with it (an imported bundle, say), "
-                   "so triggered samples cannot be shown.")
+    _samples_or_note(samples_for, result, names)
     if result.history:
         st.plotly_chart(curves_figure([vars(h) for h in result.history]), key=f"{key}_curves")
 
@@ -238,7 +233,7 @@ def trigger_grid(report, names: list[str]) -> None:
     st.image(strips, caption=captions, width=GRID_WIDTH)
 
 
-def class_comparison(report, names: list[str], load_inputs: InputsLoader, key: str) -> None:
+def class_comparison(report, names: list[str], samples_for: SamplesSource, key: str) -> None:
     """2 to 4 classes side by side, with their triggered samples."""
     by_l1 = [row.class_id for row in sorted(report.rows, key=lambda row: row.l1)]
     default = list(dict.fromkeys([*report.flagged, *by_l1]))[:2]
@@ -247,7 +242,6 @@ def class_comparison(report, names: list[str], load_inputs: InputsLoader, key: s
     if len(chosen) < 2:
         st.caption("Pick at least two classes.")
         return
-    inputs = load_inputs()
     for column, class_id in zip(st.columns(len(chosen)), chosen):
         result = report.result_for(class_id)
         row = next(r for r in report.rows if r.class_id == class_id)
@@ -260,11 +254,10 @@ def class_comparison(report, names: list[str], load_inputs: InputsLoader, key: s
                        f"max margin {row.margin:.1f} ({row.margin_ratio:.2f} of the median, p {row.margin_p:.2g})")
             images = trigger_images(result.mask, result.pattern, scale=_scale(result.pattern.shape[0], 128))
             st.image(list(images.values()), caption=["mask", "pattern", "mask × pattern"], width=96)
-            if inputs is not None:
-                triggered_samples(inputs, result, names, count=3)
+            _samples_or_note(samples_for, result, names, count=3)
 
 
-def scan_results(report, names: list[str], load_inputs: InputsLoader, key: str) -> None:
+def scan_results(report, names: list[str], samples_for: SamplesSource, key: str) -> None:
     """A scan's verdict, L1 chart with median and threshold, table, trigger grid and comparison."""
     verdict_banner(report, names)
     columns = st.columns(4)
@@ -278,7 +271,7 @@ def scan_results(report, names: list[str], load_inputs: InputsLoader, key: str) 
     st.subheader("Triggers of every class")
     trigger_grid(report, names)
     st.subheader("Compare classes")
-    class_comparison(report, names, load_inputs, key)
+    class_comparison(report, names, samples_for, key)
 
 
 def margin_evidence(report, names: list[str], key: str) -> None:
@@ -318,11 +311,12 @@ def run_summary(record) -> None:
     st.caption(plain(summary))  # every field may come from an imported bundle
 
 
-def show_run(record, report, load_inputs: InputsLoader, key: str) -> None:
+def show_run(record, report, samples_for: SamplesSource, key: str) -> None:
     """The result view of a finished, cancelled, failed or interrupted run.
 
-    ``load_inputs`` gives the run's model and data for the triggered-sample previews; it is called
-    after the stored figures are on the page, so they show while the model loads.
+    ``samples_for`` gives each class's triggered samples (:func:`dashboard.loading.run_samples`):
+    stored with the run, else made from its model and data, after the stored figures are on
+    the page, so they show while a model loads.
     """
     run_summary(record)
     st.sidebar.caption(f"On screen: run {plain(record.id)} · {plain(record.model)}")
@@ -342,16 +336,16 @@ def show_run(record, report, load_inputs: InputsLoader, key: str) -> None:
                     else "No class finished in this run.")
         return
     names = report_names(report, record.settings)
-    st.download_button("Download HTML report", partial(html_report, report, names, load_inputs),
+    st.download_button("Download HTML report", partial(html_report, report, names, samples_for),
                        file_name=f"nc_report_{record.id}.html", mime="text/html", icon=":material/description:",
                        key=f"{key}_html_report", on_click="ignore",
                        help="One file with the verdict, chart, table and every trigger; opens offline in a browser.")
     if record.kind == "reverse":
-        trigger_detail(report.results[0], names, load_inputs, key)
+        trigger_detail(report.results[0], names, samples_for, key)
         return
     if record.kind == "repair":
         st.subheader("The re-scan of the repaired model")
-    scan_results(report, names, load_inputs, key)
+    scan_results(report, names, samples_for, key)
     if record.kind == "scan" and record.status == "done":
         from dashboard.page import reviewer_mode
         from dashboard.repair import repair_action
@@ -360,11 +354,14 @@ def show_run(record, report, load_inputs: InputsLoader, key: str) -> None:
             repair_action(record, report)
 
 
-def html_report(report, names: list[str], load_inputs: InputsLoader) -> str:
-    """The run as one self-contained HTML file, with triggered samples when its data can be read."""
-    try:
-        inputs = load_inputs()
-        samples = inputs.data.x[:SAMPLES_PER_CLASS] if inputs is not None else None
-    except Exception:  # the report stands without samples
-        samples = None
-    return render_html_report(report, samples, names)
+def html_report(report, names: list[str], samples_for: SamplesSource) -> str:
+    """The run as one self-contained HTML file, with each class's triggered samples where the run has them."""
+    triggered = {}
+    for result in report.results:
+        try:
+            samples = samples_for(result)
+        except Exception:  # the report stands without samples
+            samples = None
+        if samples is not None:
+            triggered[result.target] = samples
+    return render_html_report(report, class_names=names, triggered=triggered)

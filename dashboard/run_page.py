@@ -6,14 +6,13 @@ so each page keeps its form and calls these three steps around it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 import streamlit as st
 
 from nc_core.errors import NCError
 
 from dashboard.live import live_run
-from dashboard.loading import class_names, get_store, load_run_inputs, selection_inputs_or_stop
+from dashboard.loading import class_names, get_store, run_samples, selection_inputs_or_stop
 from dashboard.page import reviewer_mode, runs_disabled_notice, start_page
 from dashboard.results import show_run
 from dashboard.runs import page_run, remember_run, start_run
@@ -80,4 +79,4 @@ def show_page_run(page: RunPage, idle_hint: str) -> None:
     elif record.active:
         live_run(record.id, can_cancel=True)
     else:
-        show_run(record, get_store().load_report(record.id), partial(load_run_inputs, record), key=page.kind)
+        show_run(record, get_store().load_report(record.id), run_samples(record), key=page.kind)

@@ -255,17 +255,19 @@ def run_scan(args: argparse.Namespace) -> int:
     token = CancelToken()
     previous = signal.signal(signal.SIGINT, lambda *_: token.cancel())
     try:
+        triggered = {}
         report = scan(inputs.classifier, inputs.data, args.classes, _config(args),
                       on_event=_progress_printer(args.quiet), cancel=token, model_name=inputs.model_name,
-                      rule=rule)
+                      rule=rule, on_samples=(lambda samples: triggered.update({samples.target: samples}))
+                      if args.report else None)
     finally:
         signal.signal(signal.SIGINT, previous)
     if args.out:
         _write_scan_outputs(report, args.out)
     if args.report:
-        from nc_core.reports.html_report import SAMPLES_PER_CLASS, write_html_report
+        from nc_core.reports.html_report import write_html_report
 
-        write_html_report(report, args.report, inputs.data.x[:SAMPLES_PER_CLASS], inputs.data.class_names)
+        write_html_report(report, args.report, triggered, inputs.data.class_names)
     print(json.dumps(report.summary()) if args.format == "json" else _text_summary(report))
     return EXIT_CANCELLED if report.cancelled else EXIT_OK
 

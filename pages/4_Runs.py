@@ -1,11 +1,10 @@
 """Runs: every stored run; open one, compare two, export or import a bundle, delete."""
-from functools import partial
 
 import streamlit as st
 
 from nc_core.reports.figures import compare_l1_figure
 from dashboard.live import live_run
-from dashboard.loading import get_store, load_run_inputs
+from dashboard.loading import get_store, run_samples
 from dashboard.page import reviewer_mode, start_page
 from dashboard.results import report_names, show_run, verdict_banner
 from dashboard.runs import run_label, show_runs_table
@@ -74,7 +73,7 @@ with open_tab:
     if record.active:
         live_run(record.id, can_cancel=not reviewer)
     else:
-        show_run(record, store.load_report(run_id), partial(load_run_inputs, record), key="runs_open")
+        show_run(record, store.load_report(run_id), run_samples(record), key="runs_open")
 
 with compare_tab:
     scans = [r.id for r in records if r.kind == "scan" and r.verdict is not None]

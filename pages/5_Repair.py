@@ -1,10 +1,9 @@
 """Repair: a repair run, live or finished: its before/after figures, the repaired model, its re-scan."""
-from functools import partial
 
 import streamlit as st
 
 from dashboard.live import live_run
-from dashboard.loading import get_store, load_run_inputs
+from dashboard.loading import get_store, run_samples
 from dashboard.page import reviewer_mode, start_page
 from dashboard.results import show_run
 from dashboard.runs import page_run
@@ -19,4 +18,4 @@ if record is None:
 if record.active:
     live_run(record.id, can_cancel=not reviewer_mode())
 else:
-    show_run(record, get_store().load_report(record.id), partial(load_run_inputs, record), key="repair")
+    show_run(record, get_store().load_report(record.id), run_samples(record), key="repair")

@@ -951,7 +951,9 @@ def write_scan_bundles(out: Path) -> None:
                         "model_file": model.name, "data_file": data.name}
             run_id = store.create_run("scan", model.name, data.name, settings)
             report = scan(inputs.classifier, inputs.data, model_name=model.name,
-                          on_result=lambda result: store.save_class_result(run_id, result))
+                          on_result=lambda result: store.save_class_result(run_id, result),
+                          on_margin=lambda margin: store.save_margin(run_id, margin),
+                          on_samples=lambda samples: store.save_samples(run_id, samples))
             report.data = data.name
             store.save_report(run_id, report)
             store.set_status(run_id, "done")

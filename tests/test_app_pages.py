@@ -114,6 +114,10 @@ def image_count(at: AppTest) -> int:
     return sum(len(element.proto.imgs) for element in at.get("image"))
 
 
+def image_captions(at: AppTest) -> list[str]:
+    return [image.caption for element in at.get("image") for image in element.proto.imgs]
+
+
 # ------------------------------------------------------------------------------------ home
 
 
@@ -308,7 +312,7 @@ def test_reverse_page_finds_its_run_again_from_the_url(reverse_run, shared_dir):
 
 
 @needs_mnist
-def test_scan_page_reaches_a_verdict_on_the_mnist_sample(scan_run):
+def test_scan_page_reaches_a_verdict_on_the_mnist_sample(scan_run, shared_dir):
     at, record, seen = scan_run
 
     assert seen["progress_while_running"]
@@ -323,6 +327,9 @@ def test_scan_page_reaches_a_verdict_on_the_mnist_sample(scan_run):
     assert [chart.key for chart in at.get("plotly_chart")] == ["scan_l1", "scan_margin"]
     assert "Second method: max-margin" in texts(at, "subheader")
     assert image_count(at) >= 10
+    stored = store(shared_dir).stored_samples(record.id, record.flagged[0] if record.flagged else 0)
+    assert stored is not None and len(stored) == 6, "the worker keeps each class's triggered samples"
+    assert any(caption.startswith(f"{stored.labels[0]} → ") for caption in image_captions(at))
 
 
 @needs_mnist
@@ -585,6 +592,11 @@ def test_the_home_page_opens_a_shipped_finished_scan_in_one_click(data_dir):
     assert len(runs) == 1 and runs[0].imported and runs[0].verdict == "backdoored"
     assert banners(at) and banners(at)[0].startswith("### Backdoored")
     assert at.query_params["run"] == runs[0].id
+    card = mnist_card()
+    assert "The same samples with the recovered trigger" in texts(at, "caption"), \
+        "a shipped scan shows triggered samples without loading its model"
+    assert any(re.fullmatch(rf"\d → {card['target']} \(\d+%\)", c) for c in image_captions(at))
+    assert "were not stored with it" not in texts(at, "caption")
     at.switch_page(APP).run()
     at.button(key="open_scan_mnist_backdoored").click().run()
     assert len(store(data_dir).list_runs()) == 1, "a second click opens the same run"

@@ -221,7 +221,10 @@ def test_sample_scan_in_the_browser_reaches_the_expected_verdict(server, page, c
     offline.route(re.compile("^https?://"), lambda route: route.abort())  # the report must need nothing outside
     offline.goto(report.as_uri())
     expect(offline.get_by_role("heading", name=text.split(":")[0], exact=True)).to_be_visible(timeout=30_000)
-    expect(offline.locator(".js-plotly-plot")).to_be_visible(timeout=30_000)
+    charts = offline.locator(".js-plotly-plot")  # the mask-size chart and the max-margin chart
+    expect(charts).to_have_count(2, timeout=30_000)
+    for i in range(2):
+        expect(charts.nth(i)).to_be_visible(timeout=30_000)
     assert offline.locator(".class img").count() >= 3 * 10
     snap(offline, "report")
     offline.close()

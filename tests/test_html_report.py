@@ -5,7 +5,16 @@ import numpy as np
 
 from nc_core.reports.html_report import SAMPLES_PER_CLASS, render_html_report, write_html_report
 from nc_core.detection.report import make_report
+from nc_core.reports.samples import TriggeredSamples
 from test_screen import result
+
+def samples(target: int) -> TriggeredSamples:
+    """Six triggered samples as a scan stores them: the trigger sends each to ``target``, 97 %."""
+    images = np.random.default_rng(target).integers(0, 256, (6, 28, 28, 1), dtype=np.uint8)
+    labels = np.array([k for k in range(10) if k != target][:6], np.int64)
+    return TriggeredSamples(target, labels, images, 255 - images, np.array([*labels, *[target] * 6], np.int64),
+                            np.full(12, 0.97, np.float32))
+
 
 HOSTILE = '<img src="https://evil.example/x.png" onerror="alert(1)"> **bold**'
 
@@ -18,8 +27,8 @@ def report():
 
 def test_the_report_carries_the_verdict_figures_and_every_trigger_in_one_file(tmp_path):
     scanned = report()
-    samples = np.random.default_rng(0).random((6, 28, 28, 1)).astype(np.float32)
-    path = write_html_report(scanned, tmp_path / "report.html", samples)
+    triggered = {r.target: samples(r.target) for r in scanned.results}
+    path = write_html_report(scanned, tmp_path / "report.html", triggered, ["zero", *[f"c{k}" for k in range(1, 10)]])
     page = path.read_text(encoding="utf-8")
 
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
@@ -30,6 +39,7 @@ def test_the_report_carries_the_verdict_figures_and_every_trigger_in_one_file(tm
     assert len(images) == len(scanned.results) * (3 + SAMPLES_PER_CLASS)
     for row in scanned.rows:
         assert f"<td>{row.l1:.1f}</td>" in page
+    assert "<figcaption>2 → 0 · zero (97%)</figcaption>" in page, "each triggered sample with the model's answer"
 
 
 def test_nothing_is_fetched_from_outside_and_user_text_stays_text():

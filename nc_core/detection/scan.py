@@ -25,6 +25,7 @@ from nc_core.detection.detect import DetectionRule
 from nc_core.detection.margin import MarginConfig, MarginResult, max_margin_scan
 from nc_core.errors import InvalidParameterError, RunCancelled
 from nc_core.loading.models import compiled_forward, predict
+from nc_core.reports.samples import TriggeredSamples, triggered_samples
 from nc_core.optimise.progress import CancelToken, EventCallback, ScanProgress
 from nc_core.detection.report import ScanReport, make_report
 from nc_core.optimise.masks import stamp
@@ -117,6 +118,7 @@ def scan(
     rule: DetectionRule = DetectionRule(),
     margin: MarginResult | None = None,
     on_margin: Callable[[MarginResult], None] | None = None,
+    on_samples: Callable[[TriggeredSamples], None] | None = None,
 ) -> ScanReport:
     """Reverse-engineer every class in ``classes`` (all by default), then run the MAD test.
 
@@ -138,6 +140,10 @@ def scan(
     class unless ``config.margin_steps`` is 0; ``margin`` is its result from an interrupted run to
     resume from, and ``on_margin`` receives it as soon as it is known. The report fuses both
     methods (:mod:`nc_core.detection.fusion`).
+
+    ``on_samples`` receives, with each finished class, a few clean samples of other classes
+    stamped with its trigger and the model's predictions (:mod:`nc_core.reports.samples`): a
+    stored run shows them without loading the model again.
     """
     started = time.perf_counter()
     num_classes = int(classifier.output_shape[-1])
@@ -154,6 +160,8 @@ def scan(
         results[result.target] = result
         if on_result is not None:
             on_result(result)
+        if on_samples is not None:
+            on_samples(triggered_samples(classifier, data, result, forward=runner.forward))
 
     cancelled = False
     try:

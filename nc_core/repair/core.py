@@ -211,15 +211,18 @@ def rescan(
     cancel: CancelToken | None = None,
     model_name: str = "repaired model",
     on_result: Callable[[object], None] | None = None,
+    on_samples: Callable[[object], None] | None = None,
 ) -> ScanReport:
     """Scan the repaired model with the original scan's settings, classes and rule; the verdict
-    and score land in ``result.rescan`` too."""
+    and score land in ``result.rescan`` too. ``on_result`` and ``on_samples`` are
+    :func:`~nc_core.detection.scan.scan`'s."""
     from nc_core.detection.scan import scan
 
     classifier = _probabilities(result.model, outputs_probabilities)
     classifier.trainable = False
     new = scan(classifier, data, [row.class_id for row in report.rows], CleanseConfig(**report.config),
-               on_event=on_event, cancel=cancel, model_name=model_name, rule=report.rule, on_result=on_result)
+               on_event=on_event, cancel=cancel, model_name=model_name, rule=report.rule, on_result=on_result,
+               on_samples=on_samples)
     result.rescan = {"verdict": new.verdict, "flagged": list(new.flagged), "score": float(new.score),
                      "anomaly_index": float(new.anomaly_index), "reason": new.verdict_reason}
     return new

@@ -88,7 +88,8 @@ def run_repair_job(store: RunStore, record, cancel: CancelToken, recorder: Calla
     store.save_repair(record.id, result.to_dict())
     new = rescan(result, inputs.data, report, inputs.info.outputs_probabilities, on_event=recorder(REPAIR_SHARE),
                  cancel=cancel, model_name=f"{record.model} (repaired)",
-                 on_result=lambda r: store.save_class_result(record.id, r))
+                 on_result=lambda r: store.save_class_result(record.id, r),
+                 on_samples=lambda samples: store.save_samples(record.id, samples))
     new.data = record.data
     store.save_repair(record.id, result.to_dict())  # now with the re-scan's verdict
     store.save_report(record.id, new)

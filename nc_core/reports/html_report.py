@@ -1,11 +1,11 @@
 """One self-contained HTML file of a run, for reviewers: opens offline in any browser.
 
 Verdict and reason, settings, the L1 chart (Plotly, its JavaScript embedded), the per-class
-table, every class's mask, pattern and fusion, and clean samples with the trigger stamped on,
-all inside one file: images as base64 PNGs, no link to anything outside. Every string that
+table, every class's mask, pattern and fusion, and clean samples with the trigger stamped on and
+the model's predictions (:mod:`nc_core.reports.samples`), all inside one file: images as base64 PNGs, no link to anything outside. Every string that
 comes from a user (model and data names, class names) is HTML-escaped.
 
-    >>> write_html_report(report, "report.html", samples=inputs.data.x[:4])
+    >>> write_html_report(report, "report.html", triggered={3: samples_of_class_3})
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import base64
 import html
 import io
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,8 @@ import numpy as np
 from nc_core.detection.fusion import MAX_MARGIN, NEURAL_CLEANSE, WHAT_IT_SEES
 from nc_core.reports.figures import l1_figure, margin_figure
 from nc_core.reports.images import scale_for, to_image, trigger_images
-from nc_core.optimise.masks import stamp
 from nc_core.detection.report import ScanReport
+from nc_core.reports.samples import TriggeredSamples
 
 #: Triggered samples shown per class.
 SAMPLES_PER_CLASS = 4
@@ -40,6 +41,8 @@ tr.flagged td { color: #d62728; font-weight: 600; }
 .classes { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 1rem; }
 .class { border: 1px solid #ddd; border-radius: 6px; padding: .5rem; }
 .class img { image-rendering: pixelated; width: 88px; margin-right: 4px; }
+.class figure { display: inline-block; margin: 0 4px 4px 0; }
+.class figcaption { font-size: .7rem; color: #555; }
 .settings { font-size: .85rem; color: #555; }
 """
 
@@ -66,12 +69,13 @@ def _name(report: ScanReport, class_id: int, names: list[str] | None) -> str:
     return next((row.name for row in report.rows if row.class_id == class_id), str(class_id))
 
 
-def render_html_report(report: ScanReport, samples: np.ndarray | None = None,
+def render_html_report(report: ScanReport, triggered: Mapping[int, TriggeredSamples] | None = None,
                        class_names: list[str] | None = None, title: str | None = None) -> str:
     """The whole report as one HTML document (see the module docstring).
 
-    ``samples`` are clean images in [0, 1] ``(N, H, W, C)`` to stamp each trigger on; without
-    them the gallery shows the triggers only.
+    ``triggered`` holds each class's triggered samples, as a scan stored them (its ``on_samples``);
+    the gallery shows the first :data:`SAMPLES_PER_CLASS` of a class with the model's predictions,
+    and the triggers alone for a class without.
     """
     last = max((r.class_id for r in report.rows), default=-1)
     names = [_name(report, k, class_names) for k in range(last + 1)]
@@ -96,7 +100,7 @@ def render_html_report(report: ScanReport, samples: np.ndarray | None = None,
         f"<p class='settings'>Neural Cleanse sees {_text(WHAT_IT_SEES[NEURAL_CLEANSE])}</p>", chart,
         margin_chart,
         "<h2>Classes</h2>", _table(report, class_names),
-        "<h2>Recovered triggers</h2>", _gallery(report, samples, class_names),
+        "<h2>Recovered triggers</h2>", _gallery(report, triggered or {}, class_names),
         "</body></html>",
     ]
     return "\n".join(parts)
@@ -140,28 +144,35 @@ def _table(report: ScanReport, class_names: list[str] | None) -> str:
     return f"<table>{head}{''.join(body)}</table>"
 
 
-def _gallery(report: ScanReport, samples: np.ndarray | None, class_names: list[str] | None) -> str:
+def _gallery(report: ScanReport, triggered: Mapping[int, TriggeredSamples], class_names: list[str] | None) -> str:
     cards = []
     flagged_first = sorted(report.results, key=lambda r: (r.target not in report.flagged, r.l1))
     for result in flagged_first:
         pictures = trigger_images(result.mask, result.pattern,
                                   scale_for(max(np.shape(result.pattern)[:2]), PICTURE_SIDE))
-        triggered = ""
-        if samples is not None and len(samples):
-            stamped = stamp(np.asarray(samples[:SAMPLES_PER_CLASS], np.float32), result.mask, result.pattern)
-            triggered = "<div>" + "".join(_png(image) for image in stamped) + "</div>"
+        samples = _samples(triggered.get(result.target), class_names)
         mark = " · flagged" if result.target in report.flagged else ""
         cards.append(
             f"<div class='class'><b>{result.target} · {_text(_name(report, result.target, class_names))}</b>"
             f"{mark}<br>L1 {result.l1:.1f} · ASR {result.asr:.1%}<div>"
             + "".join(_image_tag(pictures[k]) for k in ("mask", "pattern", "fusion"))
-            + f"</div>{triggered}</div>")
+            + f"</div>{samples}</div>")
     return f"<div class='classes'>{''.join(cards)}</div>"
 
 
-def write_html_report(report: ScanReport, path: str | Path, samples: np.ndarray | None = None,
+def _samples(samples: TriggeredSamples | None, class_names: list[str] | None) -> str:
+    """The triggered samples of one class, each captioned true class → prediction (confidence)."""
+    if samples is None or not len(samples):
+        return ""
+    samples = samples.first(SAMPLES_PER_CLASS)
+    figures = [f"<figure>{_png(image / 255.0)}<figcaption>{_text(samples.caption(i, True, class_names))}"
+               "</figcaption></figure>" for i, image in enumerate(samples.triggered)]
+    return "<div>With the trigger: true → predicted</div><div>" + "".join(figures) + "</div>"
+
+
+def write_html_report(report: ScanReport, path: str | Path, triggered: Mapping[int, TriggeredSamples] | None = None,
                       class_names: list[str] | None = None) -> Path:
     """Write :func:`render_html_report` to ``path`` (UTF-8); return the path."""
     path = Path(path)
-    path.write_text(render_html_report(report, samples, class_names), encoding="utf-8")
+    path.write_text(render_html_report(report, triggered, class_names), encoding="utf-8")
     return path

@@ -22,7 +22,7 @@ from nc_core.errors import InvalidDataError
 MAX_BUNDLE_BYTES = 256 * 1024**2
 MAX_MEMBER_BYTES = 64 * 1024**2
 MAX_MEMBERS = 20_000
-_CLASS_FILE = re.compile(r"classes/(\d{1,6})\.(npz|json)")
+_CLASS_FILE = re.compile(r"classes/(\d{1,6})\.(npz|json)|samples/(\d{1,6})\.npz|margin\.npz")
 _IGNORED = re.compile(r"(summary\.json|images/\d{3,6}_(mask|pattern|fusion)\.png)")
 _RUN_FIELDS = ("kind", "status", "model", "data", "settings", "created")
 #: Timestamps a run can carry: from the epoch to 2100 (a bundle with ``created: 1e300`` is refused).
@@ -37,8 +37,9 @@ def _refuse(reason: str) -> InvalidDataError:
 
 
 def read_bundle(data: bytes) -> tuple[dict, str | None, dict[str, bytes], str | None]:
-    """The run record, the report JSON (or ``None``), the class files and, for a repair run, its
-    figures JSON (or ``None``) of a bundle."""
+    """The run record, the report JSON (or ``None``), the run's files by path (``classes/3.npz``,
+    ``samples/3.npz``, ``margin.npz``) and, for a repair run, its figures JSON (or ``None``) of a
+    bundle."""
     if len(data) > MAX_BUNDLE_BYTES:
         raise _refuse(f"it is larger than {MAX_BUNDLE_BYTES // 1024**2} MB")
     try:
@@ -71,10 +72,14 @@ def read_bundle(data: bytes) -> tuple[dict, str | None, dict[str, bytes], str | 
     repair = contents.pop("repair.json", None)
     if repair is not None:
         _check_repair(_json(repair, "repair.json"))
-    class_files = {name.split("/", 1)[1]: content for name, content in contents.items()}
+    class_files = dict(contents)  # what is left: classes/, samples/ and margin.npz, by path in the run's folder
     array_budget = limits.MAX_BUNDLE_UNPACKED_BYTES
     for name, content in class_files.items():
-        if name.endswith(".npz"):
+        if name.startswith("samples/"):
+            array_budget -= _check_samples(content, name, array_budget)
+        elif name == "margin.npz":
+            array_budget -= _check_margin_images(content, array_budget)
+        elif name.endswith(".npz"):
             array_budget -= _check_arrays(content, name, array_budget)
         else:
             _check_class_figures(_json(content, name), name)
@@ -231,4 +236,52 @@ def _check_arrays(content: bytes, name: str, budget: int) -> int:
                     raise _refuse(f"{name} holds a {key} that is not finite numbers")
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError):
         raise _refuse(f"{name} is not a readable array file") from None
+    return nbytes
+
+
+def _declared_bytes(content: bytes, name: str, budget: int) -> int:
+    """The bytes an npz's arrays declare in their headers, read before any is inflated; refused
+    when they exceed ``budget`` or look like a zip bomb."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(content))
+        total = 0
+        for info in archive.infolist():
+            if limits.zip_bomb_ratio(info) is not None:
+                raise _refuse(f"{name} holds an array compressed like a zip bomb")
+            with archive.open(info) as member:
+                shape, dtype = read_npy_header(member)
+            total += int(np.prod(shape, dtype=object)) * dtype.itemsize
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError):
+        raise _refuse(f"{name} is not a readable array file") from None
+    if total > budget:
+        raise _refuse(f"its arrays unpack to more than {limits.megabytes(limits.MAX_BUNDLE_UNPACKED_BYTES)} "
+                      "(NC_MAX_BUNDLE_MB)")
+    return total
+
+
+def _check_samples(content: bytes, name: str, budget: int) -> int:
+    """One class's triggered samples: 8-bit thumbnails, class indices and probabilities."""
+    from nc_core.reports.samples import TriggeredSamples
+
+    nbytes = _declared_bytes(content, name, budget)
+    try:
+        with np.load(io.BytesIO(content), allow_pickle=False) as arrays:
+            TriggeredSamples.from_arrays(int(name.split("/")[1].split(".")[0]), arrays)
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as error:
+        raise _refuse(f"{name} is not a class's triggered samples ({error})") from None
+    return nbytes
+
+
+def _check_margin_images(content: bytes, budget: int) -> int:
+    """The inputs that reach each class's largest margin: finite floats ``(classes, H, W, C)``."""
+    nbytes = _declared_bytes(content, "margin.npz", budget)
+    try:
+        with np.load(io.BytesIO(content), allow_pickle=False) as arrays:
+            images = arrays["images"]
+            ok = set(arrays.files) == {"images"} and images.dtype.kind == "f" and images.ndim == 4 \
+                and images.shape[1] * images.shape[2] <= _MAX_PIXELS and bool(np.isfinite(images).all())
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError):
+        ok = False
+    if not ok:
+        raise _refuse("margin.npz does not hold the max-margin inputs")
     return nbytes

@@ -37,6 +37,7 @@ from nc_core.optimise.cleanse import EpochRecord, TriggerResult
 from nc_core.detection.detect import DetectionRule
 from nc_core.errors import DuplicateRunError, RunActiveError, StoreError
 from nc_core.detection.margin import MarginResult
+from nc_core.reports.samples import TriggeredSamples
 from nc_core.detection.report import ScanReport, make_report
 
 DATA_DIR_ENV = "NC_DATA_DIR"
@@ -358,12 +359,31 @@ class RunStore:
             margin = MarginResult.from_dict(json.loads((folder / "margin.json").read_text()))
         except (OSError, ValueError, TypeError):
             return None
-        try:
-            with np.load(folder / "margin.npz", allow_pickle=False) as arrays:
-                margin.images = list(arrays["images"].astype(np.float32))
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-            pass
+        margin.images = self._margin_images(run_id) or []
         return margin
+
+    def _margin_images(self, run_id: str) -> list[np.ndarray] | None:
+        try:
+            with np.load(self.run_dir(run_id) / "margin.npz", allow_pickle=False) as arrays:
+                return list(arrays["images"].astype(np.float32))
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            return None
+
+    def save_samples(self, run_id: str, samples: TriggeredSamples) -> None:
+        """One class's triggered samples with the model's predictions (the result view shows them
+        without loading the model, as do exported bundles)."""
+        try:
+            atomic_write(self.run_dir(run_id) / "samples" / f"{samples.target}.npz", samples.to_npz())
+        except OSError as error:
+            raise StoreError(f"Cannot save the samples of class {samples.target} in {self.root}: {error}.") from None
+
+    def stored_samples(self, run_id: str, target: int) -> TriggeredSamples | None:
+        """What :meth:`save_samples` kept for ``target``; None for runs made before samples were kept."""
+        try:
+            with np.load(self.run_dir(run_id) / "samples" / f"{int(target)}.npz", allow_pickle=False) as arrays:
+                return TriggeredSamples.from_arrays(target, arrays)
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            return None
 
     def class_results(self, run_id: str) -> list[TriggerResult]:
         """The classes this run finished so far, in class order."""
@@ -406,8 +426,9 @@ class RunStore:
         if path.exists():
             report = ScanReport.from_json(path.read_text())
             report.results = results
-            if report.margin is not None and margin is not None and len(margin.images) == len(report.margin.margins):
-                report.margin.images = margin.images
+            images = margin.images if margin is not None else self._margin_images(run_id)  # an import has no margin.json
+            if report.margin is not None and images and len(images) == len(report.margin.margins):
+                report.margin.images = images
             return report
         if not results:
             return None
@@ -451,9 +472,12 @@ class RunStore:
             repair = self.load_repair(run_id)
             if repair is not None:
                 bundle.writestr(REPAIR_FILE, json.dumps(repair))
-            for path in sorted((self.run_dir(run_id) / "classes").iterdir()):
-                if not path.name.startswith("."):  # a killed worker's half-written temporary file
-                    bundle.write(path, f"classes/{path.name}")
+            for folder in ("classes", "samples"):
+                for path in sorted((self.run_dir(run_id) / folder).glob("*")):
+                    if not path.name.startswith("."):  # a killed worker's half-written temporary file
+                        bundle.write(path, f"{folder}/{path.name}")
+            if (self.run_dir(run_id) / "margin.npz").exists():
+                bundle.write(self.run_dir(run_id) / "margin.npz", "margin.npz")
             for result in report.results if report else []:
                 for name, image in trigger_images(result.mask, result.pattern, scale=4).items():
                     png = io.BytesIO()
@@ -476,8 +500,8 @@ class RunStore:
         run_id = uuid.uuid4().hex[:16]
         folder = self.run_dir(run_id)
         try:
-            for name, content in class_files.items():
-                atomic_write(folder / "classes" / name, content)
+            for name, content in class_files.items():  # classes/…, samples/…, margin.npz
+                atomic_write(folder / name, content)
             if report_json is not None:
                 atomic_write(folder / "report.json", report_json.encode())
             if repair_json is not None:

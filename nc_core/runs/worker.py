@@ -178,6 +178,7 @@ def _execute(store: RunStore, run_id: str) -> str:
             done=store.class_results(run_id), on_result=lambda r: store.save_class_result(run_id, r),
             rule=DetectionRule.from_settings(settings),
             margin=store.margin_result(run_id), on_margin=lambda m: store.save_margin(run_id, m),
+            on_samples=lambda samples: store.save_samples(run_id, samples),
         )
         report.data = record.data
         store.save_report(run_id, report)
