@@ -115,7 +115,7 @@ def image_count(at: AppTest) -> int:
 
 
 def image_captions(at: AppTest) -> list[str]:
-    return [image.caption for element in at.get("image") for image in element.proto.imgs]
+    return [literal(image.caption) for element in at.get("image") for image in element.proto.imgs]
 
 
 # ------------------------------------------------------------------------------------ home
