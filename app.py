@@ -57,7 +57,7 @@ records = get_store().list_runs(limit=8)
 if records:
     show_runs_table(records)
     for record in records[:5]:
-        st.page_link(RUNS_PAGE, label=run_label(record), query_params={"run": record.id}, icon=":material/description:")
+        st.page_link(RUNS_PAGE, label=plain(run_label(record)), query_params={"run": record.id}, icon=":material/description:")
 else:
     st.caption("No runs yet: start with the sample above.")
 st.page_link(RUNS_PAGE, label="All runs", icon=":material/folder_open:")

@@ -77,7 +77,7 @@ def repair_results(record) -> None:
         return
     result = RepairResult.from_dict(payload)
     st.subheader("Before and after, on held-out samples")
-    st.caption(f"{result.method} of class(es) {', '.join(map(str, result.targets))} · "
+    st.caption(f"{plain(result.method)} of class(es) {', '.join(map(str, result.targets))} · "
                f"{result.samples_tuned} samples fine-tuned on, {result.samples_held_out} held out · "
                f"{result.seconds:.1f} s · source scan {plain(record.settings.get('source_run', '?'))}")
     rows = result.table()

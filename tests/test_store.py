@@ -156,7 +156,7 @@ def _zip(members: dict) -> bytes:
     (_zip({"run.json": json.dumps({**VALID_RUN, "flagged": ["1; DROP"]})}), "flagged classes"),
     (_zip({"run.json": "[" * 100_000 + "]" * 100_000}), "nested too deeply"),
     (_zip({"run.json": json.dumps(VALID_RUN), "report.json": json.dumps({"rows": [{"class_id": 1}]})}),
-     "not a scan report"),
+     "report.json: the field 'model' is missing"),
     (_zip({"run.json": json.dumps(VALID_RUN), "classes/1.json": json.dumps({"target": 1})}), "not a class result"),
     (_zip({"run.json": json.dumps(VALID_RUN), "classes/1.npz": _npz(mask=np.zeros((8, 8), np.float32),
                                                                      pattern=np.zeros((9, 9, 3), np.float32))}),

@@ -43,11 +43,23 @@ class RepairRound:
 
 
 @dataclass
+class RescanSummary:
+    """What a repair's re-scan concluded, as ``RepairResult.rescan`` stores it (the schema
+    :func:`nc_core.schema.check_document` checks an imported repair record against)."""
+
+    verdict: str
+    flagged: list[int]
+    score: float
+    anomaly_index: float
+    reason: str = ""
+
+
+@dataclass
 class RepairResult:
     """A repaired model and the evidence: figures before and after on the held-out samples,
     the rounds run, and (after :func:`rescan`) the verdict a scan now gives it."""
 
-    model: keras.Model = field(repr=False)
+    model: keras.Model = field(repr=False, metadata={"stored": False})  # saved on its own, not in repair.json
     method: str
     targets: list[int]
     before: Figures

@@ -1,8 +1,12 @@
 """Plotly figures of runs: optimisation curves, L1 per class with the detection lines, balance.
 
 Pure functions from results to figures: the dashboard places them, the HTML report embeds them.
+Plotly draws a subset of HTML in every text (``<b>``, ``<a href>``, ``<br>``), so each name that
+comes from a user or a bundle goes through :func:`figure_text` first.
 """
 from __future__ import annotations
+
+import html
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -11,6 +15,19 @@ SCREENED = "#c7c7c7"
 FLAGGED = "#d62728"
 NORMAL = "#7f7f7f"
 CURVES = (("loss", "Loss (CE + λ·L1)"), ("asr", "Attack success (train)"), ("l1", "Mask L1"), ("lam", "λ (L1 weight)"))
+
+
+def figure_text(value: object) -> str:
+    """``value`` as literal text in a Plotly label: a class named ``<a href=...>`` shows those characters.
+
+    >>> figure_text("<b>cat</b>")
+    '&lt;b&gt;cat&lt;/b&gt;'
+    """
+    return html.escape(str(value), quote=False)
+
+
+def _class_name(row, names: list[str]) -> str:
+    return figure_text(names[row.class_id] if row.class_id < len(names) else row.name)
 
 
 def curves_figure(records: list[dict], height: int = 420) -> go.Figure:
@@ -35,7 +52,7 @@ def l1_figure(report, names: list[str], height: int = 380) -> go.Figure:
     figure = go.Figure(go.Bar(
         x=[str(row.class_id) for row in rows], y=[row.judged_l1 for row in rows],
         marker_color=[FLAGGED if row.flagged else NORMAL if row.full_schedule else SCREENED for row in rows],
-        customdata=[[names[row.class_id] if row.class_id < len(names) else row.name, row.anomaly_index,
+        customdata=[[_class_name(row, names), row.anomaly_index,
                      row.score, row.compactness, row.boundary,
                      "full schedule" if row.full_schedule else f"screened only: mask L1 {row.l1:.1f}, scaled"]
                     for row in rows],
@@ -66,7 +83,7 @@ def margin_figure(report, names: list[str], height: int = 320) -> go.Figure:
     figure = go.Figure(go.Bar(
         x=[str(row.class_id) for row in rows], y=[row.margin for row in rows],
         marker_color=[FLAGGED if "max-margin" in row.flagged_by else NORMAL for row in rows],
-        customdata=[[names[row.class_id] if row.class_id < len(names) else row.name, row.margin_ratio, row.margin_p]
+        customdata=[[_class_name(row, names), row.margin_ratio, row.margin_p]
                     for row in rows],
         hovertemplate="class %{x} · %{customdata[0]}<br>max margin %{y:.1f} (%{customdata[1]:.2f} of the median)"
                       "<br>p-value %{customdata[2]:.2g}<extra></extra>",
@@ -87,7 +104,7 @@ def compare_l1_figure(reports: list, labels: list[str], height: int = 380) -> go
     figure = go.Figure()
     for report, label in zip(reports, labels):
         figure.add_trace(go.Bar(x=[str(r.class_id) for r in report.rows], y=[r.judged_l1 for r in report.rows],
-                                name=label))
+                                name=figure_text(label)))
     figure.update_layout(barmode="group", height=height, xaxis_title="class", yaxis_title="mask L1 (pixels)",
                          xaxis_type="category", legend={"orientation": "h", "y": 1.12},
                          margin={"l": 10, "r": 10, "t": 30, "b": 10})
@@ -98,7 +115,7 @@ def balance_figure(counts: dict[int, int], names: list[str], height: int = 300) 
     """Samples per class."""
     figure = go.Figure(go.Bar(
         x=[str(k) for k in counts], y=list(counts.values()),
-        customdata=[names[k] if k < len(names) else str(k) for k in counts],
+        customdata=[figure_text(names[k]) if k < len(names) else str(k) for k in counts],
         hovertemplate="class %{x} · %{customdata}<br>%{y} samples<extra></extra>",
     ))
     figure.update_layout(height=height, xaxis_title="class", yaxis_title="samples", xaxis_type="category",
@@ -108,7 +125,7 @@ def balance_figure(counts: dict[int, int], names: list[str], height: int = 300) 
 
 def repair_figure(rows: list[dict], height: int = 320) -> go.Figure:
     """Before/after bars of a repair's figures (:meth:`nc_core.repair.RepairResult.table`)."""
-    labels = [row["figure"] for row in rows]
+    labels = [figure_text(row["figure"]) for row in rows]
     figure = go.Figure([
         go.Bar(name=when, y=labels, x=[row[when] if row[when] is not None else 0 for row in rows], orientation="h",
                text=[f"{row[when]:.1%}" if row[when] is not None else "–" for row in rows], textposition="auto")

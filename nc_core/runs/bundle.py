@@ -122,10 +122,10 @@ def _check_record(record: dict) -> None:
 
 
 def _check_report(payload: object) -> None:
+    """report.json fits :class:`~nc_core.detection.report.ScanReport`, field by field."""
     from nc_core.detection.report import ScanReport
 
-    if not isinstance(payload, dict) or not isinstance(payload.get("rows"), list):
-        raise _refuse("report.json is not a scan report")
+    _checked(payload, ScanReport, "report.json")
     try:
         report = ScanReport.from_dict(payload)
         report.summary()
@@ -136,20 +136,25 @@ def _check_report(payload: object) -> None:
 
 
 def _check_repair(payload: object) -> None:
-    """repair.json holds a repair's figures: numbers where numbers belong, short text elsewhere."""
-    from nc_core.repair.core import RepairResult
+    """repair.json fits :class:`~nc_core.repair.core.RepairResult` (and its re-scan summary)."""
+    from nc_core.repair.core import RepairResult, RescanSummary
+
+    _checked(payload, RepairResult, "repair.json")
+    if payload.get("rescan") is not None:
+        _checked(payload["rescan"], RescanSummary, "repair.json: rescan")
+    try:
+        RepairResult.from_dict(payload).table()
+    except (TypeError, KeyError, ValueError, AttributeError):
+        raise _refuse("repair.json is not a repair result this version reads") from None
+
+
+def _checked(payload: object, schema: type, where: str) -> None:
+    from nc_core.schema import check_document
 
     try:
-        result = RepairResult.from_dict(payload)
-        rows = result.table()
-        numbers = [v for row in rows for v in (row["before"], row["after"]) if v is not None]
-        numbers += [r.l1 for r in result.rounds] + [result.bound, result.seconds]
-        ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers) and all(
-            _text(t) for t in (result.method, result.known_trigger or "")) and _int_list(result.targets)
-    except (TypeError, KeyError, ValueError, AttributeError):
-        ok = False
-    if not ok:
-        raise _refuse("repair.json is not a repair result this version reads")
+        check_document(payload, schema, where)
+    except InvalidDataError as error:
+        raise _refuse(str(error).rstrip(".")) from None
 
 
 def _check_class_figures(payload: object, name: str) -> None:
