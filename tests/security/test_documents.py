@@ -11,7 +11,7 @@ from nc_core.errors import InvalidDataError
 from nc_core.repair.core import RepairResult, RepairRound
 from nc_core.repair.evaluation import Figures
 from nc_core.schema import check_document
-from test_app_pages import RUNS_PAGE, app, data_dir, store  # noqa: F401 (data_dir: a fixture)
+from test_app_pages import RUNS_PAGE, app, store
 from test_rendering import HOSTILE, _assert_shown_as_text
 from test_store import VALID_RUN, _zip
 

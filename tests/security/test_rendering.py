@@ -14,7 +14,7 @@ import re
 from google.protobuf.message import Message
 from streamlit.testing.v1 import AppTest
 
-from test_app_pages import RUNS_PAGE, SCAN_PAGE, app, data_dir, store  # noqa: F401 (data_dir: a fixture)
+from test_app_pages import RUNS_PAGE, SCAN_PAGE, app, store
 from test_store import _result
 
 HOSTILE = ("**Scan OK** [x](https://evil.example/login) ![a](http://evil.example/a.png) "
