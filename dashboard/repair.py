@@ -80,6 +80,10 @@ def repair_results(record) -> None:
     st.caption(f"{plain(result.method)} of class(es) {', '.join(map(str, result.targets))} · "
                f"{result.samples_tuned} samples fine-tuned on, {result.samples_held_out} held out · "
                f"{result.seconds:.1f} s · source scan {plain(record.settings.get('source_run', '?'))}")
+    if not result.within_budget:
+        st.warning(f"The repair cost {result.accuracy_drop:.1%} of clean accuracy on the held-out samples, more than "
+                   f"its budget of {float(result.config.get('max_accuracy_drop', 0.05)):.1%}: check the figures "
+                   "before using the repaired model.")
     rows = result.table()
     frame = pd.DataFrame(rows).rename(columns={"figure": "figure"})
     st.dataframe(frame, hide_index=True, width="stretch", column_config={

@@ -162,6 +162,8 @@ def _repair_parser(commands) -> None:
     repair.add_argument("--holdout", type=float, default=default.holdout_share,
                         help="share of each class held out for the before/after figures")
     repair.add_argument("--seed", type=int, default=default.seed)
+    repair.add_argument("--max-accuracy-drop", type=float, default=default.max_accuracy_drop,
+                        help="clean accuracy the repair may cost on held-out samples; past it the command exits 1")
     repair.add_argument("--force", action="store_true", help="repair even though the scan's verdict is not backdoored")
     repair.add_argument("--trigger-card", type=Path, help="a model card (JSON) describing the real trigger, to measure it")
     repair.add_argument("--trigger-mask", type=Path, help="the real trigger's mask as an image (white = trigger)")
@@ -303,8 +305,12 @@ def _repair_report(args: argparse.Namespace):
         if report is None:
             raise InvalidParameterError(f"Run {args.run!r} is not a finished scan ({record.kind}, {record.status}).")
         return report
+    from nc_core.schema import check_document
+
     try:
-        return ScanReport.from_dict(json.loads(Path(args.report).read_text()))
+        payload = json.loads(Path(args.report).read_text())
+        check_document(payload, ScanReport, str(args.report))
+        return ScanReport.from_dict(payload)
     except OSError as error:
         raise InvalidParameterError(f"Cannot read the report {str(args.report)!r}: {error.strerror or error}.") from None
     except (ValueError, KeyError, TypeError, AttributeError):
@@ -357,7 +363,8 @@ def run_repair(args: argparse.Namespace) -> int:
         raise InvalidParameterError(f"--out must name a .keras file, not {str(args.out)!r}.")
     report = _repair_report(args)
     config = RepairConfig(method=args.method, epochs=args.epochs, learning_rate=args.learning_rate,
-                          stamp_share=args.stamp_share, max_rounds=args.rounds, holdout_share=args.holdout, seed=args.seed)
+                          stamp_share=args.stamp_share, max_rounds=args.rounds, holdout_share=args.holdout, seed=args.seed,
+                          max_accuracy_drop=args.max_accuracy_drop)
     inputs = load_inputs(args.model, args.data, report.pixel_range or None, args.max_samples)
     known = _known_trigger(args, inputs.info.input_shape)
     show = None if args.quiet else (lambda f, m: print(f"repair [{f:5.1%}] {m}", file=sys.stderr, flush=True))
@@ -373,9 +380,15 @@ def run_repair(args: argparse.Namespace) -> int:
                    on_event=_progress_printer(args.quiet), cancel=token, model_name=args.out.name)
     finally:
         signal.signal(signal.SIGINT, previous)
-    figures = {"model": inputs.model_name, "repaired_model": str(args.out), **result.to_dict()}
+    figures = {"model": inputs.model_name, "repaired_model": str(args.out), **result.to_dict(),
+               "accuracy_drop": result.accuracy_drop, "within_budget": result.within_budget}
     (args.json or args.out.with_suffix(".json")).write_text(json.dumps(figures, indent=2))
     print(json.dumps(figures) if args.format == "json" else _repair_text(result))
+    if not result.within_budget:
+        print(f"error: the repair cost {result.accuracy_drop:.1%} of clean accuracy on held-out samples, more than "
+              f"its budget of {config.max_accuracy_drop:.1%} (--max-accuracy-drop); {args.out} is written for "
+              "inspection, not for use.", file=sys.stderr)
+        return EXIT_FAILURE
     return EXIT_OK
 
 

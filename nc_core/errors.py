@@ -44,5 +44,9 @@ class RunActiveError(NCError):
     """An operation that needs a finished run was asked of one still working (delete, say)."""
 
 
+class RepairFailedError(NCError):
+    """A repair that ran but gave a model that must not be kept (it diverged, say)."""
+
+
 class RunCancelled(NCError):
     """A run was cancelled by the user; what finished before the cancel is kept."""

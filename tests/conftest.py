@@ -42,3 +42,17 @@ def signs_backdoored():
 @pytest.fixture(scope="session")
 def signs_clean():
     return load_sample("signs_clean")
+
+
+def use_data_dir(monkeypatch: pytest.MonkeyPatch, folder: Path) -> Path:
+    """Point the dashboard and the store at ``folder``, with no password or reviewer mode set."""
+    monkeypatch.setenv("NC_DATA_DIR", str(folder))
+    for name in ("NC_PASSWORD", "NC_REVIEWER_MODE", "NC_SAMPLES_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    return folder
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> Path:
+    """A data directory of the test's own (runs, uploads, audits)."""
+    return use_data_dir(monkeypatch, tmp_path / "nc_data")

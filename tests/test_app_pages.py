@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
+from conftest import use_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_models"
@@ -41,23 +42,11 @@ def mnist_card() -> dict:
     return json.loads((SAMPLES / "mnist_backdoored.json").read_text())
 
 
-def _use_dir(monkeypatch: pytest.MonkeyPatch, folder: Path) -> Path:
-    monkeypatch.setenv("NC_DATA_DIR", str(folder))
-    for name in ("NC_PASSWORD", "NC_REVIEWER_MODE", "NC_SAMPLES_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    return folder
-
-
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch) -> Path:
-    return _use_dir(monkeypatch, tmp_path / "nc_data")
-
-
 @pytest.fixture(scope="module")
 def shared_dir(tmp_path_factory):
     """One data directory for the tests that share the real runs (reverse, scan, runs page)."""
     with pytest.MonkeyPatch.context() as monkeypatch:
-        yield _use_dir(monkeypatch, tmp_path_factory.mktemp("shared") / "nc_data")
+        yield use_data_dir(monkeypatch, tmp_path_factory.mktemp("shared") / "nc_data")
 
 
 def app() -> AppTest:

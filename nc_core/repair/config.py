@@ -39,6 +39,10 @@ class RepairConfig:
     attack success on the fine-tune part is at most ``target_asr`` or ``prune_max_share`` of the
     layer is gone. BatchNorm layers stay frozen (their statistics come from the full training set,
     not from a few hundred samples).
+
+    ``max_accuracy_drop`` is the clean accuracy the repair may cost on the held-out samples: a
+    repair past it is reported as failing its budget (the CLI exits non-zero, the dashboard warns),
+    since a model that lost more is not one to deploy.
     """
 
     method: str = "unlearning"
@@ -54,6 +58,7 @@ class RepairConfig:
     target_asr: float = 0.05
     prune_step: float = 0.02
     prune_max_share: float = 0.3
+    max_accuracy_drop: float = 0.05
     seed: int = 0
 
     def replace(self, **changes) -> "RepairConfig":
@@ -79,6 +84,8 @@ class RepairConfig:
             (0 <= self.target_asr < 1, f"The target attack success must be in [0, 1), not {self.target_asr}."),
             (0 < self.prune_step <= self.prune_max_share <= 1,
              "Pruning needs 0 < prune_step <= prune_max_share <= 1."),
+            (0 <= self.max_accuracy_drop <= 1,
+             f"The clean-accuracy budget must be in [0, 1], not {self.max_accuracy_drop}."),
         ]
         for ok, message in checks:
             if not ok:

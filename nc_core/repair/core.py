@@ -17,13 +17,13 @@ import numpy as np
 
 from nc_core.optimise.cleanse import CleanseConfig
 from nc_core.loading.data import Dataset
-from nc_core.errors import InvalidDataError
+from nc_core.errors import RepairFailedError
 from nc_core.loading.models import ModelInfo, as_classifier
 from nc_core.optimise.progress import CancelToken, EventCallback
 from nc_core.repair.config import RepairConfig
 from nc_core.repair.evaluation import Figures, measure, split_holdout
 from nc_core.repair.pruning import prune
-from nc_core.repair.triggers import Trigger, triggers_to_remove
+from nc_core.repair.triggers import Trigger, check_trigger, triggers_to_remove
 from nc_core.repair.unlearning import trainable_copy, unlearn, weights_copy
 from nc_core.detection.report import ScanReport
 
@@ -85,6 +85,17 @@ class RepairResult:
         return cls(model=model, before=Figures.from_dict(payload["before"]), after=Figures.from_dict(payload["after"]),
                    rounds=[RepairRound(**r) for r in payload["rounds"]], **fields)
 
+    @property
+    def accuracy_drop(self) -> float:
+        """Clean accuracy lost on the held-out samples (negative when it rose)."""
+        return float(self.before.clean_accuracy - self.after.clean_accuracy)
+
+    @property
+    def within_budget(self) -> bool:
+        """Whether the clean accuracy lost stays within the repair's ``max_accuracy_drop``."""
+        budget = float(self.config.get("max_accuracy_drop", RepairConfig.max_accuracy_drop))
+        return self.accuracy_drop <= budget + 1e-9
+
     def table(self) -> list[dict]:
         """Before/after rows for the UI, the report and the CLI (one computation, shown everywhere)."""
         rows = [{"figure": "clean accuracy", "before": self.before.clean_accuracy, "after": self.after.clean_accuracy}]
@@ -122,12 +133,12 @@ def repair(
     """
     started = time.perf_counter()
     triggers = triggers_to_remove(report, force)
-    config.validate(len(data), int(model.output_shape[-1]))
-    if triggers[0].mask.shape != data.x.shape[1:3]:
-        raise InvalidDataError(
-            f"The report's triggers are {'x'.join(map(str, triggers[0].mask.shape))} but the images are "
-            f"{'x'.join(map(str, data.x.shape[1:3]))}: the report comes from a scan of another model or data."
-        )
+    num_classes = int(model.output_shape[-1])
+    config.validate(len(data), num_classes)
+    for trigger in triggers:
+        check_trigger(trigger, data.x.shape[1:], num_classes, f"the report's trigger of class {trigger.target}")
+    if known is not None:
+        check_trigger(known, data.x.shape[1:], num_classes, "the real trigger")
     keras.utils.set_random_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     tune_idx, held_idx = split_holdout(data.y, config.holdout_share, config.seed)
@@ -163,12 +174,21 @@ def repair(
             unlearn(repaired, tune, removing, config, not outputs_probabilities, rng,
                     lambda e: progress.step(round_index, e / config.epochs), cancel)
     repaired = weights_copy(repaired)  # without the fine-tune's optimizer, BatchNorm as it was saved
+    _check_finite(repaired, config)
     after = measure(repaired, held_out, triggers, known)
     progress.done()
     return RepairResult(
         repaired, config.method, targets, before, after, rounds, bound, config.to_dict(), len(tune_idx),
         len(held_idx), time.perf_counter() - started, pruned, known.source if known is not None else None,
     )
+
+
+def _check_finite(model: keras.Model, config: RepairConfig) -> None:
+    """A fine-tune that diverged leaves NaN or infinite weights: such a model must never be written."""
+    if not all(np.isfinite(weights).all() for weights in model.get_weights()):
+        raise RepairFailedError(
+            f"The repair diverged: the repaired model has weights that are not finite numbers, so nothing was "
+            f"kept. Try a lower learning rate (now {config.learning_rate:g}).")
 
 
 def _blends_for_margin_findings(triggers: list[Trigger], report: ScanReport, model: keras.Model, data: Dataset,

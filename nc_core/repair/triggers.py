@@ -87,6 +87,32 @@ def triggers_to_remove(report: ScanReport, force: bool = False) -> list[Trigger]
     return [Trigger(t, _mask_2d(by_class[t].mask), np.asarray(by_class[t].pattern, np.float32)) for t in targets]
 
 
+def check_trigger(trigger: Trigger, input_shape: tuple[int, ...], num_classes: int, what: str) -> None:
+    """Refuse a trigger a repair cannot use: a target outside the model's classes, a mask or a
+    pattern of another image size, or values that are not finite (a NaN mask would train the
+    model into NaN weights).
+
+    >>> check_trigger(Trigger(999, np.zeros((4, 4)), np.zeros((4, 4, 1))), (4, 4, 1), 10, "the real trigger")
+    Traceback (most recent call last):
+    nc_core.errors.InvalidDataError: The real trigger sends inputs to class 999, but the model has classes 0 to 9.
+    """
+    height, width, channels = (tuple(input_shape) + (1,))[:3]
+    mask, pattern = np.asarray(trigger.mask), np.asarray(trigger.pattern)
+    if mask.shape != (height, width) or pattern.shape != (height, width, channels):
+        raise InvalidDataError(
+            f"{what[0].upper()}{what[1:]} has a {'x'.join(map(str, mask.shape))} mask and a "
+            f"{'x'.join(map(str, pattern.shape))} pattern, but the images are {height}x{width}x{channels}: "
+            "it comes from a scan of another model or data.")
+    target = trigger.target
+    if isinstance(target, bool) or not isinstance(target, (int, np.integer)) or not 0 <= target < num_classes:
+        raise InvalidDataError(f"{what[0].upper()}{what[1:]} sends inputs to class {target}, but the model has "
+                               f"classes 0 to {num_classes - 1}.")
+    for name, values in (("mask", mask), ("pattern", pattern)):
+        if values.dtype.kind not in "fiu" or not np.isfinite(values).all():
+            raise InvalidDataError(f"{what[0].upper()}{what[1:]} has a {name} that is not finite numbers (NaN or "
+                                   "infinity): repairing with it would ruin the model.")
+
+
 def _mask_2d(mask: np.ndarray) -> np.ndarray:
     mask = np.asarray(mask, np.float32)
     return mask.max(axis=-1) if mask.ndim == 3 else mask
