@@ -84,7 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="scan every model of a manifest, on local cores or a Ray cluster")
     audit.add_argument("manifest", help="CSV or JSON lines of model,data[,label][,targets], or a folder of models "
                                         "with one data file")
-    audit.add_argument("--ray-address", help="join a Ray cluster ('auto' or ray://host:port); default: a local one")
+    audit.add_argument("--root", type=Path, help="the folder every path in the manifest must stay inside "
+                                                 "(default: the manifest's own folder)")
+    audit.add_argument("--remove-upload", type=Path, help=argparse.SUPPRESS)  # the dashboard's: its upload, once copied
+    audit.add_argument("--ray-address", help="join a Ray cluster ('auto' or ray://host:port; see the README for "
+                                             "what a cluster needs); default: a local one on 127.0.0.1")
     audit.add_argument("--workers", type=int, help="local Ray workers (default: one per core)")
     audit.add_argument("--epochs", type=int, help="most epochs per class (product default 60)")
     audit.add_argument("--screen-epochs", type=int, help="epochs of the screen every class gets (default 10)")
@@ -392,13 +396,17 @@ def run_repair(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
 def run_audit_command(args: argparse.Namespace) -> int:
     from nc_core.audit.manifest import read_manifest
     from nc_core.audit.runner import audit_settings, run_audit
     from nc_core.runs.store import RunStore, default_data_dir
 
     rule = _rule(args)
-    entries = read_manifest(args.manifest)
+    entries = read_manifest(args.manifest, args.root)
     settings = audit_settings(args.epochs, args.screen_epochs, args.seed, args.max_samples, rule,
                               args.margin_steps, args.margin_starts)
 
@@ -408,7 +416,12 @@ def run_audit_command(args: argparse.Namespace) -> int:
                   + (f" {row.flagged}" if row.flagged else "") + (f" ({row.error})" if row.error else ""),
                   file=sys.stderr, flush=True)
 
-    result = run_audit(entries, settings, RunStore(default_data_dir()), args.ray_address, args.workers, on_row=show)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a stop from the dashboard or a scheduler ends cleanly
+    try:
+        result = run_audit(entries, settings, RunStore(default_data_dir()), args.ray_address, args.workers,
+                           on_row=show, remove_upload=args.remove_upload)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(json.dumps(result.to_dict(), default=float) if args.format == "json" else _audit_text(result))
     return EXIT_OK
 

@@ -410,7 +410,7 @@ def test_the_repair_page_without_a_run_says_where_repairs_start(data_dir):
 @needs_mnist
 def test_an_audit_of_an_uploaded_zip_runs_in_the_background_and_fills_its_table(data_dir, monkeypatch):
     pytest.importorskip("ray")
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)  # Ray's own default (token authentication) stays on
     from nc_core.audit.runner import list_audits, load_audit
 
     upload = io.BytesIO()
@@ -440,6 +440,7 @@ def test_an_audit_of_an_uploaded_zip_runs_in_the_background_and_fills_its_table(
         time.sleep(2)
     result = load_audit(store(data_dir), audit_id)
     assert result.status == "done" and [r.status for r in result.rows] == ["done", "missing"]
+    assert not any((data_dir / "audit_uploads").iterdir()), "the upload is removed once its models are copied"
     at.run()
     table = at.dataframe[0].value
     assert list(table["model"]) == ["mnist_clean.keras", "missing.keras"]

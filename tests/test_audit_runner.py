@@ -110,7 +110,7 @@ def test_an_interrupted_audit_resumes_without_redoing_finished_models(tmp_path):
                         f"{sample_path('mnist_clean.keras')},{sample_path('mnist_data.npz')},clean,\n"
                         f"{sample_path('mnist_backdoored.keras')},{sample_path('mnist_data.npz')},backdoored,7\n")
     env = {**os.environ, "NC_DATA_DIR": str(tmp_path / "nc_data")}
-    command = [sys.executable, "-m", "nc_core", "audit", str(manifest), "--workers", "1", "--epochs", "25",
+    command = [sys.executable, "-m", "nc_core", "audit", str(manifest), "--root", str(ROOT), "--workers", "1", "--epochs", "25",
                "--screen-epochs", "0", "--format", "json"]
     first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     store = RunStore(tmp_path / "nc_data")

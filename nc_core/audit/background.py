@@ -13,6 +13,7 @@ refresh or a closed tab does not stop it; the page follows ``<data>/audits/<id>.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import io
 import os
 import subprocess
@@ -43,11 +44,28 @@ def unpack_audit_zip(data: bytes, store: RunStore, name: str = "audit.zip") -> P
     kept = [i for i in infos if Path(i.filename).suffix.lower() in SUFFIXES and not _hidden(i.filename)]
     if not kept:
         raise InvalidDataError("The audit zip holds no models (.keras or .h5), data or manifest.")
-    if len(kept) > MAX_MEMBERS or sum(i.file_size for i in kept) > MAX_TOTAL_BYTES:
+    if len(infos) > MAX_MEMBERS or sum(i.file_size for i in kept) > MAX_TOTAL_BYTES:
         raise InvalidDataError(f"The audit zip holds more than {MAX_MEMBERS} files or unpacks to more than "
                                f"{MAX_TOTAL_BYTES // 1024**2} MB.")
+    if limits.archive_ratio(kept) is not None:
+        raise InvalidDataError(f"{name[:80]!r} unpacks to {limits.megabytes(sum(i.file_size for i in kept))} from "
+                               f"{limits.megabytes(len(data))}, more than {limits.MAX_COMPRESSION_RATIO} to 1 "
+                               "(NC_MAX_COMPRESSION_RATIO): it looks like a zip bomb, not models and data.")
     checked = [(info, _checked_parts(info, name)) for info in kept]  # every member, before any is written
-    folder = Path(store.root) / "audit_uploads" / hashlib.sha256(data).hexdigest()[:32]
+    folder = upload_folder(store, data)
+    try:
+        return _unpack(archive, checked, folder, name)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # a refused or broken upload leaves nothing behind
+        raise
+
+
+def upload_folder(store: RunStore, data: bytes) -> Path:
+    """Where an upload unpacks: named by its content, so the same zip resumes the same audit."""
+    return Path(store.root) / "audit_uploads" / hashlib.sha256(data).hexdigest()[:32]
+
+
+def _unpack(archive: zipfile.ZipFile, checked: list, folder: Path, name: str) -> Path:
     for info, parts in checked:
         target = folder.joinpath(*parts)
         if not target.exists():
@@ -60,7 +78,9 @@ def unpack_audit_zip(data: bytes, store: RunStore, name: str = "audit.zip") -> P
     if len(manifests) > 1:
         raise InvalidDataError("The audit zip holds more than one manifest.")
     if manifests:
-        _check_inside(manifests[0], folder, name)
+        from nc_core.audit.manifest import read_manifest
+
+        read_manifest(manifests[0], root=folder)  # an uploaded manifest may only name files of its own zip
         return manifests[0]
     models = {p.parent for p in folder.rglob("*") if p.suffix.lower() in (".keras", ".h5", ".hdf5")}
     return models.pop() if len(models) == 1 else folder
@@ -74,18 +94,6 @@ def _checked_parts(info: zipfile.ZipInfo, name: str) -> tuple[str, ...]:
     return parts
 
 
-def _check_inside(manifest: Path, folder: Path, name: str) -> None:
-    """An uploaded manifest may only name files of its own zip (not ``/etc/...`` or ``../``)."""
-    from nc_core.audit.manifest import read_manifest
-
-    root = folder.resolve()
-    for entry in read_manifest(manifest):
-        for path in (entry.model, entry.data):
-            if not path.resolve().is_relative_to(root):
-                raise InvalidDataError(f"{name[:80]!r}: the manifest names {str(path)[:80]!r}, outside the zip; "
-                                       "an uploaded manifest may only name files inside it.")
-
-
 def _hidden(name: str) -> bool:
     return any(part.startswith(".") or part == "__MACOSX" for part in name.replace("\\", "/").split("/"))
 
@@ -95,15 +103,32 @@ def submit_audit(store: RunStore, manifest: Path, epochs: int | None = None, wor
     from nc_core.audit.manifest import read_manifest
     from nc_core.audit.runner import AuditState, audit_id_for, audit_settings
 
-    entries = read_manifest(manifest)
+    upload = _upload_of(store, manifest)
+    entries = read_manifest(manifest, root=upload)
     audit_id = audit_id_for(entries, audit_settings(epochs=epochs))
     AuditState(store, audit_id, entries).save("starting")  # the page shows it at once
     command = [sys.executable, "-m", "nc_core", "audit", str(manifest), "--quiet", "--format", "json"]
     command += ["--epochs", str(epochs)] if epochs else []
     command += ["--workers", str(workers)] if workers else []
+    command += ["--root", str(upload), "--remove-upload", str(upload)] if upload is not None else []
     folder = Path(store.root) / "audits"
     folder.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "NC_DATA_DIR": str(store.root), "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled")}
-    with open(folder / f"{audit_id}.log", "ab") as log:
-        subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True)
+    env = {**os.environ, "NC_DATA_DIR": str(store.root)}  # Ray's own authentication stays as Ray sets it
+    try:
+        with open(folder / f"{audit_id}.log", "ab") as log:
+            subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True)
+    except OSError:
+        if upload is not None:
+            shutil.rmtree(upload, ignore_errors=True)
+        AuditState(store, audit_id, entries).save("failed")
+        raise
     return audit_id
+
+
+def _upload_of(store: RunStore, manifest: Path) -> Path | None:
+    """The unpacked upload folder ``manifest`` lies in, or None for a manifest of the user's own."""
+    uploads = (Path(store.root) / "audit_uploads").resolve()
+    path = Path(manifest).resolve()
+    if not path.is_relative_to(uploads) or path == uploads:
+        return None
+    return uploads / path.relative_to(uploads).parts[0]

@@ -3,7 +3,8 @@
 A manifest is a CSV (``model,data[,label][,targets]``, header required) or a JSON-lines file
 (``{"model": ..., "data": ..., "label": "backdoored", "targets": [3]}``), or a folder of models
 (``.keras``/``.h5``) with exactly one data file (``.npz`` or ``.zip``) that they all share. Paths
-are relative to the manifest's folder. ``label`` is ``clean`` or ``backdoored`` (or empty when
+are relative to the manifest's folder and must stay inside it (or inside the ``root`` given:
+no ``..``, absolute path or symbolic link that leads elsewhere). ``label`` is ``clean`` or ``backdoored`` (or empty when
 unknown, or ``failed``/``unknown``: scanned but not counted); ``targets`` lists the backdoor's target classes (``3`` or ``3;7``).
 
     >>> entries = read_manifest("zoo/manifest.csv"); entries[0].label
@@ -14,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +29,8 @@ UNLABELLED = ("", "unknown", "failed", "-", "none")
 DATA_SUFFIXES = (".npz", ".zip")
 MAX_MANIFEST_BYTES = 16 * 1024**2
 MAX_ENTRIES = 100_000
+#: Class indices a target may name (a label set of a million classes is beyond any model here).
+MAX_CLASS_INDEX = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,12 @@ class AuditEntry:
         return self.model.name
 
 
-def read_manifest(path: str | Path) -> list[AuditEntry]:
-    """The entries of a CSV or JSON-lines manifest, or of a folder of models sharing one data file."""
+def read_manifest(path: str | Path, root: str | Path | None = None) -> list[AuditEntry]:
+    """The entries of a CSV or JSON-lines manifest, or of a folder of models sharing one data file.
+
+    Every path must resolve inside ``root`` (default: the manifest's folder); the same model and
+    data twice is refused, naming both entries.
+    """
     path = Path(path)
     if path.is_dir():
         return _folder_entries(path)
@@ -58,7 +66,32 @@ def read_manifest(path: str | Path) -> list[AuditEntry]:
         raise InvalidDataError(f"The manifest {path.name!r} lists no models.")
     if len(rows) > MAX_ENTRIES:
         raise InvalidDataError(f"The manifest {path.name!r} lists {len(rows):,} models; the limit is {MAX_ENTRIES:,}.")
-    return [_entry(row, path.parent, f"{path.name}, entry {n}") for n, row in enumerate(rows, 1)]
+    entries = [_entry(row, path.parent, f"{path.name}, entry {n}") for n, row in enumerate(rows, 1)]
+    _check_inside(entries, Path(root) if root is not None else path.parent, path.name)
+    _check_unique(entries, path.name)
+    return entries
+
+
+def _check_inside(entries: list[AuditEntry], root: Path, name: str) -> None:
+    """Paths resolve (symbolic links followed) inside ``root``: a manifest from elsewhere cannot
+    make the audit read ``/etc`` or another user's files."""
+    inside = root.resolve()
+    for number, entry in enumerate(entries, 1):
+        for path in (entry.model, entry.data):
+            if not path.resolve().is_relative_to(inside):
+                raise InvalidDataError(
+                    f"{name!r}, entry {number}: {str(path)[:120]!r} leads outside the manifest's folder "
+                    f"{str(root)[:120]!r}; paths must stay inside it (neural-cleanse audit --root names another).")
+
+
+def _check_unique(entries: list[AuditEntry], name: str) -> None:
+    seen: dict[tuple[Path, Path], int] = {}
+    for number, entry in enumerate(entries, 1):
+        key = (entry.model.resolve(), entry.data.resolve())
+        if key in seen:
+            raise InvalidDataError(f"{name!r}: entries {seen[key]} and {number} both scan "
+                                   f"{entry.model.name[:80]!r} on {entry.data.name[:80]!r}; list each model once.")
+        seen[key] = number
 
 
 def _csv_rows(text: str, name: str) -> list[dict]:
@@ -106,12 +139,12 @@ def _targets(value: object, where: str) -> tuple[int, ...]:
     if value is None or value == "":
         return ()
     items = value if isinstance(value, list) else str(value).replace(";", " ").replace(",", " ").split()
-    try:
-        targets = tuple(sorted({int(item) for item in items}))
-    except (TypeError, ValueError):
-        raise InvalidDataError(f"{where}: targets must be class ids, like 3 or 3;7.") from None
-    if any(t < 0 for t in targets):
-        raise InvalidDataError(f"{where}: targets must be class ids of 0 or more.")
+    texts = [str(item).strip() for item in items]
+    if any(isinstance(item, (bool, float)) for item in items) or not all(re.fullmatch(r"\d{1,7}", t) for t in texts):
+        raise InvalidDataError(f"{where}: targets must be class indices, like 3 or 3;7.")
+    targets = tuple(sorted({int(t) for t in texts}))
+    if any(t >= MAX_CLASS_INDEX for t in targets):
+        raise InvalidDataError(f"{where}: targets must be class indices below {MAX_CLASS_INDEX:,}.")
     return targets
 
 

@@ -21,7 +21,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -123,10 +126,16 @@ def run_audit(
     ray_address: str | None = None,
     workers: int | None = None,
     on_row: Callable[[AuditRow, int, int], None] | None = None,
+    remove_upload: Path | None = None,
 ) -> AuditResult:
     """Scan every entry (resuming an earlier run of the same audit); ``on_row(row, done, total)``
     is called as each model finishes. ``ray_address`` None starts an embedded local Ray with
-    ``workers`` CPUs (default: all cores); ``"auto"`` or ``"ray://host:port"`` joins a cluster."""
+    ``workers`` CPUs (default: all cores) bound to 127.0.0.1; ``"auto"`` or ``"ray://host:port"``
+    joins a cluster.
+
+    ``remove_upload`` is the dashboard's unpacked upload: every model and data file is copied into
+    its run first, so the upload is removed then, or when the audit fails before.
+    """
     import ray
 
     started = time.perf_counter()
@@ -136,10 +145,16 @@ def run_audit(
     state.save("running")
     rows = [_row(i, e) for i, e in enumerate(entries)]
     pending = []
-    for row, entry in zip(rows, entries):
-        _attach(row, entry, state, store, settings)
-        if row.status not in ("done", "failed", "missing"):
-            pending.append(row)
+    try:
+        for row, entry in zip(rows, entries):
+            _attach(row, entry, state, store, settings)
+            if row.status not in ("done", "failed", "missing"):
+                pending.append(row)
+    except BaseException:
+        state.save("interrupted")
+        raise
+    finally:
+        _remove_upload(store, remove_upload)
     finished = len(rows) - len(pending)
     for row in rows:
         if row.status in ("done", "failed", "missing"):
@@ -173,6 +188,39 @@ def run_audit(
     return AuditResult(audit_id, rows, metrics, time.perf_counter() - started, workers)
 
 
+@contextmanager
+def _loopback_only() -> Iterator[None]:
+    """Start a local Ray whose servers listen on 127.0.0.1 only, not on every interface.
+
+    Ray resolves a node IP of 127.0.0.1 to the machine's address (``_node_ip_address`` cannot ask
+    for loopback) except where it treats the machine as a single-node, Windows/macOS-style setup;
+    this asks for that setup while the local cluster starts. Joining a cluster is unaffected.
+    """
+    import ray._private.ray_constants as constants
+
+    previous, variable = constants.ENABLE_RAY_CLUSTER, os.environ.get(constants.ENABLE_RAY_CLUSTERS_ENV_VAR)
+    constants.ENABLE_RAY_CLUSTER = False
+    os.environ[constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
+    try:
+        yield
+    finally:
+        constants.ENABLE_RAY_CLUSTER = previous
+        if variable is None:
+            os.environ.pop(constants.ENABLE_RAY_CLUSTERS_ENV_VAR, None)
+        else:
+            os.environ[constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = variable
+
+
+def _remove_upload(store: RunStore, folder: Path | None) -> None:
+    """Delete an unpacked dashboard upload; only ever a folder under the store's ``audit_uploads``."""
+    if folder is None:
+        return
+    uploads = (Path(store.root) / "audit_uploads").resolve()
+    target = Path(folder).resolve()
+    if target.parent == uploads:
+        shutil.rmtree(target, ignore_errors=True)
+
+
 def _scan_task(store_root: str, run_id: str, threads: int | None) -> str:
     """A Ray task: run one stored scan to its end in this worker process (resuming finished classes)."""
     from nc_core.runtime import configure_tensorflow
@@ -189,8 +237,9 @@ def _init_ray(address: str | None, workers: int | None) -> int:
         raise InvalidParameterError(f"Workers must be at least 1, not {workers}.")
     if address is None:
         workers = workers or os.cpu_count() or 1
-        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                 object_store_memory=LOCAL_OBJECT_STORE_BYTES, ignore_reinit_error=True)
+        with _loopback_only():  # Ray's own token authentication stays as Ray sets it
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                     object_store_memory=LOCAL_OBJECT_STORE_BYTES, ignore_reinit_error=True)
         return workers
     try:
         ray.init(address=address, log_to_driver=False, configure_logging=False, ignore_reinit_error=True)

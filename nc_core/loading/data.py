@@ -572,6 +572,15 @@ def _decode_image(
     return pixels.reshape(size[0], size[1], channels)
 
 
+def _check_unique_names(names: list[str]) -> None:
+    """Each uploaded image is named once: a name is how a person tells which image got which label."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise InvalidDataError(f"Two uploaded images are both named {name[:80]!r}: rename one and upload them again.")
+        seen.add(name)
+
+
 def load_images(
     files: list[tuple[str, bytes]],
     image_size: tuple[int, int],
@@ -591,6 +600,7 @@ def load_images(
         raise InvalidDataError("No images were uploaded.")
     if len(files) > MAX_FILES:
         raise InvalidDataError(f"{len(files)} images were uploaded; the limit is {MAX_FILES}.")
+    _check_unique_names([name for name, _ in files])
     y = _upload_labels(labels, len(files))
     check_data_values(len(files) * size[0] * size[1] * channels, f"{len(files)} uploaded images")
     budget = _PixelBudget(f"{len(files)} uploaded images")

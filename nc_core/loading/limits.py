@@ -56,6 +56,21 @@ MAX_DECODED_PIXELS = _setting("NC_MAX_DECODED_PIXELS", 256 * MB)
 MAX_BUNDLE_UNPACKED_BYTES = _setting("NC_MAX_BUNDLE_MB", 256) * MB
 
 
+def archive_ratio(members) -> float | None:
+    """The compression ratio of a whole archive's ``members`` when it breaks
+    ``MAX_COMPRESSION_RATIO``, else None: five hundred 1 MB files of zeros each pass the
+    per-member rule, together they are a bomb.
+
+    >>> archive_ratio([])  # nothing to unpack
+    """
+    unpacked = sum(info.file_size for info in members)
+    packed = max(sum(info.compress_size for info in members), 1)
+    if unpacked < MB:
+        return None
+    ratio = unpacked / packed
+    return ratio if ratio > MAX_COMPRESSION_RATIO else None
+
+
 def zip_bomb_ratio(info) -> float | None:
     """A zip member's compression ratio when it breaks ``MAX_COMPRESSION_RATIO``, else None.
 

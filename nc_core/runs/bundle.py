@@ -93,6 +93,9 @@ def _check_unpacked_sizes(members: list[zipfile.ZipInfo]) -> None:
         if limits.zip_bomb_ratio(info) is not None:
             raise _refuse(f"{info.filename[:80]} is compressed more than {limits.MAX_COMPRESSION_RATIO} to 1 "
                           "(NC_MAX_COMPRESSION_RATIO), which looks like a zip bomb")
+    if limits.archive_ratio(members) is not None:
+        raise _refuse(f"it is compressed more than {limits.MAX_COMPRESSION_RATIO} to 1 as a whole "
+                      "(NC_MAX_COMPRESSION_RATIO), which looks like a zip bomb")
     if sum(info.file_size for info in members) > limits.MAX_BUNDLE_UNPACKED_BYTES:
         raise _refuse(f"it unpacks to more than {limits.megabytes(limits.MAX_BUNDLE_UNPACKED_BYTES)} "
                       "(NC_MAX_BUNDLE_MB)")

@@ -68,7 +68,7 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 """
 #: Columns added after the first release, added to older databases when they are opened.
-_ADDED_COLUMNS = {"origin": "TEXT", "imported": "REAL", "heartbeat": "REAL"}
+_ADDED_COLUMNS = {"origin": "TEXT", "imported": "REAL", "heartbeat": "REAL", "pid_started": "INTEGER"}
 #: A running worker beats every ``HEARTBEAT_INTERVAL`` seconds; one silent for ``HEARTBEAT_TIMEOUT``
 #: (stopped, hung, or its process id reused by another program) has its run ended as interrupted.
 HEARTBEAT_INTERVAL = 10.0
@@ -255,6 +255,9 @@ class RunStore:
                 "UPDATE runs SET status = ?, error = COALESCE(?, error), pid = COALESCE(?, pid), finished = ? WHERE id = ?",
                 (status, error, pid, finished, run_id),
             )
+            if pid is not None:  # which process holds this id now, and a first beat: silence counts from here
+                db.execute("UPDATE runs SET pid_started = ?, heartbeat = ? WHERE id = ?",
+                           (process_start_time(pid), time.time(), run_id))
 
     def update_progress(self, run_id: str, progress: dict) -> None:
         with self._write() as db:
@@ -283,15 +286,17 @@ class RunStore:
         """
         now = time.time()
         ended = []
-        for row in self._read("SELECT id, pid, heartbeat FROM runs WHERE status IN ('queued', 'running')"):
+        for row in self._read("SELECT id, pid, pid_started, heartbeat FROM runs WHERE status IN ('queued', 'running')"):
             if row["pid"] is None:
                 continue
+            ours = process_alive(row["pid"]) and (row["pid_started"] is None
+                                                   or process_start_time(row["pid"]) == row["pid_started"])
             silent = row["heartbeat"] is not None and now - row["heartbeat"] > HEARTBEAT_TIMEOUT
-            if process_alive(row["pid"]) and not silent:
+            if ours and not silent:
                 continue
-            if silent and row["pid"] != os.getpid():
+            if silent and ours and row["pid"] != os.getpid():  # never a process that merely reuses the id
                 _kill(row["pid"])
-            reason = (f"The worker stopped answering (no heartbeat for {HEARTBEAT_TIMEOUT:.0f} s)." if silent
+            reason = (f"The worker stopped answering (no heartbeat for {HEARTBEAT_TIMEOUT:.0f} s)." if silent and ours
                       else "The worker stopped before the run finished.")
             self.set_status(row["id"], "interrupted", error=reason)
             self._remove_temporary_files(row["id"])
@@ -539,6 +544,16 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except OSError:
         pass
+
+
+def process_start_time(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (``/proc/<pid>/stat``, field 22); None
+    where there is no ``/proc``. Two processes that share an id one after the other differ here."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(") ", 1)[-1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def process_alive(pid: int) -> bool:

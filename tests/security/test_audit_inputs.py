@@ -1,0 +1,82 @@
+"""Audit inputs: an uploaded zip is bounded as a whole and leaves nothing behind; a manifest's
+paths stay in its folder, its targets are class indices and each model is listed once; the Ray
+the app starts listens on this machine only."""
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from conftest import ROOT, SAMPLES
+from nc_core.audit.manifest import read_manifest
+from nc_core.errors import InvalidDataError
+from test_app_pages import AUDIT_PAGE, app, literal
+
+
+def test_a_zip_of_many_small_bombs_is_refused_on_the_audit_page_and_leaves_nothing(data_dir):
+    upload = io.BytesIO()
+    with zipfile.ZipFile(upload, "w", zipfile.ZIP_DEFLATED) as archive:
+        for index in range(500):
+            archive.writestr(f"m{index}.npz", b"\0" * 1_000_000)  # each under 1 MB: passes the per-file rule
+    assert len(upload.getvalue()) < 2_000_000
+    at = app().run().switch_page(AUDIT_PAGE).run()
+    at.file_uploader(key="audit_upload").set_value(("bomb.zip", upload.getvalue(), "application/zip"))
+    at.button(key="audit_submit").click().run()
+    assert not at.exception
+    assert any("looks like a zip bomb" in literal(error.value) for error in at.error), [e.value for e in at.error]
+    uploads = data_dir / "audit_uploads"
+    assert not uploads.exists() or not any(uploads.rglob("*"))
+
+
+def _manifest(folder, rows: str):
+    (folder / "m.csv").write_text("model,data,label,targets\n" + rows)
+    return folder / "m.csv"
+
+
+@pytest.mark.parametrize("rows,needle", [
+    ("../outside.keras,d.npz,,\n", "leads outside the manifest's folder"),
+    ("/etc/passwd.keras,d.npz,,\n", "leads outside the manifest's folder"),
+    ("link.keras,d.npz,,\n", "leads outside the manifest's folder"),
+    ("a.keras,d.npz,backdoored,12345678901234567890\n", "targets must be class indices"),
+    ("a.keras,d.npz,backdoored,-1\n", "targets must be class indices"),
+    ("a.keras,d.npz,,\nb.keras,d.npz,,\n./a.keras,d.npz,,\n", "entries 1 and 3 both scan 'a.keras'"),
+])
+def test_a_manifest_that_leaves_its_folder_or_misnames_targets_is_refused(tmp_path, rows, needle):
+    folder = tmp_path / "audit"
+    folder.mkdir()
+    (folder / "link.keras").symlink_to(SAMPLES / "mnist_clean.keras")  # a symbolic link out of the folder
+    with pytest.raises(InvalidDataError, match=needle):
+        read_manifest(_manifest(folder, rows))
+
+
+def test_the_cli_refuses_such_a_manifest_with_a_clean_error_and_accepts_a_root(tmp_path):
+    manifest = _manifest(tmp_path, f"{SAMPLES / 'mnist_clean.keras'},{SAMPLES / 'mnist_data.npz'},clean,\n")
+    env = {**os.environ, "NC_DATA_DIR": str(tmp_path / "nc_data")}
+    done = subprocess.run([sys.executable, "-m", "nc_core", "audit", str(manifest), "--quiet"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "leads outside the manifest's folder" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert [e.model.name for e in read_manifest(manifest, root=SAMPLES)] == ["mnist_clean.keras"]
+
+
+def test_the_local_ray_of_an_audit_listens_on_127_0_0_1_only():
+    ray = pytest.importorskip("ray")
+    from nc_core.audit.runner import _init_ray
+
+    _init_ray(None, 1)
+    try:
+        assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
+
+        @ray.remote
+        def answer() -> int:
+            return 42
+        assert ray.get(answer.remote()) == 42, "the loopback-only cluster runs tasks"
+    finally:
+        ray.shutdown()
+    import ray._private.ray_constants as constants
+
+    assert constants.ENABLE_RAY_CLUSTER, "joining a cluster later is unaffected"
