@@ -60,7 +60,7 @@ def bench(name: str, seeds: list[int]) -> list[dict]:
         if seed == seeds[0]:
             started = time.perf_counter()
             rescan(result, inputs.data, report, inputs.info.outputs_probabilities)
-            row.update(rescan=result.rescan["verdict"], rescan_s=time.perf_counter() - started)
+            row.update(rescan=result.rescan.verdict, rescan_s=time.perf_counter() - started)
         rows.append(row)
         print(_line(row), flush=True)
     return rows

@@ -103,5 +103,5 @@ def repair_results(record) -> None:
                            file_name=f"{Path(record.model).stem}_repaired.keras", mime="application/octet-stream",
                            icon=":material/download:", key=f"repair_download_{record.id}", on_click="ignore")
     if result.rescan:
-        st.markdown(f"**Re-scan of the repaired model: {plain(result.rescan['verdict'])}** "
-                    f"(score {result.rescan['score']:.2f}; the scan's own settings). Its details follow.")
+        st.markdown(f"**Re-scan of the repaired model: {plain(result.rescan.verdict)}** "
+                    f"(score {result.rescan.score:.2f}; the scan's own settings). Its details follow.")

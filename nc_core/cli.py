@@ -352,8 +352,8 @@ def _repair_text(result) -> str:
         lines.append("nothing stood out (every mask at least "
                      f"{result.bound:.1f} px): the model was left as it was")
     if result.rescan:
-        lines.append(f"re-scan: {result.rescan['verdict'].upper()}  flagged: {result.rescan['flagged'] or 'none'}  "
-                     f"score {result.rescan['score']:.2f}")
+        lines.append(f"re-scan: {result.rescan.verdict.upper()}  flagged: {result.rescan.flagged or 'none'}  "
+                     f"score {result.rescan.score:.2f}")
     return "\n".join(lines)
 
 

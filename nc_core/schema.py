@@ -38,6 +38,10 @@ def _check(value: Any, kind: Any, where: str) -> None:
     if kind is Any:
         return
     if origin in (Union, types.UnionType):
+        others = [option for option in args if option is not type(None)]
+        if value is not None and len(others) == 1:  # ``X | None`` with a value: say which part of X is wrong
+            _check(value, others[0], where)
+            return
         if not any(_fits(value, option, where) for option in args):
             _refuse(where, " or ".join(_describe(a) for a in args), value)
         return

@@ -179,7 +179,7 @@ def test_a_report_of_other_images_is_refused(mnist_backdoored, tmp_path_factory)
 @pytest.mark.slow
 def test_the_repaired_model_rescans_clean(unlearned, mnist_backdoored, backdoored_report):
     report = rescan(unlearned, mnist_backdoored.data, backdoored_report, mnist_backdoored.info.outputs_probabilities)
-    assert report.verdict == "clean" and unlearned.rescan["verdict"] == "clean"
+    assert report.verdict == "clean" and unlearned.rescan.verdict == "clean"
 
 
 # --------------------------------------------------------------------------- command line

@@ -72,7 +72,7 @@ class RepairResult:
     seconds: float
     pruned_units: list[int] = field(default_factory=list)
     known_trigger: str | None = None
-    rescan: dict | None = None
+    rescan: RescanSummary | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready figures (the model is saved on its own)."""
@@ -82,8 +82,10 @@ class RepairResult:
     @classmethod
     def from_dict(cls, payload: dict, model: keras.Model | None = None) -> "RepairResult":
         fields = {k: v for k, v in payload.items() if k not in ("before", "after", "rounds")}
+        rescan = RescanSummary(**payload["rescan"]) if payload.get("rescan") is not None else None
+        fields.pop("rescan", None)
         return cls(model=model, before=Figures.from_dict(payload["before"]), after=Figures.from_dict(payload["after"]),
-                   rounds=[RepairRound(**r) for r in payload["rounds"]], **fields)
+                   rounds=[RepairRound(**r) for r in payload["rounds"]], rescan=rescan, **fields)
 
     @property
     def accuracy_drop(self) -> float:
@@ -255,8 +257,8 @@ def rescan(
     new = scan(classifier, data, [row.class_id for row in report.rows], CleanseConfig(**report.config),
                on_event=on_event, cancel=cancel, model_name=model_name, rule=report.rule, on_result=on_result,
                on_samples=on_samples)
-    result.rescan = {"verdict": new.verdict, "flagged": list(new.flagged), "score": float(new.score),
-                     "anomaly_index": float(new.anomaly_index), "reason": new.verdict_reason}
+    result.rescan = RescanSummary(verdict=new.verdict, flagged=list(new.flagged), score=float(new.score),
+                                  anomaly_index=float(new.anomaly_index), reason=new.verdict_reason)
     return new
 
 

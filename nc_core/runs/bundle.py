@@ -140,11 +140,9 @@ def _check_report(payload: object) -> None:
 
 def _check_repair(payload: object) -> None:
     """repair.json fits :class:`~nc_core.repair.core.RepairResult` (and its re-scan summary)."""
-    from nc_core.repair.core import RepairResult, RescanSummary
+    from nc_core.repair.core import RepairResult
 
     _checked(payload, RepairResult, "repair.json")
-    if payload.get("rescan") is not None:
-        _checked(payload["rescan"], RescanSummary, "repair.json: rescan")
     try:
         RepairResult.from_dict(payload).table()
     except (TypeError, KeyError, ValueError, AttributeError):
