@@ -16,21 +16,10 @@ from nc_core.reports.figures import curves_figure, l1_figure
 from nc_core.reports.images import scale_for, trigger_images
 from nc_core.detection.report import make_report
 from dashboard.loading import get_store
-from dashboard.text import plain
+from dashboard.text import class_label, format_seconds, plain
 
 #: Side in pixels of the current class's live mask and pattern.
 LIVE_SIDE = 160
-
-
-def format_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def _class_text(progress: dict, names: list[str]) -> str:
@@ -103,7 +92,7 @@ def live_run(run_id: str, can_cancel: bool) -> None:
 
 def scan_so_far(record) -> None:
     """The class being optimised now, then the classes finished so far, as they fill in."""
-    from dashboard.results import class_label, margin_evidence, trigger_grid  # results imports this module's helpers
+    from dashboard.results import margin_evidence, trigger_grid
 
     store = get_store()
     names = record.settings.get("class_names") or []

@@ -132,7 +132,7 @@ def run_samples(record):
         inputs = load_run_inputs(record)
         if inputs is None:
             return None
-        from nc_core.reports.samples import triggered_samples
+        from nc_core.detection.samples import triggered_samples
 
         return triggered_samples(inputs.classifier, inputs.data, result)
     return samples_for

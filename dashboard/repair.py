@@ -1,7 +1,7 @@
 """Repair in the dashboard: the action under a finished scan, and a repair run's before/after view.
 
 The page only gathers settings and shows stored figures; :mod:`nc_core.repair` does the work in a
-background run (:func:`nc_core.repair.job.submit_repair`), so a refresh or a closed tab loses
+background run (:func:`nc_core.runs.worker.submit_repair`), so a refresh or a closed tab loses
 nothing, and its re-scan is shown like any scan.
 """
 from __future__ import annotations
@@ -16,7 +16,8 @@ from nc_core.errors import NCError
 from nc_core.reports.figures import repair_figure
 from nc_core.repair.config import METHODS, RepairConfig
 from nc_core.repair.core import RepairResult
-from nc_core.repair.job import card_for_sample, submit_repair
+from nc_core.runs.repair_job import card_for_sample
+from nc_core.runs.worker import submit_repair
 
 from dashboard.loading import get_store
 from dashboard.selection import SAMPLES_DIR

@@ -18,14 +18,14 @@ from nc_core.detection.detect import SIZE_CREDIT_CAP
 from nc_core.reports.figures import curves_figure, l1_figure
 from nc_core.reports.html_report import render_html_report
 from nc_core.reports.images import mask_box, to_image, trigger_images, zoomed_mask
-from nc_core.reports.samples import SAMPLES_KEPT
+from nc_core.detection.samples import SAMPLES_KEPT
 
 from dashboard.runs import origin_text
-from dashboard.text import plain
+from dashboard.text import class_label, plain
 
 if TYPE_CHECKING:
     from nc_core.optimise.cleanse import TriggerResult
-    from nc_core.reports.samples import TriggeredSamples
+    from nc_core.detection.samples import TriggeredSamples
 
 PREVIEW_SIDE = 224  # pixels of an enlarged mask / pattern / fusion
 GRID_WIDTH = 150  # pixels of one class in the trigger grid
@@ -33,12 +33,6 @@ SAMPLE_WIDTH = 96
 #: A run's triggered samples of one class: stored with the run, or made from its model and data;
 #: None when there is nothing to make them from.
 SamplesSource = Callable[["TriggerResult"], "TriggeredSamples | None"]
-
-
-def class_label(class_id: int, names: list[str]) -> str:
-    """``33 · turn right ahead``; just ``7`` when the name is the id itself."""
-    name = names[class_id] if class_id < len(names) else str(class_id)
-    return str(class_id) if name == str(class_id) else f"{class_id} · {name}"
 
 
 def report_names(report, settings: dict) -> list[str]:
@@ -110,7 +104,7 @@ def rule_text(report) -> str:
 
 def show_samples(samples, names: list[str], count: int = SAMPLES_KEPT) -> None:
     """Clean samples of other classes beside the same samples with the trigger, with the model's
-    predictions, as the library made and stored them (:mod:`nc_core.reports.samples`)."""
+    predictions, as the library made and stored them (:mod:`nc_core.detection.samples`)."""
     if not len(samples):
         st.caption("The data holds no samples of other classes to stamp the trigger on.")
         return

@@ -13,10 +13,10 @@ import streamlit as st
 from nc_core.errors import NCError
 from nc_core.runs.worker import submit_run
 
-from dashboard.live import format_seconds
 from dashboard.loading import get_store
 from dashboard.selection import Selection
 from dashboard.settings import RunSettings
+from dashboard.text import format_seconds
 from dashboard.uploads import run_data_path
 
 RUNS_PAGE = "pages/4_Runs.py"

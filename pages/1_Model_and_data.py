@@ -7,7 +7,7 @@ import streamlit as st
 from nc_core.reports.figures import balance_figure
 from dashboard.loading import class_names, load_selection, selection_inputs_or_stop
 from dashboard.page import reviewer_mode, start_page
-from dashboard.results import class_label
+from dashboard.text import class_label
 from dashboard.selection import choose, current, model_card, samples
 from dashboard.uploads import selection_from_uploads
 from dashboard.text import plain

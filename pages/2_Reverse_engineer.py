@@ -1,7 +1,7 @@
 """Reverse-engineer one class: the smallest trigger that sends other images to the chosen class."""
 import streamlit as st
 
-from dashboard.results import class_label
+from dashboard.text import class_label
 from dashboard.run_page import open_run_page, show_page_run, submit
 from dashboard.settings import settings_fields
 from dashboard.text import plain

@@ -1,7 +1,7 @@
 """Scan and compare: reverse-engineer every class, then the MAD test gives the verdict."""
 import streamlit as st
 
-from dashboard.results import class_label
+from dashboard.text import class_label
 from dashboard.run_page import open_run_page, show_page_run, submit
 from dashboard.settings import settings_fields
 from dashboard.text import plain

@@ -5,7 +5,7 @@ import numpy as np
 
 from nc_core.reports.html_report import SAMPLES_PER_CLASS, render_html_report, write_html_report
 from nc_core.detection.report import make_report
-from nc_core.reports.samples import TriggeredSamples
+from nc_core.detection.samples import TriggeredSamples
 from test_screen import result
 
 def samples(target: int) -> TriggeredSamples:

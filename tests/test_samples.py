@@ -11,7 +11,7 @@ from conftest import SAMPLES
 from nc_core.detection.margin import MarginResult
 from nc_core.detection.report import make_report
 from nc_core.errors import InvalidDataError
-from nc_core.reports.samples import THUMBNAIL_SIDE, TriggeredSamples, pick_samples, thumbnails, triggered_samples
+from nc_core.detection.samples import THUMBNAIL_SIDE, TriggeredSamples, pick_samples, thumbnails, triggered_samples
 from nc_core.repair.triggers import trigger_from_card
 from nc_core.runs.store import RunStore
 from test_store import VALID_RUN, _npz, _result, _zip

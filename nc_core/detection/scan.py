@@ -25,7 +25,7 @@ from nc_core.detection.detect import DetectionRule
 from nc_core.detection.margin import MarginConfig, MarginResult, max_margin_scan
 from nc_core.errors import InvalidParameterError, RunCancelled
 from nc_core.loading.models import compiled_forward, predict
-from nc_core.reports.samples import TriggeredSamples, triggered_samples
+from nc_core.detection.samples import TriggeredSamples, triggered_samples
 from nc_core.optimise.progress import CancelToken, EventCallback, ScanProgress
 from nc_core.detection.report import ScanReport, make_report
 from nc_core.optimise.masks import stamp
@@ -142,7 +142,7 @@ def scan(
     methods (:mod:`nc_core.detection.fusion`).
 
     ``on_samples`` receives, with each finished class, a few clean samples of other classes
-    stamped with its trigger and the model's predictions (:mod:`nc_core.reports.samples`): a
+    stamped with its trigger and the model's predictions (:mod:`nc_core.detection.samples`): a
     stored run shows them without loading the model again.
     """
     started = time.perf_counter()

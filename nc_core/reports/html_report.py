@@ -2,7 +2,7 @@
 
 Verdict and reason, settings, the L1 chart (Plotly, its JavaScript embedded), the per-class
 table, every class's mask, pattern and fusion, and clean samples with the trigger stamped on and
-the model's predictions (:mod:`nc_core.reports.samples`), all inside one file: images as base64 PNGs, no link to anything outside. Every string that
+the model's predictions (:mod:`nc_core.detection.samples`), all inside one file: images as base64 PNGs, no link to anything outside. Every string that
 comes from a user (model and data names, class names) is HTML-escaped.
 
     >>> write_html_report(report, "report.html", triggered={3: samples_of_class_3})
@@ -22,7 +22,7 @@ from nc_core.detection.fusion import MAX_MARGIN, NEURAL_CLEANSE, WHAT_IT_SEES
 from nc_core.reports.figures import l1_figure, margin_figure
 from nc_core.reports.images import scale_for, to_image, trigger_images
 from nc_core.detection.report import ScanReport
-from nc_core.reports.samples import TriggeredSamples
+from nc_core.detection.samples import TriggeredSamples
 
 #: Triggered samples shown per class.
 SAMPLES_PER_CLASS = 4

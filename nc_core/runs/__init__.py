@@ -2,8 +2,9 @@
 bundles (export and import).
 
 Modules: :mod:`.store` (``RunStore``: runs, their settings, live state and reports),
-:mod:`.worker` (a run's own process, resumable, cancellable) and :mod:`.bundle` (a finished run
-as one zip, and back).
+:mod:`.spec` (a run's settings as one typed value per job kind), :mod:`.worker` (a run's own
+process, resumable, cancellable; it launches every kind), :mod:`.repair_job` (what a repair run
+does in it) and :mod:`.bundle` (a finished run as one zip, and back).
 
     >>> from nc_core.runs.store import RunStore
     >>> RunStore("nc_data").list_runs()

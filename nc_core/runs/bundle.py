@@ -103,7 +103,7 @@ def _check_unpacked_sizes(members: list[zipfile.ZipInfo]) -> None:
 
 def _check_record(record: dict) -> None:
     """run.json's fields have the types and ranges a run has (see :class:`nc_core.runs.store.RunRecord`)."""
-    from nc_core.runs.store import STATUSES
+    from nc_core.runs.status import STATUSES
 
     checks = [
         (record["kind"] in ("scan", "reverse", "repair"), "its kind is not scan, reverse or repair"),
@@ -267,7 +267,7 @@ def _declared_bytes(content: bytes, name: str, budget: int) -> int:
 
 def _check_samples(content: bytes, name: str, budget: int) -> int:
     """One class's triggered samples: 8-bit thumbnails, class indices and probabilities."""
-    from nc_core.reports.samples import TriggeredSamples
+    from nc_core.detection.samples import TriggeredSamples
 
     nbytes = _declared_bytes(content, name, budget)
     try:

@@ -37,12 +37,11 @@ from nc_core.optimise.cleanse import EpochRecord, TriggerResult
 from nc_core.detection.detect import DetectionRule
 from nc_core.errors import DuplicateRunError, RunActiveError, StoreError
 from nc_core.detection.margin import MarginResult
-from nc_core.reports.samples import TriggeredSamples
+from nc_core.detection.samples import TriggeredSamples
 from nc_core.detection.report import ScanReport, make_report
+from nc_core.runs.status import ACTIVE, STATUSES
 
 DATA_DIR_ENV = "NC_DATA_DIR"
-ACTIVE = ("queued", "running")
-STATUSES = ("queued", "running", "done", "cancelled", "failed", "interrupted")
 BUNDLE_VERSION = 1
 
 _SCHEMA = """

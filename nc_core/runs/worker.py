@@ -52,6 +52,18 @@ def submit_run(store: RunStore, kind: str, model_path: Path, data_path: Path, se
     return run_id
 
 
+def submit_repair(store: RunStore, scan_id: str, config=None, force: bool = False,
+                  trigger_card: dict | None = None) -> str:
+    """Start a repair of the model a finished scan run looked at (:mod:`nc_core.runs.repair_job`);
+    return the new run's id. Refuses, with a sentence, what cannot be repaired."""
+    from nc_core.repair.config import RepairConfig
+    from nc_core.runs.repair_job import create_repair_run
+
+    run_id = create_repair_run(store, scan_id, config or RepairConfig(), force, trigger_card)
+    start_worker(store, run_id)
+    return run_id
+
+
 def start_worker(store: RunStore, run_id: str) -> int:
     """Start the detached process that executes ``run_id``; its output goes to the run's log."""
     log = open(store.run_dir(run_id) / "worker.log", "ab")
@@ -196,7 +208,7 @@ def _execute(store: RunStore, run_id: str) -> str:
 def _execute_repair(store: RunStore, record) -> str:
     from nc_core.errors import RunCancelled
     from nc_core.optimise.progress import CancelToken
-    from nc_core.repair.job import run_repair_job
+    from nc_core.runs.repair_job import run_repair_job
 
     token = CancelToken(check=_polled(lambda: store.cancel_requested(record.id), CANCEL_POLL_INTERVAL))
     try:

@@ -5,7 +5,10 @@ its own even if the scan is deleted later. Its worker repairs, saves ``repaired.
 ``repair.json``, then re-scans the repaired model with the scan's settings; the re-scan's classes
 and report are the run's own, so the dashboard shows them like any scan's.
 
-    >>> run_id = submit_repair(store, scan_run_id, RepairConfig())
+    >>> run_id = create_repair_run(store, scan_run_id, RepairConfig())  # then start_worker(store, run_id)
+
+:func:`nc_core.runs.worker.submit_repair` does both: this module prepares and runs, the worker
+module launches.
 """
 from __future__ import annotations
 
@@ -25,9 +28,9 @@ REPAIR_SHARE = 0.25
 SCAN_REPORT = "scan_report.json"
 
 
-def submit_repair(store: RunStore, scan_id: str, config: RepairConfig = RepairConfig(), force: bool = False,
-                  trigger_card: dict | None = None) -> str:
-    """Start a repair of the model a finished scan run looked at; return the new run's id.
+def create_repair_run(store: RunStore, scan_id: str, config: RepairConfig = RepairConfig(), force: bool = False,
+                      trigger_card: dict | None = None) -> str:
+    """A repair run of the model a finished scan run looked at, ready for a worker; its id.
 
     Refuses (with a sentence) a run that is not a finished scan, or a scan that flagged nothing
     unless ``force``. ``trigger_card`` (a model card's JSON) names the real trigger to measure.
@@ -53,9 +56,6 @@ def submit_repair(store: RunStore, scan_id: str, config: RepairConfig = RepairCo
     if (source / data_file).is_dir():
         shutil.copytree(source / data_file, inputs / data_file)
     (inputs / SCAN_REPORT).write_text(report.to_json())
-    from nc_core.runs.worker import start_worker
-
-    start_worker(store, run_id)
     return run_id
 
 
