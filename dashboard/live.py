@@ -11,7 +11,6 @@ from pathlib import Path
 
 import streamlit as st
 
-from nc_core.detection.detect import DetectionRule
 from nc_core.reports.figures import curves_figure, l1_figure
 from nc_core.reports.images import scale_for, trigger_images
 from nc_core.detection.report import make_report
@@ -31,7 +30,7 @@ def _class_text(progress: dict, names: list[str]) -> str:
 def progress_view(record, can_cancel: bool) -> None:
     """Progress bars (overall and current class), ETA, live curves and the cancel button."""
     progress = record.progress
-    names = record.settings.get("class_names") or []
+    names = list(record.scan_spec.class_names)
     if record.status == "queued" or not progress.get("kind"):
         st.progress(0.0, text="Starting the worker: loading TensorFlow, the model and the data…")
     elif progress["kind"] == "repair":
@@ -45,7 +44,7 @@ def progress_view(record, can_cancel: bool) -> None:
         left = elapsed / fraction * (1 - fraction) if fraction > 0 else None
         total = progress["num_classes"]
         where = _class_text(progress, names)
-        planned = len(record.settings.get("classes") or names) or total
+        planned = len(record.scan_spec.classes or names) or total
         phase = progress.get("phase") or ("confirm" if progress["class_index"] >= planned else "full")
         if phase == "screen":
             where = f"Screening every class: {progress['class_index'] + 1} of {planned} ({where})"
@@ -95,7 +94,7 @@ def scan_so_far(record) -> None:
     from dashboard.results import margin_evidence, trigger_grid
 
     store = get_store()
-    names = record.settings.get("class_names") or []
+    names = list(record.scan_spec.class_names)
     live = store.live_trigger(record.id)
     if live is not None:
         target, epoch, mask, pattern = live
@@ -110,7 +109,7 @@ def scan_so_far(record) -> None:
                       "no class answers abnormally hard.") + " Neural Cleanse is running.")
     if not results:
         return
-    report = make_report(results, record.model, record.data, rule=DetectionRule.from_settings(record.settings),
+    report = make_report(results, record.model, record.data, rule=record.scan_spec.rule,
                          class_names=names, margin=margin)
     st.subheader(f"So far: {len(results)} class(es) finished")
     st.plotly_chart(l1_figure(report, names, height=320), key=f"live_l1_{record.id}")

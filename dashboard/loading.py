@@ -97,9 +97,9 @@ def load_run_inputs(record):
     its stored results can still be shown. When the run's range is the one the loader guesses,
     this is the very entry the model page loaded.
     """
-    settings = record.settings
+    spec = record.scan_spec
     folder = default_data_dir() / "runs" / record.id / "inputs"
-    model, data = folder / settings.get("model_file", "-"), folder / settings.get("data_file", "-")
+    model, data = folder / (spec.model_file or "-"), folder / (spec.data_file or "-")
     if record.kind == "repair":  # its samples are shown through the repaired model
         model = folder.parent / "repaired.keras"
     if not (model.exists() and data.exists()):
@@ -108,9 +108,9 @@ def load_run_inputs(record):
     paths = (str(model), str(data))
     try:
         with st.spinner("Loading the run's model and data for the sample previews…"):
-            inputs = _load_files(*keys, None, settings.get("max_samples"), *paths)
-            if inputs.data.pixel_range.label != settings.get("pixel_range", inputs.data.pixel_range.label):
-                inputs = _load_files(*keys, settings["pixel_range"], settings.get("max_samples"), *paths)
+            inputs = _load_files(*keys, None, spec.max_samples, *paths)
+            if spec.pixel_range and inputs.data.pixel_range.label != spec.pixel_range:
+                inputs = _load_files(*keys, spec.pixel_range, spec.max_samples, *paths)
             return inputs
     except Exception:  # the run's results stand on their own; samples are an extra
         return None

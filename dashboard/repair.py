@@ -61,7 +61,7 @@ def _card(record) -> dict | None:
     """The shipped sample's card when the scanned model is that very file (its real trigger is measured)."""
     samples = Path(os.environ.get("NC_SAMPLES_DIR") or SAMPLES_DIR)
     card = card_for_sample(samples, record.model)
-    scanned = get_store().run_dir(record.id) / "inputs" / record.settings.get("model_file", "-")
+    scanned = get_store().run_dir(record.id) / "inputs" / (record.spec.model_file or "-")
     try:
         same = card is not None and scanned.read_bytes() == (samples / record.model).read_bytes()
     except OSError:
@@ -80,7 +80,7 @@ def repair_results(record) -> None:
     st.subheader("Before and after, on held-out samples")
     st.caption(f"{plain(result.method)} of class(es) {', '.join(map(str, result.targets))} · "
                f"{result.samples_tuned} samples fine-tuned on, {result.samples_held_out} held out · "
-               f"{result.seconds:.1f} s · source scan {plain(record.settings.get('source_run', '?'))}")
+               f"{result.seconds:.1f} s · source scan {plain(record.spec.source_run or '?')}")
     if not result.within_budget:
         st.warning(f"The repair cost {result.accuracy_drop:.1%} of clean accuracy on the held-out samples, more than "
                    f"its budget of {float(result.config.get('max_accuracy_drop', 0.05)):.1%}: check the figures "

@@ -35,9 +35,9 @@ SAMPLE_WIDTH = 96
 SamplesSource = Callable[["TriggerResult"], "TriggeredSamples | None"]
 
 
-def report_names(report, settings: dict) -> list[str]:
+def report_names(report, record) -> list[str]:
     """Class names for a run: those the user saw when starting it, else the report's."""
-    given = list(settings.get("class_names") or [])
+    given = list(record.scan_spec.class_names)
     by_id = {row.class_id: row.name for row in report.rows} if report is not None else {}
     count = max([len(given), *[k + 1 for k in by_id]], default=0)
     return [given[k] if k < len(given) else by_id.get(k, str(k)) for k in range(count)]
@@ -290,16 +290,16 @@ def margin_evidence(report, names: list[str], key: str) -> None:
 
 def run_summary(record) -> None:
     """One line on what was run, with which settings."""
-    config = record.settings.get("config", {})
-    classes = record.settings.get("classes")
-    which = "all classes" if not classes else ", ".join(map(str, classes))
+    spec = record.scan_spec
+    config = spec.config
+    which = "all classes" if not spec.classes else ", ".join(map(str, spec.classes))
     if record.kind == "repair":
-        which = f"the model of scan {record.settings.get('source_run', '?')}, re-scanned with its settings"
+        which = f"the model of scan {record.spec.source_run or '?'}, re-scanned with its settings"
     summary = (
         f"Run {record.id} · {record.kind} of {which} · {record.model} on {record.data} · "
-        f"pixel range {record.settings.get('pixel_range') or 'guessed'} · {config.get('method')} / "
-        f"{config.get('engine')} · {config.get('epochs')} epochs, batch {config.get('batch_size')}, "
-        f"learning rate {config.get('learning_rate')} · {record.status}"
+        f"pixel range {spec.pixel_range or 'guessed'} · {config.method} / "
+        f"{config.engine} · {config.epochs} epochs, batch {config.batch_size}, "
+        f"learning rate {config.learning_rate} · {record.status}"
         + (f" · {origin_text(record)}" if getattr(record, "imported", None) else "")
     )
     st.caption(plain(summary))  # every field may come from an imported bundle
@@ -329,7 +329,7 @@ def show_run(record, report, samples_for: SamplesSource, key: str) -> None:
             st.info("No class of the re-scan finished in this run." if record.kind == "repair"
                     else "No class finished in this run.")
         return
-    names = report_names(report, record.settings)
+    names = report_names(report, record)
     st.download_button("Download HTML report", partial(html_report, report, names, samples_for),
                        file_name=f"nc_report_{record.id}.html", mime="text/html", icon=":material/description:",
                        key=f"{key}_html_report", on_click="ignore",

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from nc_core.errors import NCError
+from nc_core.runs.spec import ScanSpec
 from nc_core.runs.worker import submit_run
 
 from dashboard.loading import get_store
@@ -96,17 +97,12 @@ def start_run(kind: str, selection: Selection, inputs, names: list[str], run_set
     """
     samples = len(inputs.data) if run_settings.max_samples is None else min(len(inputs.data), run_settings.max_samples)
     run_settings.config.validate(samples)
-    settings = {
-        "config": run_settings.config.to_dict(),
-        "classes": classes,
-        "pixel_range": inputs.data.pixel_range.label,
-        "max_samples": run_settings.max_samples,
-        **run_settings.rule.to_dict(),
-        "class_names": names,
-        "clean_accuracy": inputs.clean_accuracy,
-    }
+    spec = ScanSpec(config=run_settings.config, rule=run_settings.rule,
+                    classes=None if classes is None else tuple(classes), pixel_range=inputs.data.pixel_range.label,
+                    max_samples=run_settings.max_samples, class_names=tuple(names),
+                    clean_accuracy=inputs.clean_accuracy)
     data_path = run_data_path(selection, inputs.data)
-    return submit_run(get_store(), kind, selection.model_path, data_path, settings,
+    return submit_run(get_store(), kind, selection.model_path, data_path, spec,
                       display_names=(selection.model_label, selection.data_label))
 
 

@@ -86,5 +86,5 @@ with compare_tab:
         for column, run, report in zip(st.columns(2), picks, reports):
             with column:
                 st.markdown(f"**{plain(by_id[run].model)}** on {plain(by_id[run].data)} · {plain(run_label(by_id[run]))}")
-                verdict_banner(report, report_names(report, by_id[run].settings))
+                verdict_banner(report, report_names(report, by_id[run]))
         st.plotly_chart(compare_l1_figure(reports, [f"{by_id[i].model} ({i[:6]})" for i in picks]), key="compare_l1")

@@ -932,10 +932,9 @@ def write_scan_bundles(out: Path) -> None:
     import tempfile
 
     sys.path.insert(0, str(HERE.parent))  # the repository's nc_core, installed or not
-    from nc_core.optimise.cleanse import CleanseConfig
-    from nc_core.detection.detect import DetectionRule
     from nc_core.loading.inputs import load_inputs
     from nc_core.detection.scan import scan
+    from nc_core.runs.spec import ScanSpec
     from nc_core.runs.store import RunStore
 
     with tempfile.TemporaryDirectory() as folder:
@@ -945,11 +944,9 @@ def write_scan_bundles(out: Path) -> None:
             if not (model.is_file() and data.is_file()):
                 continue
             inputs = load_inputs(model, data)
-            settings = {"config": CleanseConfig().to_dict(), "classes": None, "max_samples": None,
-                        "pixel_range": inputs.data.pixel_range.label, **DetectionRule().to_dict(),
-                        "class_names": inputs.data.class_names, "clean_accuracy": inputs.clean_accuracy,
-                        "model_file": model.name, "data_file": data.name}
-            run_id = store.create_run("scan", model.name, data.name, settings)
+            spec = ScanSpec(pixel_range=inputs.data.pixel_range.label, class_names=tuple(inputs.data.class_names or ()),
+                            clean_accuracy=inputs.clean_accuracy, model_file=model.name, data_file=data.name)
+            run_id = store.create_run("scan", model.name, data.name, spec.to_settings())
             report = scan(inputs.classifier, inputs.data, model_name=model.name,
                           on_result=lambda result: store.save_class_result(run_id, result),
                           on_margin=lambda margin: store.save_margin(run_id, margin),

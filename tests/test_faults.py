@@ -24,6 +24,7 @@ import pytest
 
 from conftest import ROOT, sample_path
 from nc_core.optimise.cleanse import CleanseConfig
+from nc_core.runs.spec import ScanSpec
 from nc_core.runs.store import RunStore
 from nc_core.runs.worker import submit_run
 
@@ -33,8 +34,8 @@ ALL_CLASSES = list(range(10))
 SLOW_EPOCHS = 20  # about 2 s a class on a busy CPU: room to kill or cancel between classes
 
 
-def _settings(classes: list[int], epochs: int, seed: int = 0) -> dict:
-    return {"config": CleanseConfig(epochs=epochs, confirm_runs=0, seed=seed).to_dict(), "classes": classes}
+def _settings(classes: list[int], epochs: int, seed: int = 0) -> ScanSpec:
+    return ScanSpec(config=CleanseConfig(epochs=epochs, confirm_runs=0, seed=seed), classes=tuple(classes))
 
 
 def _wait(store: RunStore, run_id: str, ready, timeout: float = 180) -> None:

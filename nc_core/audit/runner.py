@@ -34,6 +34,7 @@ from nc_core.audit.metrics import AuditOutcome, audit_metrics
 from nc_core.optimise.cleanse import CleanseConfig
 from nc_core.detection.detect import DetectionRule
 from nc_core.errors import InvalidParameterError
+from nc_core.runs.spec import ScanSpec
 from nc_core.runs.store import RunStore, atomic_write, process_alive
 
 #: Ray retries a task whose worker process died this many times (the scan resumes each time).
@@ -53,7 +54,8 @@ class AuditSettings:
     max_samples: int | None = None
 
     def run_settings(self) -> dict:
-        """What a scan run of the store records (as the dashboard and ``submit_run`` write it)."""
+        """The settings every model's scan shares, as an audit's identity hashes them
+        (:func:`audit_id_for`); each run stores them in its :class:`~nc_core.runs.spec.ScanSpec`."""
         return {"config": asdict(self.config), "classes": None, "pixel_range": None,
                 "max_samples": self.max_samples, **self.rule.to_dict()}
 
@@ -270,10 +272,11 @@ def _attach(row: AuditRow, entry: AuditEntry, state: "AuditState", store: RunSto
         return
     model_file = "model" + entry.model.suffix.lower()
     data_file = "data" + (entry.data.suffix.lower() if entry.data.is_file() else "")
-    run_settings = {**settings.run_settings(), "model_file": model_file, "data_file": data_file,
-                    "audit": state.audit_id, "label": entry.label, "targets": list(entry.targets)}
+    spec = ScanSpec(config=settings.config, rule=settings.rule, max_samples=settings.max_samples,
+                    model_file=model_file, data_file=data_file, audit=state.audit_id, label=entry.label,
+                    targets=tuple(entry.targets))
     inputs = {model_file: entry.model} | ({data_file: entry.data} if entry.data.is_file() else {})
-    row.run_id = store.create_run("scan", entry.model.name, entry.data.name, run_settings, inputs)
+    row.run_id = store.create_run("scan", entry.model.name, entry.data.name, spec.to_settings(), inputs)
     if entry.data.is_dir():
         import shutil
 

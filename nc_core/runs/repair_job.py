@@ -21,6 +21,7 @@ from typing import Callable
 from nc_core.errors import InvalidParameterError
 from nc_core.optimise.progress import CancelToken
 from nc_core.repair.config import RepairConfig
+from nc_core.runs.spec import RepairSpec, ScanSpec
 from nc_core.runs.store import REPAIRED_MODEL, RunStore
 
 #: The share of a repair run's progress bar the repair takes; the re-scan takes the rest.
@@ -44,14 +45,14 @@ def create_repair_run(store: RunStore, scan_id: str, config: RepairConfig = Repa
     triggers_to_remove(report, force)
     config.validate(num_samples=10**9, num_classes=len(report.rows))
     source = store.run_dir(scan_id) / "inputs"
-    model_file, data_file = scan.settings.get("model_file"), scan.settings.get("data_file")
-    if not model_file or not (source / model_file).exists() or not (source / data_file).exists():
+    scan_spec = ScanSpec.from_settings(scan.settings)
+    model_file, data_file = scan_spec.model_file, scan_spec.data_file
+    if not model_file or not data_file or not (source / model_file).exists() or not (source / data_file).exists():
         raise InvalidParameterError("This scan's model and data are not stored with it (an imported run?): "
                                     "repair it from the command line with the model and data files.")
-    settings = {**scan.settings, "source_run": scan_id, "repair": config.to_dict(), "force": force,
-                "trigger_card": trigger_card}
+    spec = RepairSpec(scan_spec, scan_id, config, force, trigger_card)
     files = {model_file: source / model_file} | ({data_file: source / data_file} if (source / data_file).is_file() else {})
-    run_id = store.create_run("repair", scan.model, scan.data, settings, files)
+    run_id = store.create_run("repair", scan.model, scan.data, spec.to_settings(), files)
     inputs = store.run_dir(run_id) / "inputs"
     if (source / data_file).is_dir():
         shutil.copytree(source / data_file, inputs / data_file)
@@ -67,13 +68,12 @@ def run_repair_job(store: RunStore, record, cancel: CancelToken, recorder: Calla
     from nc_core.repair.triggers import trigger_from_card
     from nc_core.detection.report import ScanReport
 
-    settings, folder = record.settings, store.run_dir(record.id)
+    spec, folder = RepairSpec.from_settings(record.settings), store.run_dir(record.id)
     inputs_dir = folder / "inputs"
     report = ScanReport.from_json((inputs_dir / SCAN_REPORT).read_text())
-    model_path = inputs_dir / settings["model_file"]
-    inputs = load_inputs(model_path, inputs_dir / settings["data_file"], settings.get("pixel_range"),
-                         settings.get("max_samples"))
-    card = settings.get("trigger_card")
+    model_path = inputs_dir / spec.scan.model_file
+    inputs = load_inputs(model_path, inputs_dir / spec.scan.data_file, spec.scan.pixel_range, spec.scan.max_samples)
+    card = spec.trigger_card
     known = trigger_from_card(card, inputs.info.input_shape) if card else None
     started = time.time()
 
@@ -82,8 +82,8 @@ def run_repair_job(store: RunStore, record, cancel: CancelToken, recorder: Calla
                                           "message": message, "elapsed": time.time() - started})
 
     progress(0.0, "fine-tuning starts")
-    result = repair(load_model(model_path), inputs.data, report, RepairConfig(**settings["repair"]), known,
-                    bool(settings.get("force")), inputs.info.outputs_probabilities, on_progress=progress, cancel=cancel)
+    result = repair(load_model(model_path), inputs.data, report, spec.repair, known,
+                    spec.force, inputs.info.outputs_probabilities, on_progress=progress, cancel=cancel)
     _save_model(result.model, folder / REPAIRED_MODEL)
     store.save_repair(record.id, result.to_dict())
     new = rescan(result, inputs.data, report, inputs.info.outputs_probabilities, on_event=recorder(REPAIR_SHARE),

@@ -12,7 +12,6 @@ write the very JSON the store has always held, so older runs and bundles read un
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields, replace
 
 from nc_core.detection.detect import DetectionRule
@@ -35,7 +34,7 @@ class ScanSpec:
     max_samples: int | None = None
     pixel_range: str | None = None
     class_names: tuple[str, ...] = ()
-    clean_accuracy: float = math.nan
+    clean_accuracy: float | None = None
     model_file: str = ""
     data_file: str = ""
     audit: str | None = None
@@ -71,7 +70,7 @@ class ScanSpec:
             max_samples=settings.get("max_samples"),
             pixel_range=settings.get("pixel_range") or None,
             class_names=tuple(str(n) for n in settings.get("class_names") or ()),
-            clean_accuracy=math.nan if accuracy is None else float(accuracy),
+            clean_accuracy=None if accuracy is None else float(accuracy),
             model_file=str(settings.get("model_file") or ""),
             data_file=str(settings.get("data_file") or ""),
             audit=settings.get("audit"),

@@ -34,11 +34,11 @@ from pathlib import Path
 import numpy as np
 
 from nc_core.optimise.cleanse import EpochRecord, TriggerResult
-from nc_core.detection.detect import DetectionRule
 from nc_core.errors import DuplicateRunError, RunActiveError, StoreError
 from nc_core.detection.margin import MarginResult
 from nc_core.detection.samples import TriggeredSamples
 from nc_core.detection.report import ScanReport, make_report
+from nc_core.runs.spec import RepairSpec, ScanSpec, spec_for
 from nc_core.runs.status import ACTIVE, STATUSES
 
 DATA_DIR_ENV = "NC_DATA_DIR"
@@ -107,6 +107,21 @@ class RunRecord:
     @property
     def active(self) -> bool:
         return self.status in ACTIVE
+
+    @property
+    def spec(self) -> ScanSpec | RepairSpec:
+        """What the run was asked to do, typed (:mod:`nc_core.runs.spec`); defaults where a setting
+        cannot be read (an imported bundle's settings are only shown, never run)."""
+        try:
+            return spec_for(self.kind, self.settings)
+        except (TypeError, ValueError, AttributeError):
+            return spec_for(self.kind, {})
+
+    @property
+    def scan_spec(self) -> ScanSpec:
+        """The scan settings: the run's own, or for a repair those of the scan it re-scans with."""
+        spec = self.spec
+        return spec.scan if isinstance(spec, RepairSpec) else spec
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -436,10 +451,11 @@ class RunStore:
             return report
         if not results:
             return None
+        spec = record.scan_spec
         return make_report(results, model=record.model, data=record.data,
-                           pixel_range=record.settings.get("pixel_range", ""), config=record.settings,
-                           class_names=record.settings.get("class_names"),
-                           cancelled=record.status != "done", rule=DetectionRule.from_settings(record.settings),
+                           pixel_range=spec.pixel_range or "", config=record.settings,
+                           class_names=list(spec.class_names) or None,
+                           cancelled=record.status != "done", rule=spec.rule,
                            margin=margin)
 
     # ------------------------------------------------------------------ repair runs

@@ -5,7 +5,7 @@ page only reads what the worker records in the :class:`~nc_core.runs.store.RunSt
 finished classes) and sets the cancel flag. If the process dies, the store marks the run
 interrupted and keeps its finished classes.
 
-    >>> run_id = submit_run(store, "scan", model_path, data_path, settings)
+    >>> run_id = submit_run(store, "scan", model_path, data_path, ScanSpec(config=CleanseConfig(epochs=5)))
     >>> store.get(run_id).progress["fraction"]
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ import time
 import traceback
 from pathlib import Path
 
-from nc_core.detection.detect import DetectionRule
 from nc_core.errors import NCError
+from nc_core.runs.spec import ScanSpec
 from nc_core.runs.store import HEARTBEAT_INTERVAL, RunStore
 
 PROGRESS_INTERVAL = 0.3
@@ -28,22 +28,19 @@ LIVE_TRIGGER_INTERVAL = 1.0
 CANCEL_POLL_INTERVAL = 0.5
 
 
-def submit_run(store: RunStore, kind: str, model_path: Path, data_path: Path, settings: dict, display_names: tuple[str, str] | None = None) -> str:
-    """Store a run with copies of its inputs and start its worker process; return the run id.
-
-    ``settings`` holds ``config`` (a :class:`~nc_core.optimise.cleanse.CleanseConfig` as a dict), and
-    optionally ``classes``, ``pixel_range`` (a label), ``max_samples``, and the detection rule's
-    ``threshold``, ``max_ratio``, ``min_compactness``, ``extreme_ratio`` and ``max_boundary``.
-    """
+def submit_run(store: RunStore, kind: str, model_path: Path, data_path: Path, spec: ScanSpec,
+               display_names: tuple[str, str] | None = None) -> str:
+    """Store a scan or reverse run with copies of its inputs and start its worker process; return
+    the run id. ``spec`` says what to run (its file names are set here, to the copies')."""
     model_path, data_path = Path(model_path), Path(data_path)
     model_file = "model" + model_path.suffix.lower()
     data_file = "data" + (data_path.suffix.lower() if data_path.is_file() else "")
     names = display_names or (model_path.name, data_path.name)
-    settings = {**settings, "model_file": model_file, "data_file": data_file}
+    spec = spec.replace(model_file=model_file, data_file=data_file)
     inputs = {model_file: model_path}
     if data_path.is_file():
         inputs[data_file] = data_path
-    run_id = store.create_run(kind, names[0], names[1], settings, inputs)
+    run_id = store.create_run(kind, names[0], names[1], spec.to_settings(), inputs)
     if not data_path.is_file():
         import shutil
 
@@ -168,27 +165,25 @@ def execute(store: RunStore, run_id: str) -> str:
 
 
 def _execute(store: RunStore, run_id: str) -> str:
-    from nc_core.optimise.cleanse import CleanseConfig
     from nc_core.loading.inputs import load_inputs
     from nc_core.optimise.progress import CancelToken
     from nc_core.detection.scan import scan
 
     record = store.get(run_id)
-    settings = record.settings
     inputs_dir = store.run_dir(run_id) / "inputs"
     if record.kind == "repair":
         return _execute_repair(store, record)
     try:
-        inputs = load_inputs(inputs_dir / settings["model_file"], inputs_dir / settings["data_file"],
-                             settings.get("pixel_range"), settings.get("max_samples"))
-        classes = settings.get("classes")
+        spec = ScanSpec.from_settings(record.settings)
+        inputs = load_inputs(inputs_dir / spec.model_file, inputs_dir / spec.data_file, spec.pixel_range,
+                             spec.max_samples)
         recorder = _Recorder(store, run_id)
         token = CancelToken(check=_polled(lambda: store.cancel_requested(run_id), CANCEL_POLL_INTERVAL))
         report = scan(
-            inputs.classifier, inputs.data, classes, CleanseConfig(**settings["config"]),
+            inputs.classifier, inputs.data, spec.classes, spec.config,
             on_event=recorder, cancel=token, model_name=record.model,
             done=store.class_results(run_id), on_result=lambda r: store.save_class_result(run_id, r),
-            rule=DetectionRule.from_settings(settings),
+            rule=spec.rule,
             margin=store.margin_result(run_id), on_margin=lambda m: store.save_margin(run_id, m),
             on_samples=lambda samples: store.save_samples(run_id, samples),
         )
