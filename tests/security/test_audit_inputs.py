@@ -64,19 +64,21 @@ def test_the_cli_refuses_such_a_manifest_with_a_clean_error_and_accepts_a_root(t
 
 
 def test_the_local_ray_of_an_audit_listens_on_127_0_0_1_only():
-    ray = pytest.importorskip("ray")
-    from nc_core.audit.runner import _init_ray
-
-    _init_ray(None, 1)
-    try:
-        assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
-
-        @ray.remote
-        def answer() -> int:
-            return 42
-        assert ray.get(answer.remote()) == 42, "the loopback-only cluster runs tasks"
-    finally:
-        ray.shutdown()
-    import ray._private.ray_constants as constants
-
-    assert constants.ENABLE_RAY_CLUSTER, "joining a cluster later is unaffected"
+    """In a process of its own, as the audit driver is (Ray keeps its authentication mode per process)."""
+    pytest.importorskip("ray")
+    script = (
+        "import ray\n"
+        "import ray._private.ray_constants as constants\n"
+        "from nc_core.audit.runner import _init_ray\n"
+        "_init_ray(None, 1)\n"
+        "answer = ray.get(ray.remote(lambda: 42).remote())\n"
+        "print(ray.get_runtime_context().gcs_address, answer, constants.ENABLE_RAY_CLUSTER)\n"
+        "ray.shutdown()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    address, answer, cluster_mode_after = done.stdout.split()[-3:]
+    assert address.startswith("127.0.0.1:") and answer == "42", "a loopback-only cluster that runs tasks"
+    assert cluster_mode_after == "True", "joining a cluster later is unaffected"
