@@ -14,7 +14,7 @@ import streamlit as st
 
 from nc_core.errors import NCError
 from nc_core.reports.figures import repair_figure
-from nc_core.repair.config import METHODS, RepairConfig
+from nc_core.repair.config import REPAIR_METHODS, RepairConfig
 from nc_core.repair.core import RepairResult
 from nc_core.runs.repair_job import card_for_sample
 from nc_core.runs.worker import submit_repair
@@ -41,7 +41,7 @@ def repair_action(record, report) -> None:
     )
     with st.form(f"repair_form_{record.id}"):
         left, middle, right = st.columns(3)
-        method = left.selectbox("Method", METHODS, key=f"repair_method_{record.id}",
+        method = left.selectbox("Method", REPAIR_METHODS, key=f"repair_method_{record.id}",
                                 help="unlearning: the paper's fine-tune. pruning: silence the units the trigger excites.")
         epochs = middle.number_input("Epochs per round", 1, 1000, default.epochs, key=f"repair_epochs_{record.id}")
         rounds = right.number_input("Rounds (at most)", 1, 20, default.max_rounds, key=f"repair_rounds_{record.id}")

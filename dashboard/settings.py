@@ -11,7 +11,7 @@ import streamlit as st
 
 from nc_core.optimise.cleanse import ENGINES, CleanseConfig
 from nc_core.detection.detect import DetectionRule
-from nc_core.optimise.masks import METHODS
+from nc_core.optimise.masks import MASK_METHODS
 
 ENGINE_HELP = (
     "keras: the Keras 3 engine (one compiled training step, fast). "
@@ -45,7 +45,7 @@ def settings_fields(key: str) -> RunSettings:
     learning_rate = right.number_input("Learning rate", 1e-5, 10.0, default.learning_rate, format="%.4f",
                                        key=f"{key}_lr")
     left, right = st.columns(2)
-    method = left.selectbox("Method", METHODS, index=METHODS.index(default.method), help=METHOD_HELP,
+    method = left.selectbox("Method", MASK_METHODS, index=MASK_METHODS.index(default.method), help=METHOD_HELP,
                             key=f"{key}_method")
     engine = right.selectbox("Engine", ENGINES, index=ENGINES.index(default.engine), help=ENGINE_HELP,
                              key=f"{key}_engine")

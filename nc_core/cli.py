@@ -146,7 +146,7 @@ def _rule(args: argparse.Namespace) -> DetectionRule:
 
 
 def _repair_parser(commands) -> None:
-    from nc_core.repair.config import METHODS, RepairConfig
+    from nc_core.repair.config import REPAIR_METHODS, RepairConfig
 
     default = RepairConfig()
     repair = commands.add_parser("repair", help="remove the backdoor a scan found (unlearning or pruning)")
@@ -157,7 +157,7 @@ def _repair_parser(commands) -> None:
     source.add_argument("--report", type=Path, help="report.json written by scan --out")
     repair.add_argument("--out", type=Path, required=True, help="where to write the repaired model (.keras)")
     repair.add_argument("--json", type=Path, help="where to write the figures (default: next to --out, .json)")
-    repair.add_argument("--method", choices=METHODS, default=default.method)
+    repair.add_argument("--method", choices=REPAIR_METHODS, default=default.method)
     repair.add_argument("--epochs", type=int, default=default.epochs, help="fine-tune epochs per round")
     repair.add_argument("--learning-rate", type=float, default=default.learning_rate)
     repair.add_argument("--stamp-share", type=float, default=default.stamp_share,

@@ -15,7 +15,7 @@ import pytest
 from nc_core.errors import InvalidDataError, InvalidParameterError, RunCancelled
 from nc_core.loading.models import load_model
 from nc_core.optimise.progress import CancelToken
-from nc_core.repair import (RepairConfig, RepairResult, Trigger, repair, rescan, split_holdout, trigger_from_card,
+from nc_core.repair import (RepairConfig, RepairResult, RepairTrigger, repair, rescan, split_holdout, trigger_from_card,
                             trigger_from_images, triggers_to_remove)
 from nc_core.repair.triggers import grown
 from nc_core.runs.store import RunStore
@@ -84,7 +84,7 @@ def test_a_grown_trigger_covers_the_neighbourhood_in_the_patterns_colour():
     mask[2, 2] = 1
     pattern = np.zeros((5, 5, 1), np.float32)
     pattern[2, 2] = 0.8
-    bigger = grown(Trigger(0, mask, pattern))
+    bigger = grown(RepairTrigger(0, mask, pattern))
     assert bigger.mask.sum() == 9 and np.allclose(bigger.pattern[1:4, 1:4], 0.8)
     assert bigger.mask[0].sum() == 0 and np.allclose(bigger.pattern[0], 0)
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from nc_core.optimise.epoch import EpochMetrics
 from nc_core.errors import InvalidParameterError, RunCancelled
-from nc_core.optimise.masks import METHODS, mask_l1
+from nc_core.optimise.masks import MASK_METHODS, mask_l1
 from nc_core.optimise.progress import CancelToken, EventCallback, ProgressEvent
 
 ENGINES = ("keras", "legacy")
@@ -92,7 +92,7 @@ class CleanseConfig:
     def validate(self, num_samples: int) -> None:
         """Refuse settings that cannot run, with a sentence the user understands."""
         checks = [
-            (self.method in METHODS, f"Method must be one of {', '.join(METHODS)}, not {self.method!r}."),
+            (self.method in MASK_METHODS, f"Method must be one of {', '.join(MASK_METHODS)}, not {self.method!r}."),
             (self.engine in ENGINES, f"Engine must be one of {', '.join(ENGINES)}, not {self.engine!r}."),
             (num_samples >= MIN_SAMPLES,
              f"The data holds {num_samples} sample(s); a scan needs at least {MIN_SAMPLES} clean images."),

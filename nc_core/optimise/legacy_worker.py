@@ -23,7 +23,7 @@ from tf_keras import backend as K  # noqa: E402
 
 from nc_core.optimise.epoch import PROB_FLOOR, epoch_batches  # noqa: E402
 
-class Trigger(tf_keras.layers.Layer):
+class LegacyTrigger(tf_keras.layers.Layer):
     """The tf_keras twin of :class:`nc_core.optimise.trigger.Trigger`: ``x * (1 - m) + m * p``."""
 
     def __init__(self, method: str, epsilon: float = 1e-7, **kwargs):
@@ -75,7 +75,7 @@ class TutorialLoop:
         self.x = np.load(folder / "x.npy")
         self.batch_size = settings["batch_size"]
         self.folder = folder
-        self.trigger = Trigger(settings["method"], name="trigger")
+        self.trigger = LegacyTrigger(settings["method"], name="trigger")
         to_model_range = tf_keras.layers.Rescaling(
             np.float32(settings["scale"]), np.float32(settings["offset"]), name="to_model_range"
         )

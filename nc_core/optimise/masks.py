@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-METHODS = ("neural-cleanse", "plain")
+MASK_METHODS = ("neural-cleanse", "plain")
 
 
 def mask_l1(mask: np.ndarray) -> float:

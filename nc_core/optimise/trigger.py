@@ -18,7 +18,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from nc_core.optimise.masks import METHODS, mask_l1, stamp  # noqa: F401  (NumPy twins, re-exported)
+from nc_core.optimise.masks import MASK_METHODS, mask_l1, stamp  # noqa: F401  (NumPy twins, re-exported)
 
 @keras.saving.register_keras_serializable(package="nc_core")
 class Trigger(keras.layers.Layer):
@@ -37,8 +37,8 @@ class Trigger(keras.layers.Layer):
 
     def __init__(self, method: str = "neural-cleanse", epsilon: float = 1e-7, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+        if method not in MASK_METHODS:
+            raise ValueError(f"method must be one of {MASK_METHODS}, not {method!r}")
         self.method = method
         self.epsilon = float(epsilon)
         self.seed = int(seed)

@@ -14,7 +14,7 @@ lazily, so the command line can read :class:`RepairConfig` without loading Keras
 from nc_core._lazy import lazy_getattr
 
 _EXPORTS = {
-    "METHODS": "nc_core.repair.config",
+    "REPAIR_METHODS": "nc_core.repair.config",
     "RepairConfig": "nc_core.repair.config",
     "RepairResult": "nc_core.repair.core",
     "RepairRound": "nc_core.repair.core",
@@ -23,7 +23,7 @@ _EXPORTS = {
     "Figures": "nc_core.repair.evaluation",
     "measure": "nc_core.repair.evaluation",
     "split_holdout": "nc_core.repair.evaluation",
-    "Trigger": "nc_core.repair.triggers",
+    "RepairTrigger": "nc_core.repair.triggers",
     "trigger_from_card": "nc_core.repair.triggers",
     "trigger_from_images": "nc_core.repair.triggers",
     "triggers_to_remove": "nc_core.repair.triggers",

@@ -6,7 +6,7 @@ small-mask trigger is not what the backdoor answers to (a faint blend, a sinusoi
 Unlearning needs images that carry the backdoor, so this recovers the blend form of the
 trigger: one opacity ``a`` for every pixel and a free pattern ``p``, ``x * (1 - a) + a * p``,
 the smallest ``a`` on a short ladder at which some pattern sends most clean images of the other
-classes to the class. It is a :class:`~nc_core.repair.triggers.Trigger` like any other (its mask
+classes to the class. It is a :class:`~nc_core.repair.triggers.RepairTrigger` like any other (its mask
 is ``a`` everywhere), so unlearning stamps it as it stamps a reversed patch.
 
     >>> trigger = reverse_blend(classifier, data, target=4)  # doctest: +SKIP
@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from nc_core.errors import RunCancelled
-from nc_core.repair.triggers import Trigger
+from nc_core.repair.triggers import RepairTrigger
 
 #: The opacities tried, smallest first: a blend backdoor's own lies at 0.1-0.3 in the literature.
 OPACITIES = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
@@ -27,7 +27,7 @@ BATCH = 64
 
 
 def reverse_blend(classifier, data, target: int, steps: int = 150, seed: int = 0, cancel=None,
-                  opacities: tuple[float, ...] = OPACITIES) -> Trigger:
+                  opacities: tuple[float, ...] = OPACITIES) -> RepairTrigger:
     """The smallest-opacity blend trigger that sends ``ASR_GOAL`` of other classes' images to
     ``target`` (the largest tried when none does). ``classifier`` outputs probabilities."""
     import keras
@@ -66,7 +66,7 @@ def reverse_blend(classifier, data, target: int, steps: int = 150, seed: int = 0
                 raise RunCancelled()
             step(tf.constant(x[rng.choice(len(x), len(labels), replace=len(x) < len(labels))]))
         asr = sum(float(hits(tf.constant(x[i:i + 256]))) for i in range(0, len(x), 256)) / len(x)
-        found = Trigger(target, np.full(x.shape[1:3], opacity, np.float32),
+        found = RepairTrigger(target, np.full(x.shape[1:3], opacity, np.float32),
                         np.asarray(tf.sigmoid(logits)).astype(np.float32),
                         source=f"blend at opacity {opacity:g} (for the max-margin finding)")
         if asr >= ASR_GOAL:

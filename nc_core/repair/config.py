@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, replace
 
 from nc_core.errors import InvalidParameterError
 
-METHODS = ("unlearning", "pruning")
+REPAIR_METHODS = ("unlearning", "pruning")
 #: Fewest labelled samples per class the split needs: some to fine-tune on, one held out.
 MIN_SAMPLES_PER_CLASS = 3
 
@@ -70,7 +70,7 @@ class RepairConfig:
     def validate(self, num_samples: int, num_classes: int) -> None:
         """Refuse settings that cannot run, with a sentence the user understands."""
         checks = [
-            (self.method in METHODS, f"The repair method must be one of {', '.join(METHODS)}, not {self.method!r}."),
+            (self.method in REPAIR_METHODS, f"The repair method must be one of {', '.join(REPAIR_METHODS)}, not {self.method!r}."),
             (1 <= self.epochs <= 1000, f"Repair epochs must be between 1 and 1000, not {self.epochs}."),
             (0 < self.learning_rate <= 1, f"The repair learning rate must be in (0, 1], not {self.learning_rate}."),
             (1 <= self.batch_size <= num_samples,

@@ -23,7 +23,7 @@ from nc_core.optimise.progress import CancelToken, EventCallback
 from nc_core.repair.config import RepairConfig
 from nc_core.repair.evaluation import Figures, measure, split_holdout
 from nc_core.repair.pruning import prune
-from nc_core.repair.triggers import Trigger, check_trigger, triggers_to_remove
+from nc_core.repair.triggers import RepairTrigger, check_trigger, triggers_to_remove
 from nc_core.repair.unlearning import trainable_copy, unlearn, weights_copy
 from nc_core.detection.report import ScanReport
 
@@ -122,7 +122,7 @@ def repair(
     data: Dataset,
     report: ScanReport,
     config: RepairConfig = RepairConfig(),
-    known: Trigger | None = None,
+    known: RepairTrigger | None = None,
     force: bool = False,
     outputs_probabilities: bool = True,
     on_progress: ProgressCallback | None = None,
@@ -193,9 +193,9 @@ def _check_finite(model: keras.Model, config: RepairConfig) -> None:
             f"kept. Try a lower learning rate (now {config.learning_rate:g}).")
 
 
-def _blends_for_margin_findings(triggers: list[Trigger], report: ScanReport, model: keras.Model, data: Dataset,
+def _blends_for_margin_findings(triggers: list[RepairTrigger], report: ScanReport, model: keras.Model, data: Dataset,
                                 outputs_probabilities: bool, config: RepairConfig,
-                                cancel: CancelToken | None) -> list[Trigger]:
+                                cancel: CancelToken | None) -> list[RepairTrigger]:
     """The triggers to unlearn, with a whole-image blend (:mod:`nc_core.repair.blend`) in place of
     Neural Cleanse's mask for each class that only the max-margin test flagged: its small mask is
     not what the backdoor answers to."""
@@ -213,7 +213,7 @@ def _blends_for_margin_findings(triggers: list[Trigger], report: ScanReport, mod
 
 def _reverse_again(model: keras.Model, data: Dataset, targets: list[int], report: ScanReport, config: RepairConfig,
                    round_index: int, outputs_probabilities: bool, cancel: CancelToken | None,
-                   runs: int = 1) -> list[Trigger]:
+                   runs: int = 1) -> list[RepairTrigger]:
     """Each target's smallest trigger on the model as repaired so far (on a copy), from
     ``runs`` random starts each (seeds differ by round and run)."""
     from nc_core.detection.scan import reverse_engineer
@@ -226,7 +226,7 @@ def _reverse_again(model: keras.Model, data: Dataset, targets: list[int], report
             seed = config.seed + 1 + round_index * 100 + run
             result = reverse_engineer(classifier, data, target, cleanse.replace(seed=seed), cancel=cancel)
             mask = result.mask.max(axis=-1) if result.mask.ndim == 3 else result.mask
-            found.append(Trigger(target, mask, result.pattern, source=f"reversed in round {round_index}"))
+            found.append(RepairTrigger(target, mask, result.pattern, source=f"reversed in round {round_index}"))
     return found
 
 

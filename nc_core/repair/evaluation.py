@@ -16,7 +16,7 @@ from nc_core.errors import InvalidDataError
 from nc_core.optimise.masks import stamp
 from nc_core.loading.models import predict
 from nc_core.repair.config import MIN_SAMPLES_PER_CLASS
-from nc_core.repair.triggers import Trigger
+from nc_core.repair.triggers import RepairTrigger
 
 
 @dataclass
@@ -63,7 +63,7 @@ def split_holdout(y: np.ndarray, share: float, seed: int = 0) -> tuple[np.ndarra
     return np.setdiff1d(np.arange(len(y)), held_out), held_out
 
 
-def measure(model: keras.Model, data: Dataset, triggers: list[Trigger], known: Trigger | None = None) -> Figures:
+def measure(model: keras.Model, data: Dataset, triggers: list[RepairTrigger], known: RepairTrigger | None = None) -> Figures:
     """Clean accuracy and attack success (share of other classes' samples sent to the target)."""
     inputs = data.model_inputs()
     accuracy = float(np.mean(predict(model, inputs).argmax(axis=1) == data.y))
@@ -71,7 +71,7 @@ def measure(model: keras.Model, data: Dataset, triggers: list[Trigger], known: T
                    attack_success(model, data, known) if known is not None else None)
 
 
-def attack_success(model: keras.Model, data: Dataset, trigger: Trigger) -> float:
+def attack_success(model: keras.Model, data: Dataset, trigger: RepairTrigger) -> float:
     others = data.y != trigger.target
     if not others.any():
         return float("nan")

@@ -21,7 +21,7 @@ from nc_core.loading.models import predict
 from nc_core.optimise.progress import CancelToken
 from nc_core.repair.config import RepairConfig
 from nc_core.repair.evaluation import attack_success
-from nc_core.repair.triggers import Trigger
+from nc_core.repair.triggers import RepairTrigger
 
 PRUNABLE = (keras.layers.Dense, keras.layers.Conv2D)
 
@@ -35,7 +35,7 @@ def prunable_layer(model: keras.Model) -> keras.layers.Layer:
     return candidates[-2]
 
 
-def unit_excitation(model: keras.Model, layer: keras.layers.Layer, data: Dataset, triggers: list[Trigger]) -> np.ndarray:
+def unit_excitation(model: keras.Model, layer: keras.layers.Layer, data: Dataset, triggers: list[RepairTrigger]) -> np.ndarray:
     """Per unit: the largest rise of its mean activation, stamped over clean, among the triggers."""
     probe = keras.Model(model.inputs[0], layer.output)
 
@@ -51,7 +51,7 @@ def unit_excitation(model: keras.Model, layer: keras.layers.Layer, data: Dataset
 def prune(
     model: keras.Model,
     data: Dataset,
-    triggers: list[Trigger],
+    triggers: list[RepairTrigger],
     config: RepairConfig,
     on_step: Callable[[float], None] | None = None,
     cancel: CancelToken | None = None,

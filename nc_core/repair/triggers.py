@@ -24,7 +24,7 @@ from nc_core.detection.report import ScanReport
 
 
 @dataclass
-class Trigger:
+class RepairTrigger:
     """A mask ``(H, W)`` in [0, 1] and a pattern ``(H, W, C)`` in unit pixels that send inputs to ``target``."""
 
     target: int
@@ -37,7 +37,7 @@ class Trigger:
         return float(np.abs(self.mask).sum())
 
 
-def grown(trigger: Trigger, pixels: int = 1) -> Trigger:
+def grown(trigger: RepairTrigger, pixels: int = 1) -> RepairTrigger:
     """The trigger with its mask grown by ``pixels`` on every side, the new border painted with
     the mask-weighted mean of the pattern around it.
 
@@ -45,7 +45,7 @@ def grown(trigger: Trigger, pixels: int = 1) -> Trigger:
     (8 of a 4x4 square's 16 pixels on the shipped signs model). Unlearning only that part leaves
     the rest of the patch half working; its neighbourhood, in the same colours, covers the rest.
 
-    >>> grown(Trigger(0, np.pad(np.ones((1, 1)), 1), np.ones((3, 3, 1)))).mask.sum()
+    >>> grown(RepairTrigger(0, np.pad(np.ones((1, 1)), 1), np.ones((3, 3, 1)))).mask.sum()
     9.0
     """
     mask = np.clip(trigger.mask, 0, 1).astype(np.float32)
@@ -54,7 +54,7 @@ def grown(trigger: Trigger, pixels: int = 1) -> Trigger:
         weight, painted = _box_sum(weight), _box_sum(painted)
     pattern = np.where(weight[..., None] > 0, painted / np.maximum(weight[..., None], 1e-12), trigger.pattern)
     pattern = np.where(mask[..., None] > 0.5, trigger.pattern, pattern)
-    return Trigger(trigger.target, np.maximum(mask, (weight > 1e-3).astype(np.float32)),
+    return RepairTrigger(trigger.target, np.maximum(mask, (weight > 1e-3).astype(np.float32)),
                    np.clip(pattern, 0, 1).astype(np.float32), source=f"{trigger.source}, grown")
 
 
@@ -65,7 +65,7 @@ def _box_sum(a: np.ndarray) -> np.ndarray:
     return sum(padded[i:i + height, j:j + width] for i in range(3) for j in range(3))
 
 
-def triggers_to_remove(report: ScanReport, force: bool = False) -> list[Trigger]:
+def triggers_to_remove(report: ScanReport, force: bool = False) -> list[RepairTrigger]:
     """The flagged classes' reversed triggers; with ``force``, the smallest class's when none is flagged.
 
     Refuses a clean or inconclusive verdict without ``force``: unlearning a natural class's
@@ -84,15 +84,15 @@ def triggers_to_remove(report: ScanReport, force: bool = False) -> list[Trigger]
     if not targets or missing:
         raise InvalidDataError("The scan report holds no mask and pattern for the classes to repair "
                                f"{missing or ''}; use a report written with its arrays (scan --out).")
-    return [Trigger(t, _mask_2d(by_class[t].mask), np.asarray(by_class[t].pattern, np.float32)) for t in targets]
+    return [RepairTrigger(t, _mask_2d(by_class[t].mask), np.asarray(by_class[t].pattern, np.float32)) for t in targets]
 
 
-def check_trigger(trigger: Trigger, input_shape: tuple[int, ...], num_classes: int, what: str) -> None:
+def check_trigger(trigger: RepairTrigger, input_shape: tuple[int, ...], num_classes: int, what: str) -> None:
     """Refuse a trigger a repair cannot use: a target outside the model's classes, a mask or a
     pattern of another image size, or values that are not finite (a NaN mask would train the
     model into NaN weights).
 
-    >>> check_trigger(Trigger(999, np.zeros((4, 4)), np.zeros((4, 4, 1))), (4, 4, 1), 10, "the real trigger")
+    >>> check_trigger(RepairTrigger(999, np.zeros((4, 4)), np.zeros((4, 4, 1))), (4, 4, 1), 10, "the real trigger")
     Traceback (most recent call last):
     nc_core.errors.InvalidDataError: The real trigger sends inputs to class 999, but the model has classes 0 to 9.
     """
@@ -118,7 +118,7 @@ def _mask_2d(mask: np.ndarray) -> np.ndarray:
     return mask.max(axis=-1) if mask.ndim == 3 else mask
 
 
-def trigger_from_card(card: dict, input_shape: tuple[int, int, int]) -> Trigger:
+def trigger_from_card(card: dict, input_shape: tuple[int, int, int]) -> RepairTrigger:
     """The real trigger a model card describes: a patch of ``size`` (or an explicit ``pattern``,
     values 0-255) at ``row``, ``col``, on every channel, sending inputs to ``target``.
 
@@ -145,11 +145,11 @@ def trigger_from_card(card: dict, input_shape: tuple[int, int, int]) -> Trigger:
     pattern = np.zeros((height, width, channels), np.float32)
     mask[row:row + h, col:col + w] = 1.0
     pattern[row:row + h, col:col + w, :] = np.clip(patch, 0, 1)[..., None]
-    return Trigger(target, mask, pattern, source="model card")
+    return RepairTrigger(target, mask, pattern, source="model card")
 
 
 def trigger_from_images(mask_png: bytes | Path, pattern_png: bytes | Path, target: int,
-                        input_shape: tuple[int, int, int]) -> Trigger:
+                        input_shape: tuple[int, int, int]) -> RepairTrigger:
     """The real trigger as two images of the input's size: a grey mask (white = trigger) and a pattern."""
     height, width, channels = input_shape
     mask = _image(mask_png, "L", "mask")[..., 0]
@@ -159,7 +159,7 @@ def trigger_from_images(mask_png: bytes | Path, pattern_png: bytes | Path, targe
                                f"{pattern.shape[1]}x{pattern.shape[0]}; the model takes {width}x{height}.")
     if channels not in (1, 3):
         pattern = np.repeat(pattern[..., :1], channels, axis=-1)
-    return Trigger(int(target), mask, pattern, source="images")
+    return RepairTrigger(int(target), mask, pattern, source="images")
 
 
 def _image(source: bytes | Path, mode: str, what: str) -> np.ndarray:

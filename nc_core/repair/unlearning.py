@@ -17,7 +17,7 @@ from nc_core.errors import RunCancelled
 from nc_core.optimise.masks import stamp
 from nc_core.optimise.progress import CancelToken
 from nc_core.repair.config import RepairConfig
-from nc_core.repair.triggers import Trigger, grown
+from nc_core.repair.triggers import RepairTrigger, grown
 
 
 def weights_copy(model: keras.Model) -> keras.Model:
@@ -39,7 +39,7 @@ def trainable_copy(model: keras.Model) -> keras.Model:
     return copy
 
 
-def stamped_epoch(x: np.ndarray, triggers: list[Trigger], share: float, rng: np.random.Generator) -> np.ndarray:
+def stamped_epoch(x: np.ndarray, triggers: list[RepairTrigger], share: float, rng: np.random.Generator) -> np.ndarray:
     """``x`` (unit pixels) with ``share`` of the images stamped, each with one of the triggers."""
     out = x.copy()
     chosen = np.flatnonzero(rng.random(len(x)) < share)
@@ -53,7 +53,7 @@ def stamped_epoch(x: np.ndarray, triggers: list[Trigger], share: float, rng: np.
 def unlearn(
     model: keras.Model,
     data: Dataset,
-    triggers: list[Trigger],
+    triggers: list[RepairTrigger],
     config: RepairConfig,
     from_logits: bool,
     rng: np.random.Generator,
