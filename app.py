@@ -3,6 +3,7 @@
 Run with ``streamlit run app.py``. This page imports no TensorFlow, so it shows within seconds;
 the model page loads Keras when a model is chosen.
 """
+
 import streamlit as st
 
 from dashboard.loading import get_store
@@ -28,7 +29,9 @@ available = samples()
 if available:
     left, right = st.columns([1, 2], vertical_alignment="bottom")
     picked = right.selectbox(
-        "Sample", list(available), key="home_sample",
+        "Sample",
+        list(available),
+        key="home_sample",
         format_func=lambda name: f"{name} · {(model_card(available[name]) or {}).get('dataset', '')}",
     )
     if left.button("Start with the sample", type="primary", icon=":material/play_arrow:", key="start_sample"):
@@ -57,7 +60,9 @@ records = get_store().list_runs(limit=8)
 if records:
     show_runs_table(records)
     for record in records[:5]:
-        st.page_link(RUNS_PAGE, label=plain(run_label(record)), query_params={"run": record.id}, icon=":material/description:")
+        st.page_link(
+            RUNS_PAGE, label=plain(run_label(record)), query_params={"run": record.id}, icon=":material/description:"
+        )
 else:
     st.caption("No runs yet: start with the sample above.")
 st.page_link(RUNS_PAGE, label="All runs", icon=":material/folder_open:")

@@ -8,6 +8,7 @@ starts from.
     python benchmarks/bench_audit.py                 # 8 models, 1 then 2 workers (~5 min)
     python benchmarks/bench_audit.py --copies 1 --workers 1,2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,11 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2")
     args = parser.parse_args()
     data = SAMPLES / "mnist_data.npz"
-    entries = [AuditEntry(SAMPLES / f"mnist_{kind}.keras", data, kind, (7,) if kind == "backdoored" else ())
-               for _ in range(args.copies) for kind in ("backdoored", "clean")]
+    entries = [
+        AuditEntry(SAMPLES / f"mnist_{kind}.keras", data, kind, (7,) if kind == "backdoored" else ())
+        for _ in range(args.copies)
+        for kind in ("backdoored", "clean")
+    ]
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {len(entries)} models")
     print("| workers | wall time | models per minute | mean scan time per model | accuracy |")
     print("|---|---|---|---|---|")
@@ -46,8 +50,11 @@ def main() -> None:
             result = run_audit(entries, AuditSettings(), RunStore(Path(folder) / "nc_data"), workers=workers)
         rates[workers] = len(entries) / result.seconds * 60
         scan = sum(r.seconds for r in result.rows) / len(result.rows)
-        print(f"| {workers} | {result.seconds:.1f} s | {rates[workers]:.1f} | {scan:.1f} s | "
-              f"{result.metrics['accuracy']:.0%} |", flush=True)
+        print(
+            f"| {workers} | {result.seconds:.1f} s | {rates[workers]:.1f} | {scan:.1f} s | "
+            f"{result.metrics['accuracy']:.0%} |",
+            flush=True,
+        )
     if len(rates) > 1:
         low, high = min(rates), max(rates)
         print(f"\n{high} workers over {low}: {rates[high] / rates[low]:.2f}x the models per minute")

@@ -13,6 +13,7 @@ Targets (issue 11): real-trigger attack success from >= 0.95 to <= 0.05, clean a
 most 2 points and a clean re-scan on the backdoored samples; a forced repair of a clean twin
 changes its accuracy by at most 1 point.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,11 +32,11 @@ from nc_core.runtime import configure_tensorflow  # noqa: E402
 
 configure_tensorflow()
 
-from nc_core.optimise.cleanse import CleanseConfig  # noqa: E402
+from nc_core.detection.scan import scan  # noqa: E402
 from nc_core.loading.inputs import load_inputs  # noqa: E402
 from nc_core.loading.models import load_model  # noqa: E402
+from nc_core.optimise.cleanse import CleanseConfig  # noqa: E402
 from nc_core.repair import RepairConfig, repair, rescan, trigger_from_card  # noqa: E402
-from nc_core.detection.scan import scan  # noqa: E402
 
 SAMPLES = ROOT / "sample_models"
 MODELS = ("signs_backdoored", "mnist_backdoored", "signs_clean", "mnist_clean")
@@ -51,12 +52,28 @@ def bench(name: str, seeds: list[int]) -> list[dict]:
     known = trigger_from_card(card, inputs.info.input_shape)
     rows = []
     for seed in seeds:
-        result = repair(load_model(SAMPLES / f"{name}.keras"), inputs.data, report, RepairConfig(seed=seed), known,
-                        force=True, outputs_probabilities=inputs.info.outputs_probabilities)
-        row = {"model": name, "scan": report.verdict, "scan_s": scan_seconds, "seed": seed,
-               "accuracy_before": result.before.clean_accuracy, "accuracy_after": result.after.clean_accuracy,
-               "real_asr_before": result.before.known_asr, "real_asr_after": result.after.known_asr,
-               "removed": sum(r.removed for r in result.rounds), "repair_s": result.seconds, "rescan": "-"}
+        result = repair(
+            load_model(SAMPLES / f"{name}.keras"),
+            inputs.data,
+            report,
+            RepairConfig(seed=seed),
+            known,
+            force=True,
+            outputs_probabilities=inputs.info.outputs_probabilities,
+        )
+        row = {
+            "model": name,
+            "scan": report.verdict,
+            "scan_s": scan_seconds,
+            "seed": seed,
+            "accuracy_before": result.before.clean_accuracy,
+            "accuracy_after": result.after.clean_accuracy,
+            "real_asr_before": result.before.known_asr,
+            "real_asr_after": result.after.known_asr,
+            "removed": sum(r.removed for r in result.rounds),
+            "repair_s": result.seconds,
+            "rescan": "-",
+        }
         if seed == seeds[0]:
             started = time.perf_counter()
             rescan(result, inputs.data, report, inputs.info.outputs_probabilities)
@@ -68,9 +85,11 @@ def bench(name: str, seeds: list[int]) -> list[dict]:
 
 def _line(row: dict) -> str:
     drop = 100 * (row["accuracy_before"] - row["accuracy_after"])
-    return (f"| `{row['model']}` | {row['scan']} | {row['seed']} | {row['accuracy_before']:.1%} -> "
-            f"{row['accuracy_after']:.1%} ({drop:+.1f} pt drop) | {row['real_asr_before']:.1%} -> "
-            f"{row['real_asr_after']:.1%} | {row['removed']} | {row['repair_s']:.1f} s | {row['rescan']} |")
+    return (
+        f"| `{row['model']}` | {row['scan']} | {row['seed']} | {row['accuracy_before']:.1%} -> "
+        f"{row['accuracy_after']:.1%} ({drop:+.1f} pt drop) | {row['real_asr_before']:.1%} -> "
+        f"{row['real_asr_after']:.1%} | {row['removed']} | {row['repair_s']:.1f} s | {row['rescan']} |"
+    )
 
 
 def main() -> None:
@@ -79,8 +98,10 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     args = parser.parse_args()
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print("| model | scan verdict | seed | clean accuracy (held out) | real-trigger attack success | triggers removed "
-          "| repair time | re-scan |")
+    print(
+        "| model | scan verdict | seed | clean accuracy (held out) | real-trigger attack success | triggers removed "
+        "| repair time | re-scan |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name in args.models.split(","):
         bench(name, [int(s) for s in args.seeds.split(",")])

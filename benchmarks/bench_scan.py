@@ -19,6 +19,7 @@ Schedules: ``product`` (``CleanseConfig()``: screen, then the full schedule wher
 ``full`` (the product's schedule for every class, ``screen_epochs=0``: main before issue 8) and
 ``original`` (``CleanseConfig.original()``, the paper's).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,10 +40,10 @@ configure_tensorflow()  # as the CLI and the dashboard's workers do
 
 import numpy as np  # noqa: E402
 
+from nc_core.detection.scan import scan  # noqa: E402
+from nc_core.loading.inputs import load_inputs  # noqa: E402
 from nc_core.optimise.cleanse import CleanseConfig  # noqa: E402
 from nc_core.optimise.engine import KerasEngine  # noqa: E402
-from nc_core.loading.inputs import load_inputs  # noqa: E402
-from nc_core.detection.scan import scan  # noqa: E402
 from nc_core.optimise.threads import auto_threads  # noqa: E402
 
 SAMPLES = ROOT / "sample_models"
@@ -56,8 +57,7 @@ SCHEDULES = {
 
 def step_time(inputs, config: CleanseConfig, steps: int = 200) -> float:
     """Seconds per optimisation step, after the trace (what the schedule multiplies)."""
-    engine = KerasEngine(inputs.classifier, inputs.data.x, inputs.data.pixel_range,
-                         batch_size=config.batch_size)
+    engine = KerasEngine(inputs.classifier, inputs.data.x, inputs.data.pixel_range, batch_size=config.batch_size)
     engine.start_target(0)
     engine.run_epoch(0.0, 5)
     started = time.perf_counter()
@@ -77,12 +77,19 @@ def run(schedule: str, model: str, engine: str, repeats: int = 1, threads: int =
     if len(outcomes) > 1:
         print(f"warning: {model} {schedule}: repeats differ: {sorted(outcomes)}", flush=True)
     return {
-        "schedule": schedule, "model": model, "classes": len(report.rows),
-        "seconds": round(float(np.median(times)), 1), "seconds_each": [round(t, 1) for t in times],
+        "schedule": schedule,
+        "model": model,
+        "classes": len(report.rows),
+        "seconds": round(float(np.median(times)), 1),
+        "seconds_each": [round(t, 1) for t in times],
         "threads": auto_threads(config.threads) if engine == "keras" else 1,
-        "steps": report.steps, "steps_per_class": round(report.steps / len(report.rows)),
-        "full_schedule": len(report.rows) - len(report.screened), "verdict": report.verdict,
-        "flagged": report.flagged, "score": round(report.score, 2), "anomaly_index": round(report.anomaly_index, 2),
+        "steps": report.steps,
+        "steps_per_class": round(report.steps / len(report.rows)),
+        "full_schedule": len(report.rows) - len(report.screened),
+        "verdict": report.verdict,
+        "flagged": report.flagged,
+        "score": round(report.score, 2),
+        "anomaly_index": round(report.anomaly_index, 2),
         "step_ms": round(1000 * step_time(inputs, CleanseConfig()), 2),
     }
 
@@ -100,26 +107,36 @@ def main() -> None:
     schedules = [s for s in args.schedules.split(",") if s in SCHEDULES]
     wanted = args.models.split(",")
     models = [m for m in MODELS if any(m == w or m.startswith(w + "_") for w in wanted)]
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"python {platform.python_version()}, engine {args.engine}", flush=True)
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()}, engine {args.engine}",
+        flush=True,
+    )
     rows = []
     for model in models:
         for schedule in schedules:
             row = run(schedule, model, args.engine, args.repeats, args.threads)
             rows.append(row)
-            print(json.dumps(row) if args.json else
-                  f"{row['model']:17s} {row['schedule']:8s} {row['seconds']:7.1f} s  {row['steps']:7d} steps "
-                  f"({row['steps_per_class']:5d}/class, {row['full_schedule']:2d}/{row['classes']} classes in full)  "
-                  f"{row['verdict']:12s} {row['flagged']} score {row['score']:.2f} index {row['anomaly_index']:.2f}  "
-                  f"step {row['step_ms']:.2f} ms  {row['threads']} thread(s)"
-                  + (f"  each {row['seconds_each']}" if args.repeats > 1 else ""), flush=True)
+            print(
+                json.dumps(row)
+                if args.json
+                else f"{row['model']:17s} {row['schedule']:8s} {row['seconds']:7.1f} s  {row['steps']:7d} steps "
+                f"({row['steps_per_class']:5d}/class, {row['full_schedule']:2d}/{row['classes']} classes in full)  "
+                f"{row['verdict']:12s} {row['flagged']} score {row['score']:.2f} index {row['anomaly_index']:.2f}  "
+                f"step {row['step_ms']:.2f} ms  {row['threads']} thread(s)"
+                + (f"  each {row['seconds_each']}" if args.repeats > 1 else ""),
+                flush=True,
+            )
     by_key = {(r["model"], r["schedule"]): r for r in rows}
     for model in models:
         product, original = by_key.get((model, "product")), by_key.get((model, "original"))
         if product and original:
-            print(f"{model}: the paper's schedule takes {original['steps'] / product['steps']:.1f}x the steps and "
-                  f"{original['seconds'] / product['seconds']:.1f}x the wall time of the product's; verdicts "
-                  f"{original['verdict']} / {product['verdict']}", flush=True)
+            print(
+                f"{model}: the paper's schedule takes {original['steps'] / product['steps']:.1f}x the steps and "
+                f"{original['seconds'] / product['seconds']:.1f}x the wall time of the product's; verdicts "
+                f"{original['verdict']} / {product['verdict']}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -5,22 +5,21 @@ page reruns reuse the loaded model, a rebuilt sample is read again, and a run's 
 inputs shares the entry of the files it was started from. Errors are not cached: fixing the file
 and trying again works.
 """
+
 from __future__ import annotations
 
-from pathlib import Path
-
 import hashlib
+from pathlib import Path
 
 import streamlit as st
 
-from nc_core.loading.data import load_images
+from dashboard.selection import Selection
+from dashboard.text import plain
+from dashboard.uploads import LABELS_FILE, read_images
 from nc_core.errors import NCError
+from nc_core.loading.data import load_images
 from nc_core.loading.pixels import PixelRange
 from nc_core.runs.store import RunStore, default_data_dir
-
-from dashboard.selection import Selection
-from dashboard.uploads import LABELS_FILE, read_images
-from dashboard.text import plain
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -56,8 +55,9 @@ def get_store() -> RunStore:
 
 
 @st.cache_resource(show_spinner=False, max_entries=6)
-def _load_files(model_key: str, data_key: str, pixel_range: str | None, max_samples: int | None,
-                _model_path: str, _data_path: str):
+def _load_files(
+    model_key: str, data_key: str, pixel_range: str | None, max_samples: int | None, _model_path: str, _data_path: str
+):
     from nc_core.loading.inputs import load_inputs
 
     return load_inputs(_model_path, _data_path, pixel_range, max_samples)
@@ -86,8 +86,9 @@ def load_selection(selection: Selection, guessed: bool = False):
     if selection.images:
         labels_key = content_key(Path(selection.data_path) / LABELS_FILE)
         return _load_images(model_key, labels_key, pixel_range, selection.model_path, selection.data_path)
-    return _load_files(model_key, content_key(selection.data_path), pixel_range, None,
-                       selection.model_path, selection.data_path)
+    return _load_files(
+        model_key, content_key(selection.data_path), pixel_range, None, selection.model_path, selection.data_path
+    )
 
 
 def load_run_inputs(record):
@@ -135,6 +136,7 @@ def run_samples(record):
         from nc_core.detection.samples import triggered_samples
 
         return triggered_samples(inputs.classifier, inputs.data, result)
+
     return samples_for
 
 

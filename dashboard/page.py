@@ -6,6 +6,7 @@ Settings come from the environment or from ``.streamlit/secrets.toml``:
 - ``NC_REVIEWER_MODE=1`` / ``reviewer_mode = true``: stored runs are shown read-only; uploads,
   run buttons, delete and import are hidden.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -76,8 +77,11 @@ def sidebar() -> None:
             st.page_link(path, label=label, icon=icon)
         selection = current()
         st.divider()
-        st.caption(f"Selected: **{plain(selection.model_label)}** on {plain(selection.data_label)}" if selection
-                   else "No model selected for new runs yet.")
+        st.caption(
+            f"Selected: **{plain(selection.model_label)}** on {plain(selection.data_label)}"
+            if selection
+            else "No model selected for new runs yet."
+        )
         if reviewer_mode():
             st.caption("Reviewer mode: stored runs are shown read-only.")
 

@@ -4,6 +4,7 @@ A run's result is a :class:`~nc_core.detection.report.ScanReport` (one row for a
 figure shown (L1, anomaly index, ASR, verdict) is read from the report; only the previews of
 triggered samples are computed here, with the library's ``stamp`` and ``predict``.
 """
+
 from __future__ import annotations
 
 import io
@@ -14,18 +15,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 import streamlit as st
 
+from dashboard.runs import origin_text
+from dashboard.text import class_label, plain
 from nc_core.detection.detect import SIZE_CREDIT_CAP
+from nc_core.detection.samples import SAMPLES_KEPT
 from nc_core.reports.figures import curves_figure, l1_figure
 from nc_core.reports.html_report import render_html_report
 from nc_core.reports.images import mask_box, to_image, trigger_images, zoomed_mask
-from nc_core.detection.samples import SAMPLES_KEPT
-
-from dashboard.runs import origin_text
-from dashboard.text import class_label, plain
 
 if TYPE_CHECKING:
-    from nc_core.optimise.cleanse import TriggerResult
     from nc_core.detection.samples import TriggeredSamples
+    from nc_core.optimise.cleanse import TriggerResult
 
 PREVIEW_SIDE = 224  # pixels of an enlarged mask / pattern / fusion
 GRID_WIDTH = 150  # pixels of one class in the trigger grid
@@ -73,29 +73,34 @@ def verdict_banner(report, names: list[str]) -> None:
     if report.standing_out:
         easy = ", ".join(plain(class_label(k, names)) for k in report.standing_out if k not in report.suspects)
         if easy:
-            st.info(f"Class {easy} stands out from the others but is not flagged: its mask is not far smaller than "
-                    f"the median ({report.max_ratio:g}) or it is scattered like a natural feature (a naturally easy "
-                    "target, such as a similar class). Compare it below.", icon=":material/info:")
+            st.info(
+                f"Class {easy} stands out from the others but is not flagged: its mask is not far smaller than "
+                f"the median ({report.max_ratio:g}) or it is scattered like a natural feature (a naturally easy "
+                "target, such as a similar class). Compare it below.",
+                icon=":material/info:",
+            )
     if report.cancelled:
-        st.warning(f"Partial result: only {len(report.rows)} classes finished; the verdict may change "
-                   "with the rest.")
+        st.warning(f"Partial result: only {len(report.rows)} classes finished; the verdict may change with the rest.")
 
 
 def rule_text(report) -> str:
     """The two methods, what each sees, and the fused rule's thresholds (Markdown of our own)."""
     from nc_core.detection.fusion import MAX_MARGIN, NEURAL_CLEANSE, WHAT_IT_SEES
 
-    margin = (f"- **Max-margin** (MM-BD) sees {WHAT_IT_SEES[MAX_MARGIN]} A class is flagged when its largest "
-              f"reachable logit margin is an outlier among the classes' (gamma null, p-value below "
-              f"{report.margin_p:g}).\n" if report.margin is not None else
-              "- **Max-margin**: not run for this scan (`margin_steps` 0).\n")
+    margin = (
+        f"- **Max-margin** (MM-BD) sees {WHAT_IT_SEES[MAX_MARGIN]} A class is flagged when its largest "
+        f"reachable logit margin is an outlier among the classes' (gamma null, p-value below "
+        f"{report.margin_p:g}).\n"
+        if report.margin is not None
+        else "- **Max-margin**: not run for this scan (`margin_steps` 0).\n"
+    )
     return (
         f"- **Neural Cleanse** sees {WHAT_IT_SEES[NEURAL_CLEANSE]} A class is flagged when it stands out above "
-        f"{report.threshold:g} on log mask sizes (down to {report.threshold / SIZE_CREDIT_CAP ** 0.5:.2f} for masks far "
+        f"{report.threshold:g} on log mask sizes (down to {report.threshold / SIZE_CREDIT_CAP**0.5:.2f} for masks far "
         f"below the median), is at most {report.max_ratio:g} of the median, and has a compact mask (two windows, "
         f"edge at most {report.max_boundary:g} squares') or one below {report.extreme_ratio:g} of the median.\n"
-        + margin +
-        "- **Fused verdict**: a class either method flags is a backdoor target. A class far smaller and standing out "
+        + margin
+        + "- **Fused verdict**: a class either method flags is a backdoor target. A class far smaller and standing out "
         "whose mask looks natural is a *suspect*: never clean, inconclusive unless the max-margin test confirms it.\n"
         f"- Model score **{report.score:.2f}** (above 1: flagged); Neural Cleanse alone {report.nc_score:.2f}; "
         f"paper's anomaly index {report.anomaly_index:.2f}."
@@ -111,19 +116,26 @@ def show_samples(samples, names: list[str], count: int = SAMPLES_KEPT) -> None:
     samples = samples.first(count)
     scale = _scale(max(samples.clean.shape[1:3]), SAMPLE_WIDTH)
     st.caption("Clean samples of other classes: true class → the model's prediction (confidence)")
-    st.image([to_image(x / 255.0, scale) for x in samples.clean],
-             caption=[plain(samples.caption(i, names=names)) for i in range(len(samples))], width=SAMPLE_WIDTH)
+    st.image(
+        [to_image(x / 255.0, scale) for x in samples.clean],
+        caption=[plain(samples.caption(i, names=names)) for i in range(len(samples))],
+        width=SAMPLE_WIDTH,
+    )
     st.caption("The same samples with the recovered trigger")
-    st.image([to_image(x / 255.0, scale) for x in samples.triggered],
-             caption=[plain(samples.caption(i, triggered=True, names=names)) for i in range(len(samples))],
-             width=SAMPLE_WIDTH)
+    st.image(
+        [to_image(x / 255.0, scale) for x in samples.triggered],
+        caption=[plain(samples.caption(i, triggered=True, names=names)) for i in range(len(samples))],
+        width=SAMPLE_WIDTH,
+    )
 
 
 def _samples_or_note(samples_for: SamplesSource, result, names: list[str], count: int = SAMPLES_KEPT) -> None:
     available = samples_for(result)
     if available is None:
-        st.caption("This run's triggered samples were not stored with it, and its model and data are not "
-                   "here (an older imported bundle, say), so they cannot be shown.")
+        st.caption(
+            "This run's triggered samples were not stored with it, and its model and data are not "
+            "here (an older imported bundle, say), so they cannot be shown."
+        )
         return
     show_samples(available, names, count)
 
@@ -139,8 +151,14 @@ def trigger_pictures(result, key: str) -> None:
         titles["zoom"] = "Mask, zoomed"
     for column, (name, image) in zip(st.columns(len(images)), images.items()):
         column.image(image, caption=titles[name], width="stretch")
-        column.download_button(f"{titles[name]} PNG", _png(image), file_name=f"class{result.target}_{name}.png",
-                               mime="image/png", key=f"{key}_png_{name}", on_click="ignore")
+        column.download_button(
+            f"{titles[name]} PNG",
+            _png(image),
+            file_name=f"class{result.target}_{name}.png",
+            mime="image/png",
+            key=f"{key}_png_{name}",
+            on_click="ignore",
+        )
 
 
 def _outlined(image, box, scale: int):
@@ -149,8 +167,9 @@ def _outlined(image, box, scale: int):
 
     framed = image.convert("RGB")
     top, left, bottom, right = box
-    ImageDraw.Draw(framed).rectangle((left * scale, top * scale, right * scale - 1, bottom * scale - 1),
-                                     outline=(214, 39, 40), width=2)
+    ImageDraw.Draw(framed).rectangle(
+        (left * scale, top * scale, right * scale - 1, bottom * scale - 1), outline=(214, 39, 40), width=2
+    )
     return framed
 
 
@@ -158,16 +177,22 @@ def trigger_metrics(result) -> None:
     """L1 and ASR as the library computed them, with how the optimisation ended."""
     columns = st.columns(4)
     columns[0].metric("Mask L1 (pixels)", f"{result.l1:.1f}")
-    columns[1].metric("Attack success rate", "–" if np.isnan(result.asr) else f"{result.asr:.1%}",
-                      help="Share of clean samples of other classes that the trigger sends to the target.")
+    columns[1].metric(
+        "Attack success rate",
+        "–" if np.isnan(result.asr) else f"{result.asr:.1%}",
+        help="Share of clean samples of other classes that the trigger sends to the target.",
+    )
     columns[2].metric("Epochs", result.epochs)
     columns[3].metric("Seconds", f"{result.seconds:.1f}")
     if len(result.runs_l1) > 1:
-        st.caption(f"Confirmed from {len(result.runs_l1)} independent starts, L1 "
-                   f"{', '.join(f'{l1:.1f}' for l1 in result.runs_l1)}; the median run is shown.")
+        st.caption(
+            f"Confirmed from {len(result.runs_l1)} independent starts, L1 "
+            f"{', '.join(f'{l1:.1f}' for l1 in result.runs_l1)}; the median run is shown."
+        )
     if not result.reached_threshold:
-        st.warning("No epoch reached the attack success threshold: this is the last mask, not a minimal one. "
-                   "Try more epochs.")
+        st.warning(
+            "No epoch reached the attack success threshold: this is the last mask, not a minimal one. Try more epochs."
+        )
 
 
 def trigger_detail(result, names: list[str], samples_for: SamplesSource, key: str) -> None:
@@ -185,27 +210,56 @@ def results_table(report, names: list[str]) -> None:
     frame = report.dataframe()
     frame["name"] = [names[k] if k < len(names) else frame.loc[k, "name"] for k in frame.index]
     st.dataframe(
-        frame[["name", "flagged", "flagged_by", "l1", "full_budget_l1", "ratio", "anomaly_index", "log_index",
-               "compactness", "boundary", "score", "margin", "margin_ratio", "margin_p", "asr", "full_schedule",
-               "converged", "reached_threshold", "epochs", "steps", "seconds"]],
+        frame[
+            [
+                "name",
+                "flagged",
+                "flagged_by",
+                "l1",
+                "full_budget_l1",
+                "ratio",
+                "anomaly_index",
+                "log_index",
+                "compactness",
+                "boundary",
+                "score",
+                "margin",
+                "margin_ratio",
+                "margin_p",
+                "asr",
+                "full_schedule",
+                "converged",
+                "reached_threshold",
+                "epochs",
+                "steps",
+                "seconds",
+            ]
+        ],
         column_config={
-            "name": "class", "l1": st.column_config.NumberColumn("mask L1", format="%.1f"),
+            "name": "class",
+            "l1": st.column_config.NumberColumn("mask L1", format="%.1f"),
             "full_budget_l1": st.column_config.NumberColumn(
-                "judged L1", format="%.1f", help="the L1 the rule judged: a screened class's scaled to the full schedule"),
+                "judged L1",
+                format="%.1f",
+                help="the L1 the rule judged: a screened class's scaled to the full schedule",
+            ),
             "full_schedule": "full schedule",
             "ratio": st.column_config.NumberColumn("of median", format="%.2f"),
             "anomaly_index": st.column_config.NumberColumn("anomaly index (paper)", format="%.2f"),
             "log_index": st.column_config.NumberColumn("log index", format="%.2f"),
             "compactness": st.column_config.NumberColumn("compactness", format="%.2f"),
             "boundary": st.column_config.NumberColumn(
-                "boundary", format="%.2f", help="the mask's edge over a solid square's of the same L1"),
+                "boundary", format="%.2f", help="the mask's edge over a solid square's of the same L1"
+            ),
             "score": st.column_config.NumberColumn("score", format="%.2f"),
             "flagged_by": st.column_config.TextColumn("flagged by", help="which method flags the class"),
             "margin": st.column_config.NumberColumn(
-                "max margin", format="%.1f", help="the largest logit margin any valid input reaches (max-margin test)"),
+                "max margin", format="%.1f", help="the largest logit margin any valid input reaches (max-margin test)"
+            ),
             "margin_ratio": st.column_config.NumberColumn("margin / median", format="%.2f"),
             "margin_p": st.column_config.NumberColumn(
-                "margin p-value", format="%.2g", help=f"flagged below the rule's line ({report.margin_p:g})"),
+                "margin p-value", format="%.2g", help=f"flagged below the rule's line ({report.margin_p:g})"
+            ),
             "asr": st.column_config.NumberColumn("attack success", format="percent"),
             "reached_threshold": "reached threshold",
             "seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
@@ -231,8 +285,14 @@ def class_comparison(report, names: list[str], samples_for: SamplesSource, key: 
     """2 to 4 classes side by side, with their triggered samples."""
     by_l1 = [row.class_id for row in sorted(report.rows, key=lambda row: row.l1)]
     default = list(dict.fromkeys([*report.flagged, *by_l1]))[:2]
-    chosen = st.multiselect("Classes to compare (2 to 4)", [row.class_id for row in report.rows], default=default,
-                            max_selections=4, format_func=lambda k: class_label(k, names), key=f"{key}_compare")
+    chosen = st.multiselect(
+        "Classes to compare (2 to 4)",
+        [row.class_id for row in report.rows],
+        default=default,
+        max_selections=4,
+        format_func=lambda k: class_label(k, names),
+        key=f"{key}_compare",
+    )
     if len(chosen) < 2:
         st.caption("Pick at least two classes.")
         return
@@ -242,10 +302,12 @@ def class_comparison(report, names: list[str], samples_for: SamplesSource, key: 
         with column:
             st.markdown(f"**{plain(class_label(class_id, names))}**" + (" :red[**flagged**]" if row.flagged else ""))
             runs = f" · median of {len(result.runs_l1)} starts" if len(result.runs_l1) > 1 else ""
-            st.caption(f"L1 {row.l1:.1f} · score {row.score:.2f} · compactness {row.compactness:.2f} · "
-                       f"boundary {row.boundary:.2f} · "
-                       f"anomaly index {row.anomaly_index:.2f} · ASR {row.asr:.1%}{runs} · "
-                       f"max margin {row.margin:.1f} ({row.margin_ratio:.2f} of the median, p {row.margin_p:.2g})")
+            st.caption(
+                f"L1 {row.l1:.1f} · score {row.score:.2f} · compactness {row.compactness:.2f} · "
+                f"boundary {row.boundary:.2f} · "
+                f"anomaly index {row.anomaly_index:.2f} · ASR {row.asr:.1%}{runs} · "
+                f"max margin {row.margin:.1f} ({row.margin_ratio:.2f} of the median, p {row.margin_p:.2g})"
+            )
             images = trigger_images(result.mask, result.pattern, scale=_scale(result.pattern.shape[0], 128))
             st.image(list(images.values()), caption=["mask", "pattern", "mask × pattern"], width=96)
             _samples_or_note(samples_for, result, names, count=3)
@@ -283,9 +345,11 @@ def margin_evidence(report, names: list[str], key: str) -> None:
     if shown and len(images):
         scale = _scale(np.shape(images[0])[0], 96)
         st.caption("The inputs that drive each class hardest (largest margins first)")
-        st.image([to_image(np.asarray(images[row.class_id]), scale) for row in shown],
-                 caption=[f"{class_label(row.class_id, names)} · margin {row.margin:.0f}" for row in shown],
-                 width=96)
+        st.image(
+            [to_image(np.asarray(images[row.class_id]), scale) for row in shown],
+            caption=[f"{class_label(row.class_id, names)} · margin {row.margin:.0f}" for row in shown],
+            width=96,
+        )
 
 
 def run_summary(record) -> None:
@@ -317,7 +381,9 @@ def show_run(record, report, samples_for: SamplesSource, key: str) -> None:
     if record.status == "failed":
         st.error(f"The run failed: {plain(record.error)}")
     elif record.status == "interrupted":
-        st.warning(f"The run was interrupted: {plain(record.error or 'its worker stopped')}. Finished classes are kept.")
+        st.warning(
+            f"The run was interrupted: {plain(record.error or 'its worker stopped')}. Finished classes are kept."
+        )
     elif record.status == "cancelled":
         st.warning("The run was cancelled; finished classes are kept.")
     if record.kind == "repair":
@@ -326,14 +392,23 @@ def show_run(record, report, samples_for: SamplesSource, key: str) -> None:
         repair_results(record)
     if report is None or not report.results:
         if record.status != "failed":
-            st.info("No class of the re-scan finished in this run." if record.kind == "repair"
-                    else "No class finished in this run.")
+            st.info(
+                "No class of the re-scan finished in this run."
+                if record.kind == "repair"
+                else "No class finished in this run."
+            )
         return
     names = report_names(report, record)
-    st.download_button("Download HTML report", partial(html_report, report, names, samples_for),
-                       file_name=f"nc_report_{record.id}.html", mime="text/html", icon=":material/description:",
-                       key=f"{key}_html_report", on_click="ignore",
-                       help="One file with the verdict, chart, table and every trigger; opens offline in a browser.")
+    st.download_button(
+        "Download HTML report",
+        partial(html_report, report, names, samples_for),
+        file_name=f"nc_report_{record.id}.html",
+        mime="text/html",
+        icon=":material/description:",
+        key=f"{key}_html_report",
+        on_click="ignore",
+        help="One file with the verdict, chart, table and every trigger; opens offline in a browser.",
+    )
     if record.kind == "reverse":
         trigger_detail(report.results[0], names, samples_for, key)
         return

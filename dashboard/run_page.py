@@ -3,13 +3,12 @@
 Both pages are "settings form -> background run -> live view -> result"; only the form differs,
 so each page keeps its form and calls these three steps around it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import streamlit as st
-
-from nc_core.errors import NCError
 
 from dashboard.live import live_run
 from dashboard.loading import class_names, get_store, run_samples, selection_inputs_or_stop
@@ -19,6 +18,7 @@ from dashboard.runs import page_run, remember_run, start_run
 from dashboard.selection import Selection, current, require_selection
 from dashboard.settings import RunSettings
 from dashboard.text import plain
+from nc_core.errors import NCError
 
 
 @dataclass
@@ -52,7 +52,9 @@ def open_run_page(title: str, icon: str, kind: str) -> RunPage:
     state_key = f"{kind}_run"
     record = page_run(state_key, kind)
     if current() is None and record is not None:
-        st.caption(f"Run {record.id}: {plain(record.model)} on {plain(record.data)}. Choose a model and its data to start a new run.")
+        st.caption(
+            f"Run {record.id}: {plain(record.model)} on {plain(record.data)}. Choose a model and its data to start a new run."  # noqa: E501
+        )
         show_page_run(RunPage(kind, state_key, None, None, [], record), "")
         st.stop()
     selection = require_selection()
@@ -63,8 +65,9 @@ def open_run_page(title: str, icon: str, kind: str) -> RunPage:
 def submit(page: RunPage, run_settings: RunSettings, classes: list[int] | None) -> None:
     """Start the run and rerun the page onto it, or show why it cannot start."""
     try:
-        remember_run(page.state_key, start_run(page.kind, page.selection, page.inputs, page.names,
-                                               run_settings, classes))
+        remember_run(
+            page.state_key, start_run(page.kind, page.selection, page.inputs, page.names, run_settings, classes)
+        )
     except NCError as error:
         st.error(plain(error))
     else:

@@ -3,6 +3,7 @@
 The page that started a run keeps its id in ``st.session_state`` and in the URL (``?run=<id>``),
 so a browser refresh finds the same run again.
 """
+
 from __future__ import annotations
 
 import time
@@ -10,15 +11,14 @@ import time
 import pandas as pd
 import streamlit as st
 
-from nc_core.errors import NCError
-from nc_core.runs.spec import ScanSpec
-from nc_core.runs.worker import submit_run
-
 from dashboard.loading import get_store
 from dashboard.selection import Selection
 from dashboard.settings import RunSettings
 from dashboard.text import format_seconds
 from dashboard.uploads import run_data_path
+from nc_core.errors import NCError
+from nc_core.runs.spec import ScanSpec
+from nc_core.runs.worker import submit_run
 
 RUNS_PAGE = "pages/4_Runs.py"
 SCAN_PAGE = "pages/3_Scan_and_compare.py"
@@ -36,8 +36,10 @@ def run_label(record) -> str:
     """How a run is named in pickers: when, what, which kind, where it stands."""
     verdict = f" · {record.verdict}" if record.verdict and record.kind != "reverse" else ""
     imported = " · imported" if record.imported else ""
-    return (f"{started_text(record.created)} · {record.kind} · {record.model} · {record.status}{verdict}{imported}"
-            f" · {record.id}")
+    return (
+        f"{started_text(record.created)} · {record.kind} · {record.model} · {record.status}{verdict}{imported}"
+        f" · {record.id}"
+    )
 
 
 def origin_text(record) -> str:
@@ -69,8 +71,15 @@ def runs_frame(records, detailed: bool = False) -> pd.DataFrame:
             "origin": origin_text(record),
         }
         if detailed:
-            row.update({"epochs": config.get("epochs"), "batch size": config.get("batch_size"),
-                        "method": config.get("method"), "engine": config.get("engine"), "id": record.id})
+            row.update(
+                {
+                    "epochs": config.get("epochs"),
+                    "batch size": config.get("batch_size"),
+                    "method": config.get("method"),
+                    "engine": config.get("engine"),
+                    "id": record.id,
+                }
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -85,25 +94,41 @@ def _kind_text(record) -> str:
 
 
 def show_runs_table(records, detailed: bool = False) -> None:
-    st.dataframe(runs_frame(records, detailed), hide_index=True, width="stretch",
-                 column_config={"anomaly index": st.column_config.NumberColumn(format="%.2f")})
+    st.dataframe(
+        runs_frame(records, detailed),
+        hide_index=True,
+        width="stretch",
+        column_config={"anomaly index": st.column_config.NumberColumn(format="%.2f")},
+    )
 
 
-def start_run(kind: str, selection: Selection, inputs, names: list[str], run_settings: RunSettings,
-              classes: list[int] | None) -> str:
+def start_run(
+    kind: str, selection: Selection, inputs, names: list[str], run_settings: RunSettings, classes: list[int] | None
+) -> str:
     """Validate the settings, then hand the run to a detached worker; return its id.
 
     Raises :class:`~nc_core.errors.NCError` with a sentence when the settings cannot run.
     """
     samples = len(inputs.data) if run_settings.max_samples is None else min(len(inputs.data), run_settings.max_samples)
     run_settings.config.validate(samples)
-    spec = ScanSpec(config=run_settings.config, rule=run_settings.rule,
-                    classes=None if classes is None else tuple(classes), pixel_range=inputs.data.pixel_range.label,
-                    max_samples=run_settings.max_samples, class_names=tuple(names),
-                    clean_accuracy=inputs.clean_accuracy)
+    spec = ScanSpec(
+        config=run_settings.config,
+        rule=run_settings.rule,
+        classes=None if classes is None else tuple(classes),
+        pixel_range=inputs.data.pixel_range.label,
+        max_samples=run_settings.max_samples,
+        class_names=tuple(names),
+        clean_accuracy=inputs.clean_accuracy,
+    )
     data_path = run_data_path(selection, inputs.data)
-    return submit_run(get_store(), kind, selection.model_path, data_path, spec,
-                      display_names=(selection.model_label, selection.data_label))
+    return submit_run(
+        get_store(),
+        kind,
+        selection.model_path,
+        data_path,
+        spec,
+        display_names=(selection.model_label, selection.data_label),
+    )
 
 
 def remember_run(state_key: str, run_id: str) -> None:

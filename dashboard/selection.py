@@ -3,6 +3,7 @@
 Every page reads the same :class:`Selection`; the model page is the only one that sets it (and
 the home page's "Start with the sample" button).
 """
+
 from __future__ import annotations
 
 import json
@@ -67,7 +68,10 @@ def samples() -> dict[str, Selection]:
         data = folder / data_file
         if data.exists():
             found[model.stem] = Selection(
-                str(model), str(data), model.name, data.name,
+                str(model),
+                str(data),
+                model.name,
+                data.name,
                 card_path=str(card) if card.exists() else None,
             )
     return dict(sorted(found.items(), key=lambda item: item[0] != DEFAULT_SAMPLE))

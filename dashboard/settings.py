@@ -3,14 +3,15 @@
 Defaults come from :class:`~nc_core.optimise.cleanse.CleanseConfig` itself, so the dashboard, the CLI and
 the library start from the same numbers.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import streamlit as st
 
-from nc_core.optimise.cleanse import ENGINES, CleanseConfig
 from nc_core.detection.detect import DetectionRule
+from nc_core.optimise.cleanse import ENGINES, CleanseConfig
 from nc_core.optimise.masks import MASK_METHODS
 
 ENGINE_HELP = (
@@ -39,44 +40,74 @@ def settings_fields(key: str) -> RunSettings:
 
     default = CleanseConfig()
     left, middle, right = st.columns(3)
-    epochs = left.number_input("Epochs (at most)", 1, 100_000, default.epochs, key=f"{key}_epochs",
-                               help="Early stop usually ends a class sooner.")
+    epochs = left.number_input(
+        "Epochs (at most)",
+        1,
+        100_000,
+        default.epochs,
+        key=f"{key}_epochs",
+        help="Early stop usually ends a class sooner.",
+    )
     batch_size = middle.number_input("Batch size", 1, 4096, default.batch_size, key=f"{key}_batch")
-    learning_rate = right.number_input("Learning rate", 1e-5, 10.0, default.learning_rate, format="%.4f",
-                                       key=f"{key}_lr")
+    learning_rate = right.number_input(
+        "Learning rate", 1e-5, 10.0, default.learning_rate, format="%.4f", key=f"{key}_lr"
+    )
     left, right = st.columns(2)
-    method = left.selectbox("Method", MASK_METHODS, index=MASK_METHODS.index(default.method), help=METHOD_HELP,
-                            key=f"{key}_method")
-    engine = right.selectbox("Engine", ENGINES, index=ENGINES.index(default.engine), help=ENGINE_HELP,
-                             key=f"{key}_engine")
+    method = left.selectbox(
+        "Method", MASK_METHODS, index=MASK_METHODS.index(default.method), help=METHOD_HELP, key=f"{key}_method"
+    )
+    engine = right.selectbox(
+        "Engine", ENGINES, index=ENGINES.index(default.engine), help=ENGINE_HELP, key=f"{key}_engine"
+    )
     with st.expander("More settings"):
         left, middle, right = st.columns(3)
-        samples_per_epoch = left.number_input("Samples per epoch", 1, 1_000_000, default.samples_per_epoch,
-                                              key=f"{key}_spe")
+        samples_per_epoch = left.number_input(
+            "Samples per epoch", 1, 1_000_000, default.samples_per_epoch, key=f"{key}_spe"
+        )
         patience = middle.number_input("Patience (lambda)", 1, 1000, default.patience, key=f"{key}_patience")
-        early_stop_patience = right.number_input("Early-stop patience", 1, 10_000, default.early_stop_patience,
-                                                 key=f"{key}_esp")
+        early_stop_patience = right.number_input(
+            "Early-stop patience", 1, 10_000, default.early_stop_patience, key=f"{key}_esp"
+        )
         left, middle, right = st.columns(3)
-        threshold = left.number_input("Attack success threshold", 0.01, 1.0, default.attack_succ_threshold,
-                                      format="%.2f", key=f"{key}_threshold")
+        threshold = left.number_input(
+            "Attack success threshold", 0.01, 1.0, default.attack_succ_threshold, format="%.2f", key=f"{key}_threshold"
+        )
         seed = middle.number_input("Seed", 0, 2**31 - 1, default.seed, key=f"{key}_seed")
         max_samples = right.number_input("Use at most N samples (0 = all)", 0, 10_000_000, 0, key=f"{key}_max")
         left, middle, right = st.columns(3, vertical_alignment="bottom")
         confirm_runs = left.number_input(
-            "Confirmation restarts", 0, 10, default.confirm_runs, key=f"{key}_confirm",
+            "Confirmation restarts",
+            0,
+            10,
+            default.confirm_runs,
+            key=f"{key}_confirm",
             help="Scans only: each class the first pass flags is optimised this many more times from fresh "
-                 "random starts, and keeps the median L1. 0 is the paper's single run.")
+            "random starts, and keeps the median L1. 0 is the paper's single run.",
+        )
         screen_epochs = middle.number_input(
-            "Screen epochs", 0, 100_000, default.screen_epochs, key=f"{key}_screen",
+            "Screen epochs",
+            0,
+            100_000,
+            default.screen_epochs,
+            key=f"{key}_screen",
             help="Scans only: every class first runs this many epochs; only the classes that could change the "
-                 "verdict (and a few reference classes) then get the full schedule. 0 runs every class in full.")
+            "verdict (and a few reference classes) then get the full schedule. 0 runs every class in full.",
+        )
         early_stop = right.checkbox("Early stop", default.early_stop, key=f"{key}_early_stop")
         rule = rule_fields(key)
     config = CleanseConfig(
-        method=method, engine=engine, epochs=int(epochs), batch_size=int(batch_size),
-        learning_rate=float(learning_rate), samples_per_epoch=int(samples_per_epoch), patience=int(patience),
-        early_stop=bool(early_stop), early_stop_patience=int(early_stop_patience),
-        attack_succ_threshold=float(threshold), seed=int(seed), confirm_runs=int(confirm_runs),
+        method=method,
+        engine=engine,
+        epochs=int(epochs),
+        batch_size=int(batch_size),
+        learning_rate=float(learning_rate),
+        samples_per_epoch=int(samples_per_epoch),
+        patience=int(patience),
+        early_stop=bool(early_stop),
+        early_stop_patience=int(early_stop_patience),
+        attack_succ_threshold=float(threshold),
+        seed=int(seed),
+        confirm_runs=int(confirm_runs),
         screen_epochs=int(screen_epochs),
     )
     return RunSettings(config, int(max_samples) or None, rule)
@@ -87,23 +118,47 @@ def rule_fields(key: str) -> DetectionRule:
     default = DetectionRule()
     left, right = st.columns(2)
     threshold = left.number_input(
-        "Stand-out threshold (log index)", 0.1, 100.0, default.threshold, key=f"{key}_index_threshold",
+        "Stand-out threshold (log index)",
+        0.1,
+        100.0,
+        default.threshold,
+        key=f"{key}_index_threshold",
         help="A class stands out when its robust index on log mask sizes is above this (2, as in the paper); "
-        "a mask far below the median ratio needs less, down to this over sqrt(2).")
+        "a mask far below the median ratio needs less, down to this over sqrt(2).",
+    )
     max_ratio = right.number_input(
-        "Flag masks at most this share of the median L1", 0.01, 1.0, default.max_ratio, key=f"{key}_max_ratio",
-        help="A backdoor needs a FAR smaller mask; naturally similar classes stand out at about 0.6 of the median.")
+        "Flag masks at most this share of the median L1",
+        0.01,
+        1.0,
+        default.max_ratio,
+        key=f"{key}_max_ratio",
+        help="A backdoor needs a FAR smaller mask; naturally similar classes stand out at about 0.6 of the median.",
+    )
     left, right = st.columns(2)
     min_compactness = left.number_input(
-        "Compact mask: at least this share in two small windows", 0.01, 1.0, default.min_compactness,
+        "Compact mask: at least this share in two small windows",
+        0.01,
+        1.0,
+        default.min_compactness,
         key=f"{key}_min_compactness",
-        help="An injected patch is compact; a natural feature is scattered over the object.")
+        help="An injected patch is compact; a natural feature is scattered over the object.",
+    )
     extreme_ratio = right.number_input(
-        "Flag any shape at most this share of the median", 0.01, 1.0, default.extreme_ratio,
-        key=f"{key}_extreme_ratio", help="Masks this small need no shape evidence.")
+        "Flag any shape at most this share of the median",
+        0.01,
+        1.0,
+        default.extreme_ratio,
+        key=f"{key}_extreme_ratio",
+        help="Masks this small need no shape evidence.",
+    )
     max_boundary = left.number_input(
-        "Compact mask: edge at most this many times a square's", 0.1, 100.0, default.max_boundary,
+        "Compact mask: edge at most this many times a square's",
+        0.1,
+        100.0,
+        default.max_boundary,
         key=f"{key}_max_boundary",
-        help="A stamped patch has a short edge for its area; strokes and scattered pixels have long ones.")
-    return DetectionRule(float(threshold), float(max_ratio), float(min_compactness), float(extreme_ratio),
-                         float(max_boundary))
+        help="A stamped patch has a short edge for its area; strokes and scattered pixels have long ones.",
+    )
+    return DetectionRule(
+        float(threshold), float(max_ratio), float(min_compactness), float(extreme_ratio), float(max_boundary)
+    )

@@ -9,6 +9,7 @@ Every such value goes through :func:`plain` before it joins a Markdown string.
     >>> plain("**Scan OK**")
     '\\\\*\\\\*Scan OK\\\\*\\\\*'
 """
+
 from __future__ import annotations
 
 import re

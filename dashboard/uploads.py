@@ -5,6 +5,7 @@ a background worker copy the file into its run. A handful of individually upload
 as a folder with ``labels.json``; for a run it becomes an npz of model inputs (see
 :func:`run_data_path`), so the worker loads exactly the pixels the page showed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dashboard.selection import Selection
 from nc_core.errors import InvalidDataError, InvalidParameterError
 from nc_core.runs.store import atomic_write, default_data_dir
-
-from dashboard.selection import Selection
 
 LABELS_FILE = "labels.json"
 
@@ -77,7 +77,9 @@ def parse_labels(text: str, count: int) -> list[int]:
     if not all(w.isdigit() for w in words):
         raise InvalidParameterError("Type the classes as whole numbers separated by commas, e.g. 3, 3, 7.")
     if len(words) != count:
-        raise InvalidParameterError(f"{count} images were uploaded with {len(words)} classes; type one class per image.")
+        raise InvalidParameterError(
+            f"{count} images were uploaded with {len(words)} classes; type one class per image."
+        )
     return [int(w) for w in words]
 
 
@@ -87,23 +89,41 @@ def parse_class_names(text: str) -> tuple[str, ...] | None:
     return names or None
 
 
-def upload_selection(model_name: str, model_data: bytes, data_name: str, data: bytes,
-                     class_names: tuple[str, ...] | None = None) -> Selection:
+def upload_selection(
+    model_name: str, model_data: bytes, data_name: str, data: bytes, class_names: tuple[str, ...] | None = None
+) -> Selection:
     """A selection of an uploaded model and an uploaded npz or zip."""
-    return Selection(str(save_upload(model_name, model_data)), str(save_upload(data_name, data)),
-                     model_name, data_name, class_names=class_names)
+    return Selection(
+        str(save_upload(model_name, model_data)),
+        str(save_upload(data_name, data)),
+        model_name,
+        data_name,
+        class_names=class_names,
+    )
 
 
-def images_selection(model_name: str, model_data: bytes, files: list[tuple[str, bytes]], labels: list[int],
-                     class_names: tuple[str, ...] | None = None) -> Selection:
+def images_selection(
+    model_name: str,
+    model_data: bytes,
+    files: list[tuple[str, bytes]],
+    labels: list[int],
+    class_names: tuple[str, ...] | None = None,
+) -> Selection:
     """A selection of an uploaded model and a handful of labelled images."""
     source = files[0][0] if len(files) == 1 else f"{len(files)} uploaded images"
-    return Selection(str(save_upload(model_name, model_data)), str(save_images(files, labels)),
-                     model_name, source, class_names=class_names, images=True)
+    return Selection(
+        str(save_upload(model_name, model_data)),
+        str(save_images(files, labels)),
+        model_name,
+        source,
+        class_names=class_names,
+        images=True,
+    )
 
 
-def selection_from_uploads(model_file, data_file, image_files: list, labels_text: str | None,
-                           names_text: str | None) -> Selection:
+def selection_from_uploads(
+    model_file, data_file, image_files: list, labels_text: str | None, names_text: str | None
+) -> Selection:
     """The selection for what was uploaded (files have ``.name`` and ``.getvalue()``).
 
     Raises :class:`~nc_core.errors.NCError` when something is missing or the classes are mistyped;

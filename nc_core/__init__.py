@@ -12,6 +12,7 @@ graph-mode child start without loading Keras first:
 (``from nc_core.repair import repair``); a name of this package never shares its name with a
 module or subpackage, which would shadow it once imported (tests/test_public_api.py).
 """
+
 from nc_core._lazy import lazy_getattr
 
 _EXPORTS = {

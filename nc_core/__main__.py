@@ -1,4 +1,5 @@
 """``python -m nc_core``: see :mod:`nc_core.cli`."""
+
 import sys
 
 from nc_core.cli import main

@@ -3,10 +3,11 @@ command line's parser load no Keras.
 
     >>> __getattr__ = lazy_getattr(__name__, {"scan": "nc_core.detection.scan"})
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import import_module
-from typing import Callable
 
 
 def lazy_getattr(package: str, exports: dict[str, str]) -> Callable[[str], object]:

@@ -8,6 +8,7 @@ cancels it, prints and writes the classes that finished, and exits 130.
 
     $ python -m nc_core scan sample_models/signs_backdoored.keras sample_models/signs_data.npz --format json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,9 +18,9 @@ import signal
 import sys
 from pathlib import Path
 
-from nc_core.optimise.cleanse import CleanseConfig
 from nc_core.detection.detect import DetectionRule
 from nc_core.errors import InvalidParameterError, NCError
+from nc_core.optimise.cleanse import CleanseConfig
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -64,15 +65,24 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--out", type=Path, help="folder for report.json and per-class PNGs")
     scan.add_argument("--format", choices=["json", "text"], default="text")
     scan.add_argument("--report", type=Path, help="also write a self-contained HTML report to this file")
-    scan.add_argument("--screen-epochs", type=int,
-                      help="epochs of the first pass every class gets; only classes that could change the verdict "
-                           f"then get the full schedule (product default {CleanseConfig().screen_epochs}; "
-                           "0: the full schedule for every class)")
-    scan.add_argument("--threads", type=int,
-                      help="optimise this many classes side by side on CPU threads (default 0: one per core, "
-                           "at most 4; the results do not change)")
-    scan.add_argument("--classes-per-step", type=int,
-                      help="optimise this many classes in one batched step (default 1; for GPUs, see README)")
+    scan.add_argument(
+        "--screen-epochs",
+        type=int,
+        help="epochs of the first pass every class gets; only classes that could change the verdict "
+        f"then get the full schedule (product default {CleanseConfig().screen_epochs}; "
+        "0: the full schedule for every class)",
+    )
+    scan.add_argument(
+        "--threads",
+        type=int,
+        help="optimise this many classes side by side on CPU threads (default 0: one per core, "
+        "at most 4; the results do not change)",
+    )
+    scan.add_argument(
+        "--classes-per-step",
+        type=int,
+        help="optimise this many classes in one batched step (default 1; for GPUs, see README)",
+    )
     _margin_arguments(scan)
     _rule_arguments(scan)
 
@@ -82,13 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
     reverse.add_argument("--out", type=Path, required=True, help="folder for the PNGs and result.json")
     _repair_parser(commands)
     audit = commands.add_parser("audit", help="scan every model of a manifest, on local cores or a Ray cluster")
-    audit.add_argument("manifest", help="CSV or JSON lines of model,data[,label][,targets], or a folder of models "
-                                        "with one data file")
-    audit.add_argument("--root", type=Path, help="the folder every path in the manifest must stay inside "
-                                                 "(default: the manifest's own folder)")
+    audit.add_argument(
+        "manifest", help="CSV or JSON lines of model,data[,label][,targets], or a folder of models with one data file"
+    )
+    audit.add_argument(
+        "--root",
+        type=Path,
+        help="the folder every path in the manifest must stay inside (default: the manifest's own folder)",
+    )
     audit.add_argument("--remove-upload", type=Path, help=argparse.SUPPRESS)  # the dashboard's: its upload, once copied
-    audit.add_argument("--ray-address", help="join a Ray cluster ('auto' or ray://host:port; see the README for "
-                                             "what a cluster needs); default: a local one on 127.0.0.1")
+    audit.add_argument(
+        "--ray-address",
+        help="join a Ray cluster ('auto' or ray://host:port; see the README for "
+        "what a cluster needs); default: a local one on 127.0.0.1",
+    )
     audit.add_argument("--workers", type=int, help="local Ray workers (default: one per core)")
     audit.add_argument("--epochs", type=int, help="most epochs per class (product default 60)")
     audit.add_argument("--screen-epochs", type=int, help="epochs of the screen every class gets (default 10)")
@@ -104,45 +121,78 @@ def build_parser() -> argparse.ArgumentParser:
 def _margin_arguments(parser: argparse.ArgumentParser) -> None:
     """The max-margin detector's options (nc_core.detection.margin), shared by scan and audit."""
     config = CleanseConfig()
-    parser.add_argument("--margin-steps", type=int,
-                        help=f"Adam steps of the max-margin test, run beside Neural Cleanse (default "
-                             f"{config.margin_steps}; 0: Neural Cleanse alone)")
-    parser.add_argument("--margin-starts", type=int,
-                        help=f"random starts per class of the max-margin test (default {config.margin_starts})")
+    parser.add_argument(
+        "--margin-steps",
+        type=int,
+        help=f"Adam steps of the max-margin test, run beside Neural Cleanse (default "
+        f"{config.margin_steps}; 0: Neural Cleanse alone)",
+    )
+    parser.add_argument(
+        "--margin-starts",
+        type=int,
+        help=f"random starts per class of the max-margin test (default {config.margin_starts})",
+    )
 
 
 def _rule_arguments(parser: argparse.ArgumentParser) -> None:
     """The detection rule's options (nc_core.detection.detect), shared by scan and audit."""
     rule = DetectionRule()
-    parser.add_argument("--threshold", type=float, default=rule.threshold,
-                        help="log-L1 index above which a class stands out (default %(default)g, the paper's; "
-                             "down to threshold/sqrt(2) for masks far below --max-l1-ratio)")
-    parser.add_argument("--max-l1-ratio", type=float, default=rule.max_ratio,
-                        help="flag only masks at most this share of the median L1 (default %(default)g)")
-    parser.add_argument("--min-compactness", type=float, default=rule.min_compactness,
-                        help="a mask with at least this share of its L1 in its two best small windows looks "
-                             "injected (default %(default)g)")
-    parser.add_argument("--extreme-ratio", type=float, default=rule.extreme_ratio,
-                        help="masks at most this share of the median are flagged whatever their shape "
-                             "(default %(default)g)")
-    parser.add_argument("--max-boundary", type=float, default=rule.max_boundary,
-                        help="a compact mask's edge is at most this many times a solid square's of the same L1 "
-                             "(default %(default)g)")
-    parser.add_argument("--margin-p", type=float, default=rule.margin_p,
-                        help="the max-margin test flags a class whose p-value is below this (default %(default)g, "
-                             "MM-BD's)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=rule.threshold,
+        help="log-L1 index above which a class stands out (default %(default)g, the paper's; "
+        "down to threshold/sqrt(2) for masks far below --max-l1-ratio)",
+    )
+    parser.add_argument(
+        "--max-l1-ratio",
+        type=float,
+        default=rule.max_ratio,
+        help="flag only masks at most this share of the median L1 (default %(default)g)",
+    )
+    parser.add_argument(
+        "--min-compactness",
+        type=float,
+        default=rule.min_compactness,
+        help="a mask with at least this share of its L1 in its two best small windows looks "
+        "injected (default %(default)g)",
+    )
+    parser.add_argument(
+        "--extreme-ratio",
+        type=float,
+        default=rule.extreme_ratio,
+        help="masks at most this share of the median are flagged whatever their shape (default %(default)g)",
+    )
+    parser.add_argument(
+        "--max-boundary",
+        type=float,
+        default=rule.max_boundary,
+        help="a compact mask's edge is at most this many times a solid square's of the same L1 (default %(default)g)",
+    )
+    parser.add_argument(
+        "--margin-p",
+        type=float,
+        default=rule.margin_p,
+        help="the max-margin test flags a class whose p-value is below this (default %(default)g, MM-BD's)",
+    )
 
 
 def _rule(args: argparse.Namespace) -> DetectionRule:
     """The rule the options name, or a one-line error for values it cannot use."""
-    if (args.threshold <= 0 or args.max_boundary <= 0
-            or not all(0 < v <= 1 for v in (args.max_l1_ratio, args.min_compactness, args.extreme_ratio))):
-        raise InvalidParameterError("--threshold and --max-boundary must be above 0, and --max-l1-ratio, "
-                                    "--min-compactness and --extreme-ratio in (0, 1].")
+    if (
+        args.threshold <= 0
+        or args.max_boundary <= 0
+        or not all(0 < v <= 1 for v in (args.max_l1_ratio, args.min_compactness, args.extreme_ratio))
+    ):
+        raise InvalidParameterError(
+            "--threshold and --max-boundary must be above 0, and --max-l1-ratio, "
+            "--min-compactness and --extreme-ratio in (0, 1]."
+        )
     if not 0 < args.margin_p < 1:
         raise InvalidParameterError(f"--margin-p must be between 0 and 1, not {args.margin_p:g}.")
-    return DetectionRule(args.threshold, args.max_l1_ratio, args.min_compactness, args.extreme_ratio,
-                         args.max_boundary, args.margin_p)
+    return DetectionRule(
+        args.threshold, args.max_l1_ratio, args.min_compactness, args.extreme_ratio, args.max_boundary, args.margin_p
+    )
 
 
 def _repair_parser(commands) -> None:
@@ -160,16 +210,30 @@ def _repair_parser(commands) -> None:
     repair.add_argument("--method", choices=REPAIR_METHODS, default=default.method)
     repair.add_argument("--epochs", type=int, default=default.epochs, help="fine-tune epochs per round")
     repair.add_argument("--learning-rate", type=float, default=default.learning_rate)
-    repair.add_argument("--stamp-share", type=float, default=default.stamp_share,
-                        help="share of the images stamped with a reversed trigger (paper: 0.2)")
+    repair.add_argument(
+        "--stamp-share",
+        type=float,
+        default=default.stamp_share,
+        help="share of the images stamped with a reversed trigger (paper: 0.2)",
+    )
     repair.add_argument("--rounds", type=int, default=default.max_rounds, help="most unlearn-and-reverse rounds")
-    repair.add_argument("--holdout", type=float, default=default.holdout_share,
-                        help="share of each class held out for the before/after figures")
+    repair.add_argument(
+        "--holdout",
+        type=float,
+        default=default.holdout_share,
+        help="share of each class held out for the before/after figures",
+    )
     repair.add_argument("--seed", type=int, default=default.seed)
-    repair.add_argument("--max-accuracy-drop", type=float, default=default.max_accuracy_drop,
-                        help="clean accuracy the repair may cost on held-out samples; past it the command exits 1")
+    repair.add_argument(
+        "--max-accuracy-drop",
+        type=float,
+        default=default.max_accuracy_drop,
+        help="clean accuracy the repair may cost on held-out samples; past it the command exits 1",
+    )
     repair.add_argument("--force", action="store_true", help="repair even though the scan's verdict is not backdoored")
-    repair.add_argument("--trigger-card", type=Path, help="a model card (JSON) describing the real trigger, to measure it")
+    repair.add_argument(
+        "--trigger-card", type=Path, help="a model card (JSON) describing the real trigger, to measure it"
+    )
     repair.add_argument("--trigger-mask", type=Path, help="the real trigger's mask as an image (white = trigger)")
     repair.add_argument("--trigger-pattern", type=Path, help="the real trigger's pattern as an image")
     repair.add_argument("--trigger-target", type=int, help="the class the real trigger sends inputs to")
@@ -182,12 +246,17 @@ def _repair_parser(commands) -> None:
 def _config(args: argparse.Namespace):
     base = CleanseConfig.original() if args.original else CleanseConfig()
     overrides = {
-        "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-        "seed": args.seed, "method": args.method, "engine": args.engine,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "seed": args.seed,
+        "method": args.method,
+        "engine": args.engine,
         "screen_epochs": getattr(args, "screen_epochs", None),
         "classes_per_step": getattr(args, "classes_per_step", None),
         "threads": getattr(args, "threads", None),
-        "margin_steps": getattr(args, "margin_steps", None), "margin_starts": getattr(args, "margin_starts", None),
+        "margin_steps": getattr(args, "margin_steps", None),
+        "margin_starts": getattr(args, "margin_starts", None),
     }
     return base.replace(**{k: v for k, v in overrides.items() if v is not None})
 
@@ -200,14 +269,21 @@ def _progress_printer(quiet: bool):
     def show(event) -> None:
         if event.kind == "epoch" and live:
             m = event.metrics
-            print(f"\rclass {event.target} ({event.class_index + 1}/{event.num_classes})  epoch {event.epoch:4d}  "
-                  f"ASR {m['asr']:.3f}  L1 {m['l1']:8.2f}  lambda {m['lam']:.2e}  [{event.fraction:5.1%}]",
-                  end="", file=sys.stderr, flush=True)
+            print(
+                f"\rclass {event.target} ({event.class_index + 1}/{event.num_classes})  epoch {event.epoch:4d}  "
+                f"ASR {m['asr']:.3f}  L1 {m['l1']:8.2f}  lambda {m['lam']:.2e}  [{event.fraction:5.1%}]",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
         elif event.kind == "class_done":
-            line = (f"class {event.target} ({event.class_index + 1}/{event.num_classes}) done: "
-                    f"L1 {event.metrics['l1']:.2f}  ASR {event.metrics['asr']:.3f}  [{event.fraction:5.1%}]")
+            line = (
+                f"class {event.target} ({event.class_index + 1}/{event.num_classes}) done: "
+                f"L1 {event.metrics['l1']:.2f}  ASR {event.metrics['asr']:.3f}  [{event.fraction:5.1%}]"
+            )
             # On a terminal the line overwrites the live epoch line; piped, it is a plain log line.
             print(f"\r{line}{' ' * 30}" if live else line, file=sys.stderr, flush=True)
+
     return show
 
 
@@ -232,21 +308,38 @@ def _text_summary(report) -> str:
         f"{'edge':>5} {'score':>6} {'margin':>7} {'m.ratio':>7} {'m.p':>8} {'ASR':>6} {'steps':>6}  flag",
     ]
     for row in sorted(report.rows, key=lambda r: r.judged_l1):
-        mark = (f"<-- backdoor ({row.flagged_by.replace(',', ' + ')})" if row.flagged else
-                "<-- suspect (inconclusive)" if row.class_id in report.suspects else
-                "screened" if not row.full_schedule else "" if row.converged else "not converged")
-        lines.append(f"{row.class_id:>5}  {row.name[:24]:<24} {row.l1:9.2f} {row.judged_l1:7.2f} {row.ratio:6.2f} {row.anomaly_index:7.2f} "
-                     f"{row.log_index:7.2f} {row.compactness:7.2f} {row.boundary:5.2f} {row.score:6.2f} "
-                     f"{row.margin:7.1f} {row.margin_ratio:7.2f} {row.margin_p:8.2g} {row.asr:6.3f} {row.steps:6d}  {mark}")
+        mark = (
+            f"<-- backdoor ({row.flagged_by.replace(',', ' + ')})"
+            if row.flagged
+            else "<-- suspect (inconclusive)"
+            if row.class_id in report.suspects
+            else "screened"
+            if not row.full_schedule
+            else ""
+            if row.converged
+            else "not converged"
+        )
+        lines.append(
+            f"{row.class_id:>5}  {row.name[:24]:<24} {row.l1:9.2f} {row.judged_l1:7.2f} {row.ratio:6.2f} {row.anomaly_index:7.2f} "  # noqa: E501
+            f"{row.log_index:7.2f} {row.compactness:7.2f} {row.boundary:5.2f} {row.score:6.2f} "
+            f"{row.margin:7.1f} {row.margin_ratio:7.2f} {row.margin_p:8.2g} {row.asr:6.3f} {row.steps:6d}  {mark}"
+        )
     if report.screened:
-        lines.append(f"note: {len(report.screened)} class(es) were only screened ({report.config.get('screen_epochs')} "
-                     f"epochs), too far from the flag line to change the verdict; they are judged by their L1 times "
-                     f"{report.budget_scale:.2f}, the shrink measured on classes run in full")
+        lines.append(
+            f"note: {len(report.screened)} class(es) were only screened ({report.config.get('screen_epochs')} "
+            f"epochs), too far from the flag line to change the verdict; they are judged by their L1 times "
+            f"{report.budget_scale:.2f}, the shrink measured on classes run in full"
+        )
     if report.standing_out:
-        lines.append(f"note: class(es) {report.standing_out} stand out (log index > {report.threshold:g}) but are not "
-                     f"far smaller (<= {report.max_ratio:g} of the median) with a compact mask (in two windows, with a short edge): naturally easy "
-                     "targets, not flagged")
-    lines.append(f"{len(report.rows)} classes, {report.steps} optimisation steps, in {report.seconds:.1f} s" + ("  (cancelled)" if report.cancelled else ""))
+        lines.append(
+            f"note: class(es) {report.standing_out} stand out (log index > {report.threshold:g}) but are not "
+            f"far smaller (<= {report.max_ratio:g} of the median) with a compact mask (in two windows, with a short edge): naturally easy "  # noqa: E501
+            "targets, not flagged"
+        )
+    lines.append(
+        f"{len(report.rows)} classes, {report.steps} optimisation steps, in {report.seconds:.1f} s"
+        + ("  (cancelled)" if report.cancelled else "")
+    )
     return "\n".join(lines)
 
 
@@ -254,18 +347,25 @@ def run_scan(args: argparse.Namespace) -> int:
     from nc_core.loading.inputs import load_inputs
 
     rule = _rule(args)
-    from nc_core.optimise.progress import CancelToken
     from nc_core.detection.scan import scan
+    from nc_core.optimise.progress import CancelToken
 
     inputs = load_inputs(args.model, args.data, args.pixel_range, args.max_samples)
     token = CancelToken()
     previous = signal.signal(signal.SIGINT, lambda *_: token.cancel())
     try:
         triggered = {}
-        report = scan(inputs.classifier, inputs.data, args.classes, _config(args),
-                      on_event=_progress_printer(args.quiet), cancel=token, model_name=inputs.model_name,
-                      rule=rule, on_samples=(lambda samples: triggered.update({samples.target: samples}))
-                      if args.report else None)
+        report = scan(
+            inputs.classifier,
+            inputs.data,
+            args.classes,
+            _config(args),
+            on_event=_progress_printer(args.quiet),
+            cancel=token,
+            model_name=inputs.model_name,
+            rule=rule,
+            on_samples=(lambda samples: triggered.update({samples.target: samples})) if args.report else None,
+        )
     finally:
         signal.signal(signal.SIGINT, previous)
     if args.out:
@@ -279,22 +379,29 @@ def run_scan(args: argparse.Namespace) -> int:
 
 
 def run_reverse(args: argparse.Namespace) -> int:
-    from nc_core.reports.images import save_trigger_images
-    from nc_core.loading.inputs import load_inputs
     from nc_core.detection.report import result_to_dict
     from nc_core.detection.scan import reverse_engineer
+    from nc_core.loading.inputs import load_inputs
+    from nc_core.reports.images import save_trigger_images
 
     inputs = load_inputs(args.model, args.data, args.pixel_range, args.max_samples)
-    result = reverse_engineer(inputs.classifier, inputs.data, args.target, _config(args),
-                              on_event=_progress_printer(args.quiet))
+    result = reverse_engineer(
+        inputs.classifier, inputs.data, args.target, _config(args), on_event=_progress_printer(args.quiet)
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     save_trigger_images(result.mask, result.pattern, args.out)
-    payload = {"model": inputs.model_name, "data": inputs.data.source,
-               "pixel_range": inputs.data.pixel_range.label, **result_to_dict(result)}
+    payload = {
+        "model": inputs.model_name,
+        "data": inputs.data.source,
+        "pixel_range": inputs.data.pixel_range.label,
+        **result_to_dict(result),
+    }
     (args.out / "result.json").write_text(json.dumps(payload))
-    print(f"class {result.target}: L1 {result.l1:.2f}, ASR {result.asr:.3f}, "
-          f"{'reached' if result.reached_threshold else 'did NOT reach'} the ASR threshold; "
-          f"{result.epochs} epochs in {result.seconds:.1f} s -> {args.out}")
+    print(
+        f"class {result.target}: L1 {result.l1:.2f}, ASR {result.asr:.3f}, "
+        f"{'reached' if result.reached_threshold else 'did NOT reach'} the ASR threshold; "
+        f"{result.epochs} epochs in {result.seconds:.1f} s -> {args.out}"
+    )
     return EXIT_OK
 
 
@@ -316,7 +423,9 @@ def _repair_report(args: argparse.Namespace):
         check_document(payload, ScanReport, str(args.report))
         return ScanReport.from_dict(payload)
     except OSError as error:
-        raise InvalidParameterError(f"Cannot read the report {str(args.report)!r}: {error.strerror or error}.") from None
+        raise InvalidParameterError(
+            f"Cannot read the report {str(args.report)!r}: {error.strerror or error}."
+        ) from None
     except (ValueError, KeyError, TypeError, AttributeError):
         raise InvalidParameterError(f"{str(args.report)!r} is not a scan report (write one with scan --out).") from None
 
@@ -333,7 +442,9 @@ def _known_trigger(args: argparse.Namespace, input_shape: tuple[int, int, int]):
     images = (args.trigger_mask, args.trigger_pattern, args.trigger_target)
     if any(v is not None for v in images):
         if any(v is None for v in images):
-            raise InvalidParameterError("A real trigger needs --trigger-mask, --trigger-pattern and --trigger-target together.")
+            raise InvalidParameterError(
+                "A real trigger needs --trigger-mask, --trigger-pattern and --trigger-target together."
+            )
         return trigger_from_images(args.trigger_mask, args.trigger_pattern, args.trigger_target, input_shape)
     return None
 
@@ -345,15 +456,18 @@ def _repair_text(result) -> str:
     lines = [f"{'':52} {'before':>6} {'after':>6}"]
     lines += [f"{row['figure'][:52]:52} {cell(row['before'])} {cell(row['after'])}" for row in result.table()]
     removed = [r for r in result.rounds if r.removed]
-    lines.append(f"removed {len(removed)} trigger(s) of class(es) {result.targets} in "
-                 f"{len({r.round for r in removed})} round(s), {result.method}, {result.seconds:.1f} s; "
-                 f"{result.samples_tuned} samples tuned, {result.samples_held_out} held out")
+    lines.append(
+        f"removed {len(removed)} trigger(s) of class(es) {result.targets} in "
+        f"{len({r.round for r in removed})} round(s), {result.method}, {result.seconds:.1f} s; "
+        f"{result.samples_tuned} samples tuned, {result.samples_held_out} held out"
+    )
     if not removed:
-        lines.append("nothing stood out (every mask at least "
-                     f"{result.bound:.1f} px): the model was left as it was")
+        lines.append(f"nothing stood out (every mask at least {result.bound:.1f} px): the model was left as it was")
     if result.rescan:
-        lines.append(f"re-scan: {result.rescan.verdict.upper()}  flagged: {result.rescan.flagged or 'none'}  "
-                     f"score {result.rescan.score:.2f}")
+        lines.append(
+            f"re-scan: {result.rescan.verdict.upper()}  flagged: {result.rescan.flagged or 'none'}  "
+            f"score {result.rescan.score:.2f}"
+        )
     return "\n".join(lines)
 
 
@@ -366,32 +480,63 @@ def run_repair(args: argparse.Namespace) -> int:
     if args.out.suffix.lower() != ".keras":
         raise InvalidParameterError(f"--out must name a .keras file, not {str(args.out)!r}.")
     report = _repair_report(args)
-    config = RepairConfig(method=args.method, epochs=args.epochs, learning_rate=args.learning_rate,
-                          stamp_share=args.stamp_share, max_rounds=args.rounds, holdout_share=args.holdout, seed=args.seed,
-                          max_accuracy_drop=args.max_accuracy_drop)
+    config = RepairConfig(
+        method=args.method,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        stamp_share=args.stamp_share,
+        max_rounds=args.rounds,
+        holdout_share=args.holdout,
+        seed=args.seed,
+        max_accuracy_drop=args.max_accuracy_drop,
+    )
     inputs = load_inputs(args.model, args.data, report.pixel_range or None, args.max_samples)
     known = _known_trigger(args, inputs.info.input_shape)
     show = None if args.quiet else (lambda f, m: print(f"repair [{f:5.1%}] {m}", file=sys.stderr, flush=True))
     token = CancelToken()
     previous = signal.signal(signal.SIGINT, lambda *_: token.cancel())
     try:
-        result = repair(load_model(args.model), inputs.data, report, config, known, args.force,
-                        inputs.info.outputs_probabilities, on_progress=show, cancel=token)
+        result = repair(
+            load_model(args.model),
+            inputs.data,
+            report,
+            config,
+            known,
+            args.force,
+            inputs.info.outputs_probabilities,
+            on_progress=show,
+            cancel=token,
+        )
         args.out.parent.mkdir(parents=True, exist_ok=True)
         result.model.save(args.out)
         if not args.no_rescan:
-            rescan(result, inputs.data, report, inputs.info.outputs_probabilities,
-                   on_event=_progress_printer(args.quiet), cancel=token, model_name=args.out.name)
+            rescan(
+                result,
+                inputs.data,
+                report,
+                inputs.info.outputs_probabilities,
+                on_event=_progress_printer(args.quiet),
+                cancel=token,
+                model_name=args.out.name,
+            )
     finally:
         signal.signal(signal.SIGINT, previous)
-    figures = {"model": inputs.model_name, "repaired_model": str(args.out), **result.to_dict(),
-               "accuracy_drop": result.accuracy_drop, "within_budget": result.within_budget}
+    figures = {
+        "model": inputs.model_name,
+        "repaired_model": str(args.out),
+        **result.to_dict(),
+        "accuracy_drop": result.accuracy_drop,
+        "within_budget": result.within_budget,
+    }
     (args.json or args.out.with_suffix(".json")).write_text(json.dumps(figures, indent=2))
     print(json.dumps(figures) if args.format == "json" else _repair_text(result))
     if not result.within_budget:
-        print(f"error: the repair cost {result.accuracy_drop:.1%} of clean accuracy on held-out samples, more than "
-              f"its budget of {config.max_accuracy_drop:.1%} (--max-accuracy-drop); {args.out} is written for "
-              "inspection, not for use.", file=sys.stderr)
+        print(
+            f"error: the repair cost {result.accuracy_drop:.1%} of clean accuracy on held-out samples, more than "
+            f"its budget of {config.max_accuracy_drop:.1%} (--max-accuracy-drop); {args.out} is written for "
+            "inspection, not for use.",
+            file=sys.stderr,
+        )
         return EXIT_FAILURE
     return EXIT_OK
 
@@ -407,19 +552,31 @@ def run_audit_command(args: argparse.Namespace) -> int:
 
     rule = _rule(args)
     entries = read_manifest(args.manifest, args.root)
-    settings = audit_settings(args.epochs, args.screen_epochs, args.seed, args.max_samples, rule,
-                              args.margin_steps, args.margin_starts)
+    settings = audit_settings(
+        args.epochs, args.screen_epochs, args.seed, args.max_samples, rule, args.margin_steps, args.margin_starts
+    )
 
     def show(row, done: int, total: int) -> None:
         if not args.quiet:
-            print(f"[{done}/{total} {done / total:4.0%}] {row.model}: {row.verdict or row.status}"
-                  + (f" {row.flagged}" if row.flagged else "") + (f" ({row.error})" if row.error else ""),
-                  file=sys.stderr, flush=True)
+            print(
+                f"[{done}/{total} {done / total:4.0%}] {row.model}: {row.verdict or row.status}"
+                + (f" {row.flagged}" if row.flagged else "")
+                + (f" ({row.error})" if row.error else ""),
+                file=sys.stderr,
+                flush=True,
+            )
 
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a stop from the dashboard or a scheduler ends cleanly
     try:
-        result = run_audit(entries, settings, RunStore(default_data_dir()), args.ray_address, args.workers,
-                           on_row=show, remove_upload=args.remove_upload)
+        result = run_audit(
+            entries,
+            settings,
+            RunStore(default_data_dir()),
+            args.ray_address,
+            args.workers,
+            on_row=show,
+            remove_upload=args.remove_upload,
+        )
     finally:
         signal.signal(signal.SIGTERM, previous)
     print(json.dumps(result.to_dict(), default=float) if args.format == "json" else _audit_text(result))
@@ -427,17 +584,23 @@ def run_audit_command(args: argparse.Namespace) -> int:
 
 
 def _audit_text(result) -> str:
-    lines = [f"audit {result.audit_id}: {len(result.rows)} models, {result.workers} worker(s), {result.seconds:.1f} s",
-             f"{'model':<32} {'label':<10} {'verdict':<12} {'flagged':<10} {'score':>6} {'index':>6} {'seconds':>8}  run"]
+    lines = [
+        f"audit {result.audit_id}: {len(result.rows)} models, {result.workers} worker(s), {result.seconds:.1f} s",
+        f"{'model':<32} {'label':<10} {'verdict':<12} {'flagged':<10} {'score':>6} {'index':>6} {'seconds':>8}  run",
+    ]
     for row in result.rows:
-        lines.append(f"{row.model[:32]:<32} {row.label or '-':<10} {row.verdict or row.status:<12} "
-                     f"{','.join(map(str, row.flagged)) or '-':<10} {row.score:6.2f} {row.anomaly_index:6.2f} "
-                     f"{row.seconds:8.1f}  {row.run_id or row.error}")
+        lines.append(
+            f"{row.model[:32]:<32} {row.label or '-':<10} {row.verdict or row.status:<12} "
+            f"{','.join(map(str, row.flagged)) or '-':<10} {row.score:6.2f} {row.anomaly_index:6.2f} "
+            f"{row.seconds:8.1f}  {row.run_id or row.error}"
+        )
     metrics = result.metrics
     if metrics["models"]:
-        lines.append(f"labelled: {metrics['models']}  accuracy {metrics['accuracy']:.1%}  backdoored with exactly their "
-                     f"targets {metrics['backdoored_exact']}/{metrics['backdoored']}  clean flagged "
-                     f"{metrics['false_positives']}/{metrics['clean']}  ROC-AUC {metrics['roc_auc']:.3f}")
+        lines.append(
+            f"labelled: {metrics['models']}  accuracy {metrics['accuracy']:.1%}  backdoored with exactly their "
+            f"targets {metrics['backdoored_exact']}/{metrics['backdoored']}  clean flagged "
+            f"{metrics['false_positives']}/{metrics['clean']}  ROC-AUC {metrics['roc_auc']:.3f}"
+        )
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ not.) The library itself never calls this: a program that imports nc_core keeps 
 
     >>> configure_tensorflow()
 """
+
 from __future__ import annotations
 
 import os

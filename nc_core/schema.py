@@ -10,6 +10,7 @@ schema, so a new field is checked as soon as it is declared.
     Traceback (most recent call last):
     nc_core.errors.InvalidDataError: repair.json: rounds[0].round must be a whole number, not '1'.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -79,8 +80,11 @@ def _check_scalar(value: Any, kind: Any, where: str) -> None:
     elif kind is int:
         ok = isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**53
     elif kind is float:  # JSON has no NaN or infinity: Python's json writes them, and may read them back
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
-            math.isfinite(value) or value != value or math.isinf(value))
+        ok = (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and (math.isfinite(value) or value != value or math.isinf(value))
+        )
     elif kind is str:
         ok = isinstance(value, str) and len(value) <= MAX_TEXT
     else:
@@ -112,8 +116,7 @@ def _fits(value: Any, kind: Any, where: str) -> bool:
 
 
 def _describe(kind: Any) -> str:
-    names = {int: "a whole number", float: "a number", str: "short text", bool: "true or false",
-             type(None): "null"}
+    names = {int: "a whole number", float: "a number", str: "short text", bool: "true or false", type(None): "null"}
     if kind in names:
         return names[kind]
     origin = typing.get_origin(kind)

@@ -2,7 +2,6 @@
 
 import streamlit as st
 
-from nc_core.reports.figures import compare_l1_figure
 from dashboard.live import live_run
 from dashboard.loading import get_store, run_samples
 from dashboard.page import reviewer_mode, start_page
@@ -10,6 +9,7 @@ from dashboard.results import report_names, show_run, verdict_banner
 from dashboard.runs import run_label, show_runs_table
 from dashboard.text import plain
 from nc_core.errors import NCError
+from nc_core.reports.figures import compare_l1_figure
 
 CONFIRM_DELETE = "confirm_delete"
 OPEN_RUN = "runs_open"
@@ -43,13 +43,22 @@ by_id = {record.id: record for record in records}
 open_tab, compare_tab = st.tabs(["Open a run", "Compare two runs"])
 with open_tab:
     if st.session_state.get(OPEN_RUN) not in by_id:  # first visit, a link with ?run=, or a deleted run
-        st.session_state[OPEN_RUN] = st.query_params.get("run") if st.query_params.get("run") in by_id else records[0].id
+        st.session_state[OPEN_RUN] = (
+            st.query_params.get("run") if st.query_params.get("run") in by_id else records[0].id
+        )
     run_id = st.selectbox("Run", list(by_id), key=OPEN_RUN, format_func=lambda i: run_label(by_id[i]))
     st.query_params["run"] = run_id
     record = by_id[run_id]
     left, right = st.columns(2)
-    left.download_button("Export bundle (.zip)", lambda: store.export_bundle(run_id), file_name=f"nc_run_{run_id}.zip",
-                         mime="application/zip", icon=":material/download:", key="export_bundle", on_click="ignore")
+    left.download_button(
+        "Export bundle (.zip)",
+        lambda: store.export_bundle(run_id),
+        file_name=f"nc_run_{run_id}.zip",
+        mime="application/zip",
+        icon=":material/download:",
+        key="export_bundle",
+        on_click="ignore",
+    )
     if not reviewer:
         if record.active:
             right.caption("Cancel the run before deleting it.")
@@ -80,11 +89,15 @@ with compare_tab:
     if len(scans) < 2:
         st.caption("Compare needs two finished scans.")
     else:
-        picks = [st.selectbox(f"Run {n}", scans, index=n - 1, key=f"compare_{n}", format_func=lambda i: run_label(by_id[i]))
-                 for n in (1, 2)]
+        picks = [
+            st.selectbox(f"Run {n}", scans, index=n - 1, key=f"compare_{n}", format_func=lambda i: run_label(by_id[i]))
+            for n in (1, 2)
+        ]
         reports = [store.load_report(i) for i in picks]
         for column, run, report in zip(st.columns(2), picks, reports):
             with column:
-                st.markdown(f"**{plain(by_id[run].model)}** on {plain(by_id[run].data)} · {plain(run_label(by_id[run]))}")
+                st.markdown(
+                    f"**{plain(by_id[run].model)}** on {plain(by_id[run].data)} · {plain(run_label(by_id[run]))}"
+                )
                 verdict_banner(report, report_names(report, by_id[run]))
         st.plotly_chart(compare_l1_figure(reports, [f"{by_id[i].model} ({i[:6]})" for i in picks]), key="compare_l1")

@@ -12,8 +12,10 @@ start_page("Repair", ":material/healing:")
 st.title("Repair")
 record = page_run("repair_run", "repair")
 if record is None:
-    st.info("Open a finished scan (Scan and compare, or Runs) and use **Repair this model** under its result: "
-            "the repair runs in the background and shows up here, with its before/after figures and a re-scan.")
+    st.info(
+        "Open a finished scan (Scan and compare, or Runs) and use **Repair this model** under its result: "
+        "the repair runs in the background and shows up here, with its before/after figures and a re-scan."
+    )
     st.stop()
 if record.active:
     live_run(record.id, can_cancel=not reviewer_mode())

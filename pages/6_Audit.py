@@ -1,18 +1,21 @@
 """Audit: scan many models at once (Ray workers in the background), and score them against labels."""
+
 import streamlit as st
 
 from dashboard.audit import show_audit, start_form
 from dashboard.loading import get_store
 from dashboard.page import reviewer_mode, start_page
+from dashboard.text import plain
 from nc_core.audit.runner import list_audits, load_audit
 from nc_core.errors import NCError
-from dashboard.text import plain
 
 start_page("Audit", ":material/fact_check:")
 st.title("Audit many models")
-st.caption("Every model gets the same scan as the Scan page, as a task of a local Ray cluster (one worker per core); "
-           "each opens as a normal scan run. The command line does the same, and joins a real cluster: "
-           "`neural-cleanse audit MANIFEST --ray-address auto`.")
+st.caption(
+    "Every model gets the same scan as the Scan page, as a task of a local Ray cluster (one worker per core); "
+    "each opens as a normal scan run. The command line does the same, and joins a real cluster: "
+    "`neural-cleanse audit MANIFEST --ray-address auto`."
+)
 if not reviewer_mode():
     with st.expander("Start an audit", expanded=not list_audits(get_store())):
         started = start_form()

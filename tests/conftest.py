@@ -1,4 +1,5 @@
 """Shared fixtures: the shipped sample models, loaded once per test session."""
+
 from __future__ import annotations
 
 import os

@@ -9,6 +9,7 @@ counted; bytes written are /proc/self/io's ``wchar`` (every write() call, tempor
     python tests/resource_probe.py data DATA 28x28x1
     python tests/resource_probe.py bundle BUNDLE STORE_DIR
 """
+
 import json
 import sys
 import time
@@ -30,8 +31,8 @@ def _written() -> int:
 
 
 def main(kind: str, *args: str) -> None:
-    from nc_core.loading.data import load_data
     from nc_core.errors import NCError
+    from nc_core.loading.data import load_data
     from nc_core.loading.inputs import load_inputs
     from nc_core.runs.store import RunStore
 
@@ -52,12 +53,16 @@ def main(kind: str, *args: str) -> None:
             raise SystemExit(f"unknown kind {kind!r}")
     except NCError as caught:
         error = str(caught)
-    print(json.dumps({
-        "error": error,
-        "extra_mb": (_status_kb("VmHWM") - base_rss) / 1024,
-        "written_mb": (_written() - base_written) / 1024**2,
-        "cpu_s": time.process_time() - base_cpu,
-    }))
+    print(
+        json.dumps(
+            {
+                "error": error,
+                "extra_mb": (_status_kb("VmHWM") - base_rss) / 1024,
+                "written_mb": (_written() - base_written) / 1024**2,
+                "cpu_s": time.process_time() - base_cpu,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 Runs are real: the pages start detached workers that train triggers on the mnist sample, so the
 tests that wait for them take about a minute together. Each test gets its own ``NC_DATA_DIR``.
 """
+
 from __future__ import annotations
 
 import io
@@ -17,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import use_data_dir
 from PIL import Image
 from streamlit.testing.v1 import AppTest
-from conftest import use_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_models"
@@ -90,13 +91,18 @@ def texts(at: AppTest, kind: str) -> str:
 
 def alerts(at: AppTest) -> str:
     """The text of every st.error, st.warning, st.info and st.success on the page."""
-    return "\n".join(literal(element.value) for group in (at.error, at.warning, at.info, at.success) for element in group)
+    return "\n".join(
+        literal(element.value) for group in (at.error, at.warning, at.info, at.success) for element in group
+    )
 
 
 def banners(at: AppTest) -> list[str]:
     """Verdict banners on the page."""
-    return [e.value for e in [*at.error, *at.warning, *at.success]
-            if e.value.startswith(("### Backdoored", "### Clean", "### Inconclusive"))]
+    return [
+        e.value
+        for e in [*at.error, *at.warning, *at.success]
+        if e.value.startswith(("### Backdoored", "### Clean", "### Inconclusive"))
+    ]
 
 
 def image_count(at: AppTest) -> int:
@@ -200,9 +206,11 @@ def test_random_bytes_as_a_model_are_answered_with_an_error(data_dir):
 def test_data_that_does_not_fit_the_model_is_answered_with_an_error(data_dir):
     buffer = io.BytesIO()
     np.savez(buffer, x=np.zeros((8, 32, 32, 3), np.uint8), y=np.arange(8) % 2)
-    at = upload(app().run().switch_page(MODEL_PAGE).run(),
-                ("mnist_backdoored.keras", (SAMPLES / "mnist_backdoored.keras").read_bytes()),
-                ("colour.npz", buffer.getvalue()))
+    at = upload(
+        app().run().switch_page(MODEL_PAGE).run(),
+        ("mnist_backdoored.keras", (SAMPLES / "mnist_backdoored.keras").read_bytes()),
+        ("colour.npz", buffer.getvalue()),
+    )
 
     assert not at.exception
     assert len(at.error) == 1
@@ -222,7 +230,8 @@ def test_a_few_uploaded_images_of_one_class_are_understood_and_can_be_scanned(da
     at.radio(key="model_source").set_value("Upload your own").run()
     at.radio(key="upload_data_kind").set_value("A few images").run()
     at.file_uploader(key="upload_model").set_value(
-        ("mnist_backdoored.keras", (SAMPLES / "mnist_backdoored.keras").read_bytes(), "application/octet-stream"))
+        ("mnist_backdoored.keras", (SAMPLES / "mnist_backdoored.keras").read_bytes(), "application/octet-stream")
+    )
     at.file_uploader(key="upload_images").set_value(pictures)
     at.number_input(key="upload_one_class").set_value(3)
     at.button(key="upload_use").click().run()
@@ -287,7 +296,11 @@ def test_reverse_page_shows_progress_then_the_trigger_of_the_target(reverse_run)
     assert metrics["Attack success rate"].endswith("%")
     assert image_count(at) >= 3 + 2 * 6  # mask, pattern, fusion; clean and triggered samples
     assert [button.label for button in at.get("download_button")] == [
-        "Download HTML report", "Mask PNG", "Pattern PNG", "Mask × pattern PNG"]
+        "Download HTML report",
+        "Mask PNG",
+        "Pattern PNG",
+        "Mask × pattern PNG",
+    ]
 
 
 @needs_mnist
@@ -309,7 +322,12 @@ def test_scan_page_reaches_a_verdict_on_the_mnist_sample(scan_run, shared_dir):
     assert not at.exception
     assert len(banners(at)) == 1
     assert banners(at)[0].lower().startswith(f"### {record.verdict}")
-    assert {metric.label for metric in at.metric} >= {"Score", "Median L1", "Anomaly index (paper)", "Detection threshold L1"}
+    assert {metric.label for metric in at.metric} >= {
+        "Score",
+        "Median L1",
+        "Anomaly index (paper)",
+        "Detection threshold L1",
+    }
     table = at.dataframe[0].value
     assert list(table.index) == list(range(10)) and {"l1", "anomaly_index", "asr", "flagged"} <= set(table.columns)
     assert {"margin", "margin_p", "flagged_by"} <= set(table.columns), "the second method's evidence per class"
@@ -397,7 +415,8 @@ def test_a_finished_scan_is_repaired_in_the_background_and_the_repair_page_shows
     assert "Before and after, on held-out samples" in [h.value for h in page.subheader]
     figures = page.dataframe[0].value
     assert list(figures["figure"])[0] == "clean accuracy" and list(figures["figure"])[-1].startswith(
-        "attack success, real trigger")
+        "attack success, real trigger"
+    )
     assert "Download the repaired model (.keras)" in [b.label for b in page.get("download_button")]
     assert banners(page) and banners(page)[0].lower().startswith(f"### {record.verdict}")
 
@@ -415,8 +434,11 @@ def test_an_audit_of_an_uploaded_zip_runs_in_the_background_and_fills_its_table(
 
     upload = io.BytesIO()
     with zipfile.ZipFile(upload, "w") as archive:
-        archive.writestr("audit/manifest.csv", "model,data,label,targets\nmnist_clean.keras,mnist_data.npz,clean,\n"
-                                               "missing.keras,mnist_data.npz,backdoored,7\n")
+        archive.writestr(
+            "audit/manifest.csv",
+            "model,data,label,targets\nmnist_clean.keras,mnist_data.npz,clean,\n"
+            "missing.keras,mnist_data.npz,backdoored,7\n",
+        )
         archive.write(SAMPLES / "mnist_clean.keras", "audit/mnist_clean.keras")
         archive.write(SAMPLES / "mnist_data.npz", "audit/mnist_data.npz")
         archive.writestr("../evil.csv", "x")  # never written outside: refused
@@ -424,7 +446,9 @@ def test_an_audit_of_an_uploaded_zip_runs_in_the_background_and_fills_its_table(
     at.file_uploader(key="audit_upload").set_value(("audit.zip", upload.getvalue(), "application/zip"))
     at.number_input(key="audit_epochs").set_value(3)
     at.button(key="audit_submit").click().run()
-    assert [literal(e.value) for e in at.error] == ["'audit.zip' holds an unsafe file name '../evil.csv' (absolute or with '..')."]
+    assert [literal(e.value) for e in at.error] == [
+        "'audit.zip' holds an unsafe file name '../evil.csv' (absolute or with '..')."
+    ]
 
     upload = io.BytesIO(upload.getvalue())
     with zipfile.ZipFile(upload) as archive, zipfile.ZipFile(good := io.BytesIO(), "w") as clean:
@@ -555,9 +579,23 @@ def test_a_running_scan_shows_the_current_class_and_fills_in_the_finished_ones(d
     runs = store(data_dir)
     run_id = runs.create_run("scan", "m.keras", "d.npz", {"config": {"epochs": 60}, "class_names": ["a", "b", "c"]})
     runs.set_status(run_id, "running", pid=os.getpid())  # this process: alive, so the run is live
-    runs.update_progress(run_id, {"kind": "epoch", "target": 2, "class_index": 2, "num_classes": 3, "epoch": 4,
-                                  "max_epochs": 10, "step": 10, "steps_per_epoch": 10, "fraction": 0.5,
-                                  "elapsed": 3.0, "phase": "screen", "curves": []})
+    runs.update_progress(
+        run_id,
+        {
+            "kind": "epoch",
+            "target": 2,
+            "class_index": 2,
+            "num_classes": 3,
+            "epoch": 4,
+            "max_epochs": 10,
+            "step": 10,
+            "steps_per_epoch": 10,
+            "fraction": 0.5,
+            "elapsed": 3.0,
+            "phase": "screen",
+            "curves": [],
+        },
+    )
     for target, l1 in ((0, 40.0), (1, 4.0)):
         runs.save_class_result(run_id, _result(target, l1))
     live = _result(2, 30.0)
@@ -583,8 +621,9 @@ def test_the_home_page_opens_a_shipped_finished_scan_in_one_click(data_dir):
     assert banners(at) and banners(at)[0].startswith("### Backdoored")
     assert at.query_params["run"] == runs[0].id
     card = mnist_card()
-    assert "The same samples with the recovered trigger" in texts(at, "caption"), \
+    assert "The same samples with the recovered trigger" in texts(at, "caption"), (
         "a shipped scan shows triggered samples without loading its model"
+    )
     assert any(re.fullmatch(rf"\d → {card['target']} \(\d+%\)", c) for c in image_captions(at))
     assert "were not stored with it" not in texts(at, "caption")
     at.switch_page(APP).run()
@@ -602,13 +641,18 @@ def markdown_texts(at: AppTest) -> list[str]:
 
 
 def test_user_controlled_text_is_shown_as_text_on_every_page(data_dir):
-    from nc_core.detection.report import make_report
     from test_store import _result
+
+    from nc_core.detection.report import make_report
 
     runs = store(data_dir)
     names = [HOSTILE, "b", "c"]
-    scan_id = runs.create_run("scan", HOSTILE + ".keras", HOSTILE + ".npz",
-                              {"config": {"epochs": 3, "method": HOSTILE}, "class_names": names, "pixel_range": HOSTILE})
+    scan_id = runs.create_run(
+        "scan",
+        HOSTILE + ".keras",
+        HOSTILE + ".npz",
+        {"config": {"epochs": 3, "method": HOSTILE}, "class_names": names, "pixel_range": HOSTILE},
+    )
     results = [_result(k, l1) for k, l1 in enumerate([4.0, 60.0, 61.0])]
     for result in results:
         runs.save_class_result(scan_id, result)

@@ -1,23 +1,27 @@
 """The audit runner on an embedded local Ray: real scans of the shipped MNIST twins, stored as runs,
 resumed without redoing finished models, a missing model reported as its own row."""
+
 import pytest
 
 pytest.importorskip("ray")
+
+from conftest import sample_path  # noqa: E402
 
 from nc_core.audit.manifest import AuditEntry  # noqa: E402
 from nc_core.audit.runner import AuditSettings, run_audit  # noqa: E402
 from nc_core.optimise.cleanse import CleanseConfig  # noqa: E402
 from nc_core.runs.store import RunStore  # noqa: E402
-from conftest import sample_path  # noqa: E402
 
 SHORT = AuditSettings(config=CleanseConfig(epochs=6, screen_epochs=3, confirm_runs=0))
 
 
 def test_an_audit_stores_every_model_as_a_scan_run_and_resumes(tmp_path):
     data = sample_path("mnist_data.npz")
-    entries = [AuditEntry(sample_path("mnist_backdoored.keras"), data, "backdoored", (7,)),
-               AuditEntry(sample_path("mnist_clean.keras"), data, "clean"),
-               AuditEntry(tmp_path / "gone.keras", data, "clean")]
+    entries = [
+        AuditEntry(sample_path("mnist_backdoored.keras"), data, "backdoored", (7,)),
+        AuditEntry(sample_path("mnist_clean.keras"), data, "clean"),
+        AuditEntry(tmp_path / "gone.keras", data, "clean"),
+    ]
     store = RunStore(tmp_path / "nc_data")
     seen = []
     result = run_audit(entries, SHORT, store, workers=2, on_row=lambda row, done, total: seen.append((done, total)))
@@ -84,10 +88,28 @@ def ray_cluster(tmp_path):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     temp = __import__("tempfile").mkdtemp(prefix="nc-ray-", dir="/tmp")  # Ray's socket paths must stay short
-    started = subprocess.run([ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-                              "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats",
-                              "--temp-dir", temp], capture_output=True, text=True, timeout=120,
-                             env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+    started = subprocess.run(
+        [
+            ray,
+            "start",
+            "--head",
+            "--node-ip-address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--num-cpus",
+            "2",
+            "--include-dashboard",
+            "false",
+            "--disable-usage-stats",
+            "--temp-dir",
+            temp,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+    )
     assert started.returncode == 0, started.stderr[-2000:]
     try:
         yield f"127.0.0.1:{port}"
@@ -106,12 +128,29 @@ def test_an_audit_joins_a_running_ray_cluster_by_address(ray_cluster, tmp_path, 
 
 def test_an_interrupted_audit_resumes_without_redoing_finished_models(tmp_path):
     manifest = tmp_path / "m.csv"
-    manifest.write_text("model,data,label,targets\n"
-                        f"{sample_path('mnist_clean.keras')},{sample_path('mnist_data.npz')},clean,\n"
-                        f"{sample_path('mnist_backdoored.keras')},{sample_path('mnist_data.npz')},backdoored,7\n")
+    manifest.write_text(
+        "model,data,label,targets\n"
+        f"{sample_path('mnist_clean.keras')},{sample_path('mnist_data.npz')},clean,\n"
+        f"{sample_path('mnist_backdoored.keras')},{sample_path('mnist_data.npz')},backdoored,7\n"
+    )
     env = {**os.environ, "NC_DATA_DIR": str(tmp_path / "nc_data")}
-    command = [sys.executable, "-m", "nc_core", "audit", str(manifest), "--root", str(ROOT), "--workers", "1", "--epochs", "25",
-               "--screen-epochs", "0", "--format", "json"]
+    command = [
+        sys.executable,
+        "-m",
+        "nc_core",
+        "audit",
+        str(manifest),
+        "--root",
+        str(ROOT),
+        "--workers",
+        "1",
+        "--epochs",
+        "25",
+        "--screen-epochs",
+        "0",
+        "--format",
+        "json",
+    ]
     first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     store = RunStore(tmp_path / "nc_data")
     deadline = time.time() + 300

@@ -10,6 +10,7 @@ Screenshots of every page go to ``NC_SCREENSHOT_DIR`` (default ``test-output/scr
 
 re-makes the README's screenshots on the signs sample (a few minutes).
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--headless", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 SAMPLE = os.environ.get("NC_E2E_SAMPLE", "mnist_backdoored")
 EPOCHS = os.environ.get("NC_E2E_EPOCHS", "30")
@@ -71,9 +78,24 @@ def server(tmp_path_factory):
     log = open(folder / "streamlit.log", "wb")
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.headless", "true", "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--server.fileWatcherType",
+            "none",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -113,7 +135,7 @@ def snap(page, name: str) -> Path:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.wait_for_timeout(800)  # let charts and images finish drawing
     height = page.evaluate(
-        "() => Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], [data-testid=\"stAppViewContainer\"]')]"
+        '() => Math.max(...[...document.querySelectorAll(\'[data-testid="stMain"], [data-testid="stAppViewContainer"]\')]'  # noqa: E501
         ".map(e => e.scrollHeight), document.body.scrollHeight)"
     )
     page.set_viewport_size({"width": VIEWPORT["width"], "height": min(max(int(height), VIEWPORT["height"]), 6000)})
@@ -182,15 +204,15 @@ def test_sample_scan_in_the_browser_reaches_the_expected_verdict(server, page, c
     go(page, "Reverse-engineer one class")
     expect(page.get_by_label("Target class", exact=True)).to_be_visible(timeout=60_000)
     pick(page, "Target class", str(target))
-    page.locator("input[aria-label=\"Epochs (at most)\"]").fill(EPOCHS)
+    page.locator('input[aria-label="Epochs (at most)"]').fill(EPOCHS)
     page.get_by_role("button", name=re.compile("^.*Run$")).click()
     expect(page.get_by_text("Mask L1 (pixels)")).to_be_visible(timeout=SCAN_TIMEOUT_MS)
     expect(page.get_by_text("The same samples with the recovered trigger")).to_be_visible(timeout=60_000)
     snap(page, "reverse")
 
     page.get_by_role("link", name="Scan and compare", exact=True).first.click()
-    expect(page.locator("input[aria-label=\"Epochs (at most)\"]")).to_be_visible(timeout=60_000)
-    page.locator("input[aria-label=\"Epochs (at most)\"]").fill(EPOCHS)
+    expect(page.locator('input[aria-label="Epochs (at most)"]')).to_be_visible(timeout=60_000)
+    page.locator('input[aria-label="Epochs (at most)"]').fill(EPOCHS)
     page.get_by_role("button", name=re.compile("Scan$")).click()
     expect(page.get_by_text(re.compile("Overall|Starting the worker"))).to_be_visible(timeout=60_000)
     verdict = page.get_by_role("heading", name=re.compile("^(Backdoored|Clean):"))
@@ -232,8 +254,11 @@ def test_sample_scan_in_the_browser_reaches_the_expected_verdict(server, page, c
     if card.get("backdoored"):  # repair from the scan's result: background run, live, then before/after
         page.get_by_role("button", name=re.compile("Repair$")).click()
         expect(page.get_by_role("heading", name="Repair", exact=True)).to_be_visible(timeout=60_000)
-        expect(page.get_by_text(re.compile("Repairing the model|Re-scanning the repaired model|Starting the worker"))
-               .first.or_(page.get_by_text("Before and after, on held-out samples"))).to_be_visible(timeout=60_000)
+        expect(
+            page.get_by_text(
+                re.compile("Repairing the model|Re-scanning the repaired model|Starting the worker")
+            ).first.or_(page.get_by_text("Before and after, on held-out samples"))
+        ).to_be_visible(timeout=60_000)
         expect(page.get_by_text("Before and after, on held-out samples")).to_be_visible(timeout=SCAN_TIMEOUT_MS)
         rescan = page.get_by_role("heading", name=re.compile("^(Backdoored|Clean|Inconclusive):"))
         expect(rescan).to_be_visible(timeout=60_000)
@@ -262,4 +287,6 @@ def test_sample_scan_in_the_browser_reaches_the_expected_verdict(server, page, c
     page.get_by_role("link", name="Home", exact=True).first.click()
     expect(page.get_by_text(re.compile(r"· scan · " + SAMPLE)).first).to_be_visible(timeout=60_000)
     snap(page, "home")
-    print(f"\nstreamlit healthy after {server['healthy_after']:.1f} s; home shown after {server['home_shown_after']:.1f} s")
+    print(
+        f"\nstreamlit healthy after {server['healthy_after']:.1f} s; home shown after {server['home_shown_after']:.1f} s"  # noqa: E501
+    )

@@ -1,4 +1,5 @@
 """The command line contract: JSON on stdout, PNGs and result files, exit codes, one-line errors."""
+
 import json
 import os
 import subprocess
@@ -8,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import ROOT, sample_path
+from PIL import Image
 
 MODEL = sample_path("mnist_backdoored.keras")
 DATA = sample_path("mnist_data.npz")
@@ -18,26 +18,73 @@ DATA = sample_path("mnist_data.npz")
 
 def nc(*args, timeout=300):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, "-m", "nc_core", *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "nc_core", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_scan_prints_the_json_contract_and_writes_its_folder(tmp_path):
     out = tmp_path / "scan"
-    done = nc("scan", MODEL, DATA, "--classes", "0,1,7", "--epochs", "4", "--format", "json", "--out", out, "--quiet",
-              "--report", tmp_path / "report.html", "--margin-steps", "0")
+    done = nc(
+        "scan",
+        MODEL,
+        DATA,
+        "--classes",
+        "0,1,7",
+        "--epochs",
+        "4",
+        "--format",
+        "json",
+        "--out",
+        out,
+        "--quiet",
+        "--report",
+        tmp_path / "report.html",
+        "--margin-steps",
+        "0",
+    )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
-    assert {"model", "verdict", "anomaly_index", "flagged", "seconds", "classes", "score", "verdict_reason",
-            "unconverged", "steps", "screened", "budget_scale", "max_boundary"} <= set(summary)
+    assert {
+        "model",
+        "verdict",
+        "anomaly_index",
+        "flagged",
+        "seconds",
+        "classes",
+        "score",
+        "verdict_reason",
+        "unconverged",
+        "steps",
+        "screened",
+        "budget_scale",
+        "max_boundary",
+    } <= set(summary)
     assert summary["model"] == "mnist_backdoored.keras"
     assert summary["verdict"] == "inconclusive", "4 epochs cannot settle a mask (and the max-margin test is off)"
     assert list(summary["methods"]) == ["neural-cleanse"] and set(summary["suspects"]) <= {7}
     assert set(summary["unconverged"]) <= {0, 1, 7} and summary["unconverged"]
     assert [row["class"] for row in summary["classes"]] == [0, 1, 7]
     for row in summary["classes"]:
-        assert {"class", "l1", "anomaly_index", "asr", "flagged", "score", "compactness", "converged", "steps",
-                "full_schedule", "full_budget_l1", "boundary"} <= set(row)
+        assert {
+            "class",
+            "l1",
+            "anomaly_index",
+            "asr",
+            "flagged",
+            "score",
+            "compactness",
+            "converged",
+            "steps",
+            "full_schedule",
+            "full_budget_l1",
+            "boundary",
+        } <= set(row)
         assert row["l1"] > 0 and 0 <= row["asr"] <= 1 and row["steps"] > 0 and row["boundary"] > 0
     assert summary["steps"] == sum(row["steps"] for row in summary["classes"])
     assert json.loads((out / "summary.json").read_text()) == summary
@@ -49,7 +96,9 @@ def test_scan_prints_the_json_contract_and_writes_its_folder(tmp_path):
 
 
 def test_reverse_writes_mask_pattern_fusion_and_result(tmp_path):
-    done = nc("reverse", MODEL, DATA, "--target", "3", "--epochs", "3", "--method", "plain", "--out", tmp_path, "--quiet")
+    done = nc(
+        "reverse", MODEL, DATA, "--target", "3", "--epochs", "3", "--method", "plain", "--out", tmp_path, "--quiet"
+    )
     assert done.returncode == 0, done.stderr
     assert {p.name for p in tmp_path.iterdir()} == {"mask.png", "pattern.png", "fusion.png", "result.json"}
     result = json.loads((tmp_path / "result.json").read_text())
@@ -69,18 +118,21 @@ def _bad_files(tmp_path):
     return random_model, wrong_shape, notes
 
 
-@pytest.mark.parametrize("case,needle", [
-    ("missing model", "does not exist"),
-    ("random model", ""),
-    ("not a model", ""),
-    ("wrong shape", "28x28x1"),
-    ("class out of range", "out of range"),
-    ("zero epochs", "Epochs"),
-    ("batch larger than data", "larger than"),
-    ("zip slip", ""),
-    ("negative edge bound", "--max-boundary"),
-    ("audit with a ratio above 1", "--max-l1-ratio"),
-])
+@pytest.mark.parametrize(
+    "case,needle",
+    [
+        ("missing model", "does not exist"),
+        ("random model", ""),
+        ("not a model", ""),
+        ("wrong shape", "28x28x1"),
+        ("class out of range", "out of range"),
+        ("zero epochs", "Epochs"),
+        ("batch larger than data", "larger than"),
+        ("zip slip", ""),
+        ("negative edge bound", "--max-boundary"),
+        ("audit with a ratio above 1", "--max-l1-ratio"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(tmp_path, case, needle):
     random_model, wrong_shape, notes = _bad_files(tmp_path)
     args = {
@@ -119,11 +171,17 @@ def test_the_installed_command_works_from_any_folder(tmp_path):
 
     command = shutil.which("neural-cleanse", path=str(Path(sys.executable).parent))
     assert command, "install the package (pip install -e .) as the README's set-up line does"
-    done = subprocess.run([command, "scan", str(MODEL), str(DATA), "--classes", "0", "--epochs", "1",
-                           "--format", "json", "--quiet"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    done = subprocess.run(
+        [command, "scan", str(MODEL), str(DATA), "--classes", "0", "--epochs", "1", "--format", "json", "--quiet"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["classes"][0]["class"] == 0
-    missing = subprocess.run([command, "scan", "nowhere/model.keras", str(DATA)], cwd=tmp_path,
-                             capture_output=True, text=True, timeout=300)
+    missing = subprocess.run(
+        [command, "scan", "nowhere/model.keras", str(DATA)], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert missing.returncode == 2 and "'nowhere/model.keras'" in missing.stderr

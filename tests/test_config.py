@@ -1,4 +1,5 @@
 """The hosted app's upload limit: Streamlit refuses bigger uploads before any of our code runs."""
+
 import tomllib
 
 from conftest import ROOT

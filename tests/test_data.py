@@ -1,4 +1,5 @@
 """Loading user data: npz, zips and folders of class folders, single images; hostile inputs."""
+
 from __future__ import annotations
 
 import io
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
+from nc_core.errors import InvalidDataError, InvalidParameterError
 from nc_core.loading import data
 from nc_core.loading.data import (
     Dataset,
@@ -29,7 +31,6 @@ from nc_core.loading.data import (
     pick_pixel_range,
     stratified_indices,
 )
-from nc_core.errors import InvalidDataError, InvalidParameterError
 from nc_core.loading.pixels import PixelRange
 
 
@@ -394,7 +395,7 @@ def test_damaged_member(tmp_path):
     path = _zip(tmp_path / "d.zip", {"a/1.png": png, "b/2.png": png})
     raw = bytearray(path.read_bytes())
     position = raw.index(png[20:40]) if png[20:40] in raw else 60
-    raw[position:position + 8] = b"\xff" * 8
+    raw[position : position + 8] = b"\xff" * 8
     path.write_bytes(bytes(raw))
     with pytest.raises(InvalidDataError, match="damaged"):
         load_image_zip(path, (4, 4), 3)
@@ -501,6 +502,7 @@ def test_pick_pixel_range_finds_the_range_the_model_expects():
     pick_pixel_range(lambda v: (calls.append(len(v)), thresholds_at_127(v))[1], ds)
     assert max(calls) <= 256
 
+
 def test_pick_pixel_range_scores_unlabelled_images_by_confidence():
     x = np.concatenate([np.full((50, 4, 4, 3), 0.2), np.full((50, 4, 4, 3), 0.8)]).astype(np.float32)
     unlabelled = Dataset(x, np.full(100, -1), None, "t", PixelRange.parse("0-1"), False)
@@ -586,7 +588,7 @@ def _zip_bytes(draw):
     raw = buffer.getvalue()
     if draw(st.integers(0, 3)) == 0 and raw:  # flip a few bytes somewhere
         position = draw(st.integers(0, len(raw) - 1))
-        raw = raw[:position] + draw(st.binary(min_size=1, max_size=4)) + raw[position + 1:]
+        raw = raw[:position] + draw(st.binary(min_size=1, max_size=4)) + raw[position + 1 :]
     return raw
 
 

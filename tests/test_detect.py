@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from nc_core.detection.detect import (MAD_CONSISTENCY, DetectionRule, anomaly_indices, detect, detection_l1,
-                                     size_credit)
+from nc_core.detection.detect import MAD_CONSISTENCY, DetectionRule, anomaly_indices, detect, detection_l1, size_credit
 
 
 def test_small_outlier_is_flagged_with_the_papers_formula():
@@ -42,13 +41,17 @@ def _results(l1, masks=None, **fields):
     from nc_core.optimise.cleanse import TriggerResult
 
     masks = masks or [np.zeros((28, 28))] * len(l1)
-    return [TriggerResult(k, "neural-cleanse", "keras", mask, np.zeros((28, 28, 1)), v, 1.0, 1.0, True, 1, 10, 0.1,
-                          **fields) for k, (v, mask) in enumerate(zip(l1, masks))]
+    return [
+        TriggerResult(
+            k, "neural-cleanse", "keras", mask, np.zeros((28, 28, 1)), v, 1.0, 1.0, True, 1, 10, 0.1, **fields
+        )
+        for k, (v, mask) in enumerate(zip(l1, masks))
+    ]
 
 
 def _patch(size: int, row: int = 1, col: int = 1) -> np.ndarray:
     mask = np.zeros((28, 28))
-    mask[row:row + size, col:col + size] = 1.0
+    mask[row : row + size, col : col + size] = 1.0
     return mask
 
 
@@ -66,8 +69,9 @@ def test_the_report_states_the_l1_below_which_compact_masks_are_flagged():
     logs = np.log(l1)
     spread = MAD_CONSISTENCY * np.median(np.abs(logs - np.median(logs)))
     assert report.log_spread == pytest.approx(max(spread, 0.1))
-    assert report.detection_l1 == pytest.approx(min(np.median(l1) * np.exp(-2 * report.log_spread),
-                                                    0.5 * np.median(l1)))
+    assert report.detection_l1 == pytest.approx(
+        min(np.median(l1) * np.exp(-2 * report.log_spread), 0.5 * np.median(l1))
+    )
     assert [r.class_id for r in report.rows if r.l1 < report.detection_l1] == report.flagged == [0]
     assert report.summary()["detection_l1"] == report.detection_l1
 

@@ -3,14 +3,15 @@
 Each scan runs once per session (product defaults) and every test below reads its report.
 The verdicts are checked against the model cards, which record the real trigger and target.
 """
+
 import json
 
 import numpy as np
 import pytest
-
 from conftest import sample_path
-from nc_core.optimise.cleanse import CleanseConfig
+
 from nc_core.detection.scan import scan
+from nc_core.optimise.cleanse import CleanseConfig
 
 pytestmark = pytest.mark.slow
 

@@ -7,6 +7,7 @@ Disk faults are made in child processes: a file-size limit (``RLIMIT_FSIZE`` wit
 ignored, so writes fail with EFBIG as on a full disk) and a read-only bind mount in a private
 mount namespace (``unshare``), which also holds for root.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,8 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, sample_path
+
 from nc_core.optimise.cleanse import CleanseConfig
 from nc_core.runs.spec import ScanSpec
 from nc_core.runs.store import RunStore
@@ -100,8 +101,10 @@ def test_a_killed_worker_leaves_an_interrupted_run_with_its_finished_classes(sto
 
 def test_three_scans_at_once_each_keep_their_own_results_and_survive_a_restart(store):
     plans = {"a": ([0, 1], 2, 11), "b": ([3, 4, 5], 3, 22), "c": ([7, 8], 4, 33)}
-    ids = {name: submit_run(store, "scan", MODEL, DATA, _settings(classes, epochs, seed))
-           for name, (classes, epochs, seed) in plans.items()}
+    ids = {
+        name: submit_run(store, "scan", MODEL, DATA, _settings(classes, epochs, seed))
+        for name, (classes, epochs, seed) in plans.items()
+    }
     for run_id in ids.values():
         _wait_until_finished(store, run_id, timeout=240)
 
@@ -123,8 +126,12 @@ def test_three_scans_at_once_each_keep_their_own_results_and_survive_a_restart(s
     assert {record.id for record in reopened.list_runs()} == set(ids.values())
     for run_id in ids.values():
         before, after = store.get(run_id), reopened.get(run_id)
-        assert (after.status, after.verdict, after.anomaly_index, after.flagged) == \
-               (before.status, before.verdict, before.anomaly_index, before.flagged)
+        assert (after.status, after.verdict, after.anomaly_index, after.flagged) == (
+            before.status,
+            before.verdict,
+            before.anomaly_index,
+            before.flagged,
+        )
         old, new = store.load_report(run_id), reopened.load_report(run_id)
         assert new.rows == old.rows and new.verdict == before.verdict
         for old_result, new_result in zip(old.results, new.results):
@@ -209,22 +216,27 @@ _DISK_FULL = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("operation,limit,message", [
-    ("class", 300, "Cannot save class 0 in {data}: [Errno 27] File too large."),
-    ("report", 300, "Cannot save the report in {data}: [Errno 27] File too large."),
-    ("report", 5000, "Cannot write to the run store in {data}: disk I/O error."),
-    ("run", 5000, "Cannot write to the run store in {data}: disk I/O error."),
-    ("run_with_inputs", 5000, "Cannot save the run's files in {data}: [Errno 27] File too large"),
-    ("import", 300, "Cannot save the imported run in {data}: [Errno 27] File too large."),
-    ("import", 5000, "Cannot write to the run store in {data}: disk I/O error."),
-], ids=["class-file", "report-file", "report-row", "run-row", "run-inputs", "import-files", "import-row"])
+@pytest.mark.parametrize(
+    "operation,limit,message",
+    [
+        ("class", 300, "Cannot save class 0 in {data}: [Errno 27] File too large."),
+        ("report", 300, "Cannot save the report in {data}: [Errno 27] File too large."),
+        ("report", 5000, "Cannot write to the run store in {data}: disk I/O error."),
+        ("run", 5000, "Cannot write to the run store in {data}: disk I/O error."),
+        ("run_with_inputs", 5000, "Cannot save the run's files in {data}: [Errno 27] File too large"),
+        ("import", 300, "Cannot save the imported run in {data}: [Errno 27] File too large."),
+        ("import", 5000, "Cannot write to the run store in {data}: disk I/O error."),
+    ],
+    ids=["class-file", "report-file", "report-row", "run-row", "run-inputs", "import-files", "import-row"],
+)
 def test_a_full_disk_gives_a_store_error_and_no_half_written_run(tmp_path, operation, limit, message):
     """A limit of 300 bytes fails the artefact files; 5000 lets them through and fails SQLite."""
     data = tmp_path / "data"
     model = tmp_path / "model.keras"
     model.write_bytes(os.urandom(20_000))
-    script = _DISK_FULL.format(root=str(ROOT), tests=str(ROOT / "tests"), data=str(data), model=str(model),
-                               limit=limit, operation=operation)
+    script = _DISK_FULL.format(
+        root=str(ROOT), tests=str(ROOT / "tests"), data=str(data), model=str(model), limit=limit, operation=operation
+    )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
@@ -240,9 +252,16 @@ def _read_only_namespace_works(folder) -> bool:
     if not shutil.which("unshare"):
         return False
     probe = subprocess.run(
-        ["unshare", "-rm", "sh", "-c", f"mount --bind {folder} {folder} && mount -o remount,ro,bind {folder} {folder}"
-         f" && ! touch {folder}/probe 2>/dev/null"],
-        capture_output=True, timeout=30,
+        [
+            "unshare",
+            "-rm",
+            "sh",
+            "-c",
+            f"mount --bind {folder} {folder} && mount -o remount,ro,bind {folder} {folder}"
+            f" && ! touch {folder}/probe 2>/dev/null",
+        ],
+        capture_output=True,
+        timeout=30,
     )
     return probe.returncode == 0 and not (folder / "probe").exists()
 
@@ -280,8 +299,9 @@ def test_a_read_only_data_directory_gives_store_errors(tmp_path):
     if not _read_only_namespace_works(folder):
         pytest.skip("cannot make a read-only bind mount here (unshare -rm with mount is not permitted)")
     data, fresh = folder / "data", folder / "fresh"
-    script = _READ_ONLY.format(root=str(ROOT), tests=str(ROOT / "tests"), data=str(data), folder=str(folder),
-                               fresh=str(fresh))
+    script = _READ_ONLY.format(
+        root=str(ROOT), tests=str(ROOT / "tests"), data=str(data), folder=str(folder), fresh=str(fresh)
+    )
     done = subprocess.run(["unshare", "-rm", sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)

@@ -1,6 +1,7 @@
 """The fused verdict on real backdoors Neural Cleanse's mask cannot express (tests/models/README.md):
 the real optimisation of both methods, product defaults, on two small zoo models; and the repair
 of a finding only the max-margin test makes."""
+
 from pathlib import Path
 
 import pytest
@@ -39,8 +40,13 @@ def test_the_repair_unlearns_a_blend_for_the_max_margin_finding(filter_scan):
     from nc_core.repair.config import RepairConfig
 
     inputs, report = filter_scan
-    result = repair(load_model(MODELS / "mnist-filter-cnn.keras"), inputs.data, report, RepairConfig(max_rounds=1),
-                    outputs_probabilities=inputs.info.outputs_probabilities)
+    result = repair(
+        load_model(MODELS / "mnist-filter-cnn.keras"),
+        inputs.data,
+        report,
+        RepairConfig(max_rounds=1),
+        outputs_probabilities=inputs.info.outputs_probabilities,
+    )
     assert result.targets == [4]
     assert result.before.reversed_asr[4] > 0.9 > 0.2 > result.after.reversed_asr[4]
     assert result.after.clean_accuracy > result.before.clean_accuracy - 0.05

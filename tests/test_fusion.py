@@ -2,10 +2,10 @@
 what, suspects that never read "clean", and the report's contract for both methods. The masks are
 drawn here so each case is exact; the real optimisation is tested in test_margin and
 test_detection."""
+
 import json
 
 import numpy as np
-import pytest
 
 from nc_core.detection.fusion import MAX_MARGIN, NEURAL_CLEANSE, fuse
 from nc_core.detection.margin import MarginResult
@@ -17,7 +17,7 @@ SIDE = 28
 
 def square(size: int, row: int = 2, col: int = 2) -> np.ndarray:
     mask = np.zeros((SIDE, SIDE), np.float32)
-    mask[row:row + size, col:col + size] = 1.0
+    mask[row : row + size, col : col + size] = 1.0
     return mask
 
 
@@ -29,9 +29,21 @@ def scattered(pixels: int, seed: int) -> np.ndarray:
 
 
 def result(target: int, mask: np.ndarray) -> TriggerResult:
-    return TriggerResult(target=target, method="neural-cleanse", engine="keras", mask=mask,
-                         pattern=np.ones((SIDE, SIDE, 1), np.float32), l1=float(mask.sum()), asr=1.0, train_asr=1.0,
-                         reached_threshold=True, epochs=40, steps=400, seconds=1.0, stopped_early=True)
+    return TriggerResult(
+        target=target,
+        method="neural-cleanse",
+        engine="keras",
+        mask=mask,
+        pattern=np.ones((SIDE, SIDE, 1), np.float32),
+        l1=float(mask.sum()),
+        asr=1.0,
+        train_asr=1.0,
+        reached_threshold=True,
+        epochs=40,
+        steps=400,
+        seconds=1.0,
+        stopped_early=True,
+    )
 
 
 def natural(k: int) -> TriggerResult:

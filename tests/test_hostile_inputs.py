@@ -6,6 +6,7 @@ in this process (a CLI process costs about 10 s of TensorFlow import); the ones 
 code or writing a file would be a breach also go through a real ``python -m nc_core`` process.
 Every case runs from an empty working directory, which must still be empty afterwards.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,11 +17,11 @@ import zipfile
 import keras
 import numpy as np
 import pytest
-
 from conftest import ROOT, sample_path
-from nc_core.cli import EXIT_BAD_INPUT, main
 from test_data import _Evil, _image_bytes, _npz, _png_header_and_rows, _zip
 from test_models import SHAPE, _image_model, files  # noqa: F401  (files is a fixture)
+
+from nc_core.cli import EXIT_BAD_INPUT, main
 
 MODEL = sample_path("mnist_backdoored.keras")
 DATA = sample_path("mnist_data.npz")
@@ -73,85 +74,155 @@ def _object_npz(path):
 # session's model ``files``) and a part of the one error line it must print.
 CASES = {
     # models
-    "lambda-keras": (lambda tmp, f: ["scan", f["lambda.keras"], DATA],
-                     "The model holds Python code (a Lambda layer) that is refused for safety"),
-    "lambda-h5": (lambda tmp, f: ["scan", f["lambda.h5"], DATA],
-                  "The model holds Python code (a Lambda layer) that is refused for safety"),
-    "custom-layer-keras": (lambda tmp, f: ["scan", f["custom.keras"], DATA],
-                           "The model uses a custom layer or function 'Doubler' that the scanner does not know"),
-    "custom-layer-h5": (lambda tmp, f: ["scan", f["custom.h5"], DATA],
-                        "The model uses a custom layer or function 'Doubler' that the scanner does not know"),
-    "truncated-keras": (lambda tmp, f: ["scan", _cut(f["probs.keras"], tmp / "cut.keras"), DATA],
-                        "'cut.keras' is damaged or not a .keras file"),
-    "truncated-h5": (lambda tmp, f: ["scan", _cut(f["probs.h5"], tmp / "cut.h5"), DATA],
-                     "'cut.h5' is damaged or not an HDF5 model file."),
-    "random-bytes-keras": (lambda tmp, f: ["scan", _random(tmp / "random.keras"), DATA],
-                           "'random.keras' is damaged or not a .keras file"),
-    "random-bytes-h5": (lambda tmp, f: ["scan", _random(tmp / "random.h5"), DATA],
-                        "'random.h5' is damaged or not an HDF5 model file."),
-    "two-inputs": (lambda tmp, f: ["scan", _two_inputs(tmp / "two.keras"), DATA],
-                   "The model takes 2 inputs; the scanner needs one image input."),
-    "rank-2-input": (lambda tmp, f: ["scan", _flat_input(tmp / "flat.keras"), DATA],
-                     "The model input has shape (None, 16); the scanner needs images shaped"),
-    "regression-output": (lambda tmp, f: ["scan", _saved(_image_model(1, None), tmp / "reg.keras"), DATA],
-                          "The model outputs 1 value per input: it looks like a regression or binary model"),
+    "lambda-keras": (
+        lambda tmp, f: ["scan", f["lambda.keras"], DATA],
+        "The model holds Python code (a Lambda layer) that is refused for safety",
+    ),
+    "lambda-h5": (
+        lambda tmp, f: ["scan", f["lambda.h5"], DATA],
+        "The model holds Python code (a Lambda layer) that is refused for safety",
+    ),
+    "custom-layer-keras": (
+        lambda tmp, f: ["scan", f["custom.keras"], DATA],
+        "The model uses a custom layer or function 'Doubler' that the scanner does not know",
+    ),
+    "custom-layer-h5": (
+        lambda tmp, f: ["scan", f["custom.h5"], DATA],
+        "The model uses a custom layer or function 'Doubler' that the scanner does not know",
+    ),
+    "truncated-keras": (
+        lambda tmp, f: ["scan", _cut(f["probs.keras"], tmp / "cut.keras"), DATA],
+        "'cut.keras' is damaged or not a .keras file",
+    ),
+    "truncated-h5": (
+        lambda tmp, f: ["scan", _cut(f["probs.h5"], tmp / "cut.h5"), DATA],
+        "'cut.h5' is damaged or not an HDF5 model file.",
+    ),
+    "random-bytes-keras": (
+        lambda tmp, f: ["scan", _random(tmp / "random.keras"), DATA],
+        "'random.keras' is damaged or not a .keras file",
+    ),
+    "random-bytes-h5": (
+        lambda tmp, f: ["scan", _random(tmp / "random.h5"), DATA],
+        "'random.h5' is damaged or not an HDF5 model file.",
+    ),
+    "two-inputs": (
+        lambda tmp, f: ["scan", _two_inputs(tmp / "two.keras"), DATA],
+        "The model takes 2 inputs; the scanner needs one image input.",
+    ),
+    "rank-2-input": (
+        lambda tmp, f: ["scan", _flat_input(tmp / "flat.keras"), DATA],
+        "The model input has shape (None, 16); the scanner needs images shaped",
+    ),
+    "regression-output": (
+        lambda tmp, f: ["scan", _saved(_image_model(1, None), tmp / "reg.keras"), DATA],
+        "The model outputs 1 value per input: it looks like a regression or binary model",
+    ),
     # zips of class folders
-    "zip-slip-dotdot": (lambda tmp, f: ["scan", MODEL, _zip(tmp / "d.zip", _pngs("a/1.png", "b/2.png", "../evil.png"))],
-                        "'d.zip' holds an unsafe file name '../evil.png' (absolute or with '..')."),
-    "zip-slip-absolute": (lambda tmp, f: ["scan", MODEL, _zip(tmp / "d.zip", _pngs("a/1.png", "b/2.png", "/tmp/evil.png"))],
-                          "'d.zip' holds an unsafe file name '/tmp/evil.png' (absolute or with '..')."),
-    "zip-bomb": (lambda tmp, f: ["scan", MODEL, _zip_bomb(tmp / "d.zip")],
-                 "'d.zip': 'b/zeros.png' is compressed"),
+    "zip-slip-dotdot": (
+        lambda tmp, f: ["scan", MODEL, _zip(tmp / "d.zip", _pngs("a/1.png", "b/2.png", "../evil.png"))],
+        "'d.zip' holds an unsafe file name '../evil.png' (absolute or with '..').",
+    ),
+    "zip-slip-absolute": (
+        lambda tmp, f: ["scan", MODEL, _zip(tmp / "d.zip", _pngs("a/1.png", "b/2.png", "/tmp/evil.png"))],
+        "'d.zip' holds an unsafe file name '/tmp/evil.png' (absolute or with '..').",
+    ),
+    "zip-bomb": (lambda tmp, f: ["scan", MODEL, _zip_bomb(tmp / "d.zip")], "'d.zip': 'b/zeros.png' is compressed"),
     "decompression-bomb-png": (
-        lambda tmp, f: ["scan", MODEL, _zip(tmp / "d.zip", {**_pngs("a/1.png", "b/2.png"),
-                                                            "b/bomb.png": _png_header_and_rows(20_000, 20_000)})],
-        "'b/bomb.png' declares more than 16,777,216 pixels (NC_MAX_IMAGE_PIXELS); it is refused as a decompression bomb."),
-    "only-non-images": (lambda tmp, f: ["scan", MODEL, _zip(tmp / "d.zip", {"a/x.txt": b"hello", "a/x.png": b"hello",
-                                                                            "b/y.png": b"not really a png"})],
-                        "'d.zip' holds no readable images (PNG, JPEG, BMP, GIF, WebP, TIFF) in its class folders."),
-    "empty-class-folders": (lambda tmp, f: ["scan", MODEL, _zip(tmp / "d.zip", {"a/": None, "b/": None})],
-                            "'d.zip' holds no image files (PNG, JPEG, BMP, GIF, WebP, TIFF) in its class folders."),
-    "one-class-with-images": (lambda tmp, f: ["scan", MODEL, _zip(tmp / "d.zip", {**_pngs("a/1.png"), "b/": None})],
-                              "'d.zip' has image files for only one class ('a'); the scanner needs at least 2 classes."),
-    "single-class": (lambda tmp, f: ["scan", MODEL, _zip(tmp / "d.zip", _pngs("cat/1.png", "cat/2.png"))],
-                     "'d.zip' needs at least 2 classes, one sub-folder of images per class; found 1 (cat)."),
+        lambda tmp, f: [
+            "scan",
+            MODEL,
+            _zip(tmp / "d.zip", {**_pngs("a/1.png", "b/2.png"), "b/bomb.png": _png_header_and_rows(20_000, 20_000)}),
+        ],
+        "'b/bomb.png' declares more than 16,777,216 pixels (NC_MAX_IMAGE_PIXELS); it is refused as a decompression bomb.",  # noqa: E501
+    ),
+    "only-non-images": (
+        lambda tmp, f: [
+            "scan",
+            MODEL,
+            _zip(tmp / "d.zip", {"a/x.txt": b"hello", "a/x.png": b"hello", "b/y.png": b"not really a png"}),
+        ],
+        "'d.zip' holds no readable images (PNG, JPEG, BMP, GIF, WebP, TIFF) in its class folders.",
+    ),
+    "empty-class-folders": (
+        lambda tmp, f: ["scan", MODEL, _zip(tmp / "d.zip", {"a/": None, "b/": None})],
+        "'d.zip' holds no image files (PNG, JPEG, BMP, GIF, WebP, TIFF) in its class folders.",
+    ),
+    "one-class-with-images": (
+        lambda tmp, f: ["scan", MODEL, _zip(tmp / "d.zip", {**_pngs("a/1.png"), "b/": None})],
+        "'d.zip' has image files for only one class ('a'); the scanner needs at least 2 classes.",
+    ),
+    "single-class": (
+        lambda tmp, f: ["scan", MODEL, _zip(tmp / "d.zip", _pngs("cat/1.png", "cat/2.png"))],
+        "'d.zip' needs at least 2 classes, one sub-folder of images per class; found 1 (cat).",
+    ),
     # npz
-    "npz-missing-keys": (lambda tmp, f: ["scan", MODEL, _npz(tmp / "d.npz", images=_grey_digits(), labels=np.zeros(20))],
-                         "'d.npz' lacks the key 'x' and 'y' (keys found: images, labels)"),
-    "npz-wrong-rank": (lambda tmp, f: ["scan", MODEL, _npz(tmp / "d.npz", x=np.zeros((20, 784)), y=np.zeros(20, int))],
-                       "x has shape (20, 784); images need shape (N, height, width, channels) or (N, height, width)."),
-    "npz-nan": (lambda tmp, f: ["scan", MODEL, _npz(tmp / "d.npz", x=_with(np.nan), y=np.arange(20) % 10)],
-                "'d.npz': x holds NaN or infinite values; images need finite pixels."),
-    "npz-inf": (lambda tmp, f: ["scan", MODEL, _npz(tmp / "d.npz", x=_with(np.inf), y=np.arange(20) % 10)],
-                "'d.npz': x holds NaN or infinite values; images need finite pixels."),
-    "npz-label-outside-model": (lambda tmp, f: ["scan", MODEL, _npz(tmp / "d.npz", x=_grey_digits(), y=np.arange(20) % 11)],
-                                "The data has the label 10 but the model knows 10 classes (0 to 9)."),
-    "npz-object-array": (lambda tmp, f: ["scan", MODEL, _object_npz(tmp / "d.npz")],
-                         "'d.npz': 'x' holds Python objects, which are not loaded for safety"),
+    "npz-missing-keys": (
+        lambda tmp, f: ["scan", MODEL, _npz(tmp / "d.npz", images=_grey_digits(), labels=np.zeros(20))],
+        "'d.npz' lacks the key 'x' and 'y' (keys found: images, labels)",
+    ),
+    "npz-wrong-rank": (
+        lambda tmp, f: ["scan", MODEL, _npz(tmp / "d.npz", x=np.zeros((20, 784)), y=np.zeros(20, int))],
+        "x has shape (20, 784); images need shape (N, height, width, channels) or (N, height, width).",
+    ),
+    "npz-nan": (
+        lambda tmp, f: ["scan", MODEL, _npz(tmp / "d.npz", x=_with(np.nan), y=np.arange(20) % 10)],
+        "'d.npz': x holds NaN or infinite values; images need finite pixels.",
+    ),
+    "npz-inf": (
+        lambda tmp, f: ["scan", MODEL, _npz(tmp / "d.npz", x=_with(np.inf), y=np.arange(20) % 10)],
+        "'d.npz': x holds NaN or infinite values; images need finite pixels.",
+    ),
+    "npz-label-outside-model": (
+        lambda tmp, f: ["scan", MODEL, _npz(tmp / "d.npz", x=_grey_digits(), y=np.arange(20) % 11)],
+        "The data has the label 10 but the model knows 10 classes (0 to 9).",
+    ),
+    "npz-object-array": (
+        lambda tmp, f: ["scan", MODEL, _object_npz(tmp / "d.npz")],
+        "'d.npz': 'x' holds Python objects, which are not loaded for safety",
+    ),
     "npz-image-shape-mismatch": (
         lambda tmp, f: ["scan", MODEL, _npz(tmp / "d.npz", x=np.zeros((20, 32, 32, 3), np.uint8), y=np.zeros(20, int))],
-        "The data holds 32x32x3 images; the model takes 28x28x1."),
-    "npz-length-mismatch": (lambda tmp, f: ["scan", MODEL, _npz(tmp / "d.npz", x=_grey_digits(), y=np.zeros(19, int))],
-                            "x holds 20 images but y holds 19 labels; they need the same length."),
+        "The data holds 32x32x3 images; the model takes 28x28x1.",
+    ),
+    "npz-length-mismatch": (
+        lambda tmp, f: ["scan", MODEL, _npz(tmp / "d.npz", x=_grey_digits(), y=np.zeros(19, int))],
+        "x holds 20 images but y holds 19 labels; they need the same length.",
+    ),
     # parameters
-    "target-out-of-range": (lambda tmp, f: ["reverse", MODEL, DATA, "--target", "10", "--out", tmp / "out"],
-                            "Class 10 is out of range: the model has classes 0 to 9."),
-    "negative-target": (lambda tmp, f: ["reverse", MODEL, DATA, "--target", "-1", "--out", tmp / "out"],
-                        "Class -1 is out of range: the model has classes 0 to 9."),
-    "scan-class-out-of-range": (lambda tmp, f: ["scan", MODEL, DATA, "--classes", "3,99"],
-                                "Class 99 is out of range: the model has classes 0 to 9."),
-    "epochs-0": (lambda tmp, f: ["scan", MODEL, DATA, "--epochs", "0"],
-                 "Epochs must be between 1 and 100000, not 0."),
-    "epochs-10**9": (lambda tmp, f: ["scan", MODEL, DATA, "--epochs", str(10**9)],
-                     "Epochs must be between 1 and 100000, not 1000000000."),
-    "batch-size-0": (lambda tmp, f: ["scan", MODEL, DATA, "--batch-size", "0"],
-                     "Batch size must be at least 1, not 0."),
-    "batch-size-above-data": (lambda tmp, f: ["scan", MODEL, DATA, "--batch-size", str(MNIST_SAMPLES + 1)],
-                              f"Batch size {MNIST_SAMPLES + 1} is larger than the {MNIST_SAMPLES} samples in the data."),
-    "max-samples-0": (lambda tmp, f: ["scan", MODEL, DATA, "--max-samples", "0"],
-                      "The sample limit must be at least 1, not 0."),
-    "unknown-pixel-range": (lambda tmp, f: ["scan", MODEL, DATA, "--pixel-range", "0-42"],
-                            "Unknown pixel range '0-42': use 0-1, 0-255, -1-1 or meanstd:MEAN/STD"),
+    "target-out-of-range": (
+        lambda tmp, f: ["reverse", MODEL, DATA, "--target", "10", "--out", tmp / "out"],
+        "Class 10 is out of range: the model has classes 0 to 9.",
+    ),
+    "negative-target": (
+        lambda tmp, f: ["reverse", MODEL, DATA, "--target", "-1", "--out", tmp / "out"],
+        "Class -1 is out of range: the model has classes 0 to 9.",
+    ),
+    "scan-class-out-of-range": (
+        lambda tmp, f: ["scan", MODEL, DATA, "--classes", "3,99"],
+        "Class 99 is out of range: the model has classes 0 to 9.",
+    ),
+    "epochs-0": (lambda tmp, f: ["scan", MODEL, DATA, "--epochs", "0"], "Epochs must be between 1 and 100000, not 0."),
+    "epochs-10**9": (
+        lambda tmp, f: ["scan", MODEL, DATA, "--epochs", str(10**9)],
+        "Epochs must be between 1 and 100000, not 1000000000.",
+    ),
+    "batch-size-0": (
+        lambda tmp, f: ["scan", MODEL, DATA, "--batch-size", "0"],
+        "Batch size must be at least 1, not 0.",
+    ),
+    "batch-size-above-data": (
+        lambda tmp, f: ["scan", MODEL, DATA, "--batch-size", str(MNIST_SAMPLES + 1)],
+        f"Batch size {MNIST_SAMPLES + 1} is larger than the {MNIST_SAMPLES} samples in the data.",
+    ),
+    "max-samples-0": (
+        lambda tmp, f: ["scan", MODEL, DATA, "--max-samples", "0"],
+        "The sample limit must be at least 1, not 0.",
+    ),
+    "unknown-pixel-range": (
+        lambda tmp, f: ["scan", MODEL, DATA, "--pixel-range", "0-42"],
+        "Unknown pixel range '0-42': use 0-1, 0-255, -1-1 or meanstd:MEAN/STD",
+    ),
 }
 # Cases where a breach would run code or write files: also checked through a real CLI process.
 IN_A_PROCESS = ("lambda-keras", "lambda-h5", "zip-slip-dotdot", "zip-slip-absolute", "npz-object-array")
@@ -220,8 +291,14 @@ def test_cli_process_refuses_with_one_error_line(case, case_dirs, files, tmp_pat
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path / "home"), "TMPDIR": str(tmp_path)}
     env.pop("NC_VERBOSE", None)
 
-    done = subprocess.run([sys.executable, "-m", "nc_core", *argv, "--quiet"], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-m", "nc_core", *argv, "--quiet"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
     assert (done.returncode, done.stdout) == (EXIT_BAD_INPUT, ""), done.stderr
     lines = done.stderr.splitlines()

@@ -1,28 +1,39 @@
 """The self-contained HTML report: everything inside one file, nothing fetched, user text escaped."""
+
 import re
 
 import numpy as np
+from test_screen import result
 
-from nc_core.reports.html_report import SAMPLES_PER_CLASS, render_html_report, write_html_report
 from nc_core.detection.report import make_report
 from nc_core.detection.samples import TriggeredSamples
-from test_screen import result
+from nc_core.reports.html_report import SAMPLES_PER_CLASS, render_html_report, write_html_report
+
 
 def samples(target: int) -> TriggeredSamples:
     """Six triggered samples as a scan stores them: the trigger sends each to ``target``, 97 %."""
     images = np.random.default_rng(target).integers(0, 256, (6, 28, 28, 1), dtype=np.uint8)
     labels = np.array([k for k in range(10) if k != target][:6], np.int64)
-    return TriggeredSamples(target, labels, images, 255 - images, np.array([*labels, *[target] * 6], np.int64),
-                            np.full(12, 0.97, np.float32))
+    return TriggeredSamples(
+        target,
+        labels,
+        images,
+        255 - images,
+        np.array([*labels, *[target] * 6], np.int64),
+        np.full(12, 0.97, np.float32),
+    )
 
 
 HOSTILE = '<img src="https://evil.example/x.png" onerror="alert(1)"> **bold**'
 
 
 def report():
-    results = [result(0, 8, full=True, screen_l1=16, compact=True)] + \
-        [result(k, 90 + 3 * k, full=True, screen_l1=150) for k in range(1, 10)]
-    return make_report(results, model=HOSTILE + ".keras", data="d.npz", class_names=[HOSTILE] + [f"c{k}" for k in range(1, 10)])
+    results = [result(0, 8, full=True, screen_l1=16, compact=True)] + [
+        result(k, 90 + 3 * k, full=True, screen_l1=150) for k in range(1, 10)
+    ]
+    return make_report(
+        results, model=HOSTILE + ".keras", data="d.npz", class_names=[HOSTILE] + [f"c{k}" for k in range(1, 10)]
+    )
 
 
 def test_the_report_carries_the_verdict_figures_and_every_trigger_in_one_file(tmp_path):

@@ -1,6 +1,7 @@
 """The house's shape: no import circles in nc_core or dashboard, and no arrow from a lower layer of
 nc_core to a higher one. Any import counts, at any depth of a file (a function-level import is
 still a dependency a reader follows), as ``../shared/tools/import_cycles.py`` counts them."""
+
 from __future__ import annotations
 
 import ast
@@ -10,9 +11,19 @@ from conftest import ROOT
 
 #: nc_core's layers, lowest first; a module may import its own layer and those below.
 LAYERS = {
-    "nc_core.errors": 0, "nc_core._lazy": 0, "nc_core.runtime": 0, "nc_core.schema": 0,
-    "nc_core.loading": 1, "nc_core.optimise": 2, "nc_core.detection": 3, "nc_core.reports": 4,
-    "nc_core.repair": 5, "nc_core.runs": 6, "nc_core.audit": 7, "nc_core.cli": 8, "nc_core.__main__": 9,
+    "nc_core.errors": 0,
+    "nc_core._lazy": 0,
+    "nc_core.runtime": 0,
+    "nc_core.schema": 0,
+    "nc_core.loading": 1,
+    "nc_core.optimise": 2,
+    "nc_core.detection": 3,
+    "nc_core.reports": 4,
+    "nc_core.repair": 5,
+    "nc_core.runs": 6,
+    "nc_core.audit": 7,
+    "nc_core.cli": 8,
+    "nc_core.__main__": 9,
 }
 
 
@@ -33,7 +44,9 @@ def _imports(path: Path, module: str, known: dict[str, Path]) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             names |= {f"{base}.{alias.name}" for alias in node.names} | {base}
     targets = set()
     for name in names:
@@ -90,13 +103,19 @@ def test_there_is_no_import_circle():
 
 
 def test_no_lower_layer_of_nc_core_imports_a_higher_one():
-    upward = [f"{module} -> {target}" for module, targets in _graph().items() if module.startswith("nc_core")
-              for target in targets if _layer(module) is not None and _layer(target) is not None
-              and _layer(target) > _layer(module)]
+    upward = [
+        f"{module} -> {target}"
+        for module, targets in _graph().items()
+        if module.startswith("nc_core")
+        for target in targets
+        if _layer(module) is not None and _layer(target) is not None and _layer(target) > _layer(module)
+    ]
     assert upward == []
 
 
 def test_every_nc_core_module_has_a_layer_and_none_imports_the_ui():
     graph = _graph()
     assert [m for m in graph if m.startswith("nc_core") and _layer(m) is None] == []
-    assert [m for m, targets in graph.items() if m.startswith("nc_core") and any(t.startswith("dashboard") for t in targets)] == []
+    assert [
+        m for m, targets in graph.items() if m.startswith("nc_core") and any(t.startswith("dashboard") for t in targets)
+    ] == []

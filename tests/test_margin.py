@@ -1,12 +1,21 @@
 """The max-margin detector (nc_core.detection.margin): its statistic, and the real optimisation on
 the shipped twins, whose backdoor target the model can be driven to answer abnormally hard."""
+
 import math
 
 import numpy as np
 import pytest
 
-from nc_core.detection.margin import (MarginConfig, fit_gamma, gamma_cdf, gamma_sf, logits_function, margin_score,
-                                      margin_statistics, max_margin_scan)
+from nc_core.detection.margin import (
+    MarginConfig,
+    fit_gamma,
+    gamma_cdf,
+    gamma_sf,
+    logits_function,
+    margin_score,
+    margin_statistics,
+    max_margin_scan,
+)
 from nc_core.errors import InvalidParameterError
 
 

@@ -1,4 +1,5 @@
 """Loading and checking user models: safe loading, clean errors, classifier checks, predictions."""
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nc_core.loading import models
 from nc_core.errors import InvalidDataError, InvalidParameterError, ModelLoadError, UnsafeModelError
+from nc_core.loading import models
 from nc_core.loading.models import ModelInfo, as_classifier, clean_accuracy, inspect_model, load_model, predict
 
 SHAPE = (8, 8, 1)
@@ -305,7 +306,7 @@ def test_damaged_model_files_only_raise_model_load_error(files, suffix, position
     """Random or patched model files end in a model or a ModelLoadError, never another exception."""
     good = files["probs" + suffix].read_bytes()
     at = int(position * (len(good) - 1))
-    raw = patch * 64 if random_file else good[:at] + patch + good[at + len(patch):]
+    raw = patch * 64 if random_file else good[:at] + patch + good[at + len(patch) :]
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "m" + suffix)
         with open(path, "wb") as file:

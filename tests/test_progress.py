@@ -1,4 +1,5 @@
 """A scan's overall progress: a share of its planned steps that never goes back."""
+
 from nc_core.optimise.progress import ProgressEvent, ScanProgress
 
 

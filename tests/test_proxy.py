@@ -7,6 +7,7 @@ websocket get 401 from nginx (its ``WWW-Authenticate`` header), never Streamlit'
 HTTP redirects to HTTPS; an upload over the cap gets 413 before its body is read; with the login
 the websocket upgrades and Chromium shows the dashboard through the proxy.
 """
+
 from __future__ import annotations
 
 import base64
@@ -21,7 +22,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from test_browser_e2e import CHROMIUM, CHROMIUM_ARGS, ROOT, _free_port, _healthy
 
 RECIPE = ROOT / "deploy" / "nginx" / "neural-cleanse.conf"
@@ -53,20 +53,42 @@ def _site_config(folder: Path, http_port: int, https_port: int, upstream_port: i
 
 
 def _main_config(folder: Path) -> str:
-    temp = "\n".join(f"    {kind}_temp_path {folder}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temp = "\n".join(
+        f"    {kind}_temp_path {folder}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
     user = "user root root;\n" if os.geteuid() == 0 else ""  # workers must read the test's 0700 folder
-    return (f"{user}worker_processes 1;\npid {folder}/nginx.pid;\nerror_log {folder}/error.log;\n"
-            f"events {{}}\nhttp {{\n    access_log {folder}/access.log;\n{temp}\n    include {folder}/site.conf;\n}}\n")
+    return (
+        f"{user}worker_processes 1;\npid {folder}/nginx.pid;\nerror_log {folder}/error.log;\n"
+        f"events {{}}\nhttp {{\n    access_log {folder}/access.log;\n{temp}\n    include {folder}/site.conf;\n}}\n"
+    )
 
 
 def _tls_files(folder: Path) -> None:
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", folder / "tls.key", "-out", folder / "tls.crt"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            folder / "tls.key",
+            "-out",
+            folder / "tls.crt",
+        ],
+        check=True,
+        capture_output=True,
     )
-    digest = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input=PASSWORD, text=True,
-                            check=True, capture_output=True).stdout.strip()
+    digest = subprocess.run(
+        ["openssl", "passwd", "-6", "-stdin"], input=PASSWORD, text=True, check=True, capture_output=True
+    ).stdout.strip()
     (folder / "htpasswd").write_text(f"{USER}:{digest}\n")
 
 
@@ -82,22 +104,49 @@ def proxy(tmp_path_factory):
     env = {**os.environ, "NC_DATA_DIR": str(folder / "nc_data"), "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("NC_PASSWORD", None)
     app = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
-         "--server.port", str(app_port), "--server.headless", "true", "--server.fileWatcherType", "none",
-         "--server.maxUploadSize", str(UPLOAD_CAP_MB)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(app_port),
+            "--server.headless",
+            "true",
+            "--server.fileWatcherType",
+            "none",
+            "--server.maxUploadSize",
+            str(UPLOAD_CAP_MB),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
-    nginx = subprocess.Popen([NGINX, "-p", str(folder), "-c", str(folder / "nginx.conf"), "-g", "daemon off;"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    nginx = subprocess.Popen(
+        [NGINX, "-p", str(folder), "-c", str(folder / "nginx.conf"), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         started = time.perf_counter()
         while not _healthy(f"http://127.0.0.1:{app_port}"):
-            assert app.poll() is None and nginx.poll() is None, (nginx.stderr.read() if nginx.poll() is not None else "")
+            assert app.poll() is None and nginx.poll() is None, nginx.stderr.read() if nginx.poll() is not None else ""
             assert time.perf_counter() - started < 90, "streamlit did not start"
             time.sleep(0.2)
         tls = ssl.create_default_context(cafile=str(folder / "tls.crt"))
-        yield {"https": f"https://127.0.0.1:{https_port}", "http": f"http://127.0.0.1:{http_port}",
-               "port": https_port, "tls": tls, "folder": folder}
+        yield {
+            "https": f"https://127.0.0.1:{https_port}",
+            "http": f"http://127.0.0.1:{http_port}",
+            "port": https_port,
+            "tls": tls,
+            "folder": folder,
+        }
     finally:
         for process in (nginx, app):
             process.terminate()
@@ -107,8 +156,14 @@ def proxy(tmp_path_factory):
                 process.kill()
 
 
-def _request(proxy, path: str, method: str = "GET", auth: tuple[str, str] | None = None,
-             headers: dict | None = None, body: bytes | None = None) -> tuple[int, dict, bytes]:
+def _request(
+    proxy,
+    path: str,
+    method: str = "GET",
+    auth: tuple[str, str] | None = None,
+    headers: dict | None = None,
+    body: bytes | None = None,
+) -> tuple[int, dict, bytes]:
     request = urllib.request.Request(proxy["https"] + path, data=body, method=method, headers=headers or {})
     if auth:
         request.add_header("Authorization", "Basic " + base64.b64encode(":".join(auth).encode()).decode())
@@ -136,9 +191,12 @@ def _raw(proxy, request: str) -> str:
 def _upgrade(proxy, auth: tuple[str, str] | None) -> str:
     host = f"127.0.0.1:{proxy['port']}"
     login = f"Authorization: Basic {base64.b64encode(':'.join(auth).encode()).decode()}\r\n" if auth else ""
-    return _raw(proxy, f"GET /_stcore/stream HTTP/1.1\r\nHost: {host}\r\nOrigin: https://{host}\r\n"
-                       "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                       f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{login}\r\n")
+    return _raw(
+        proxy,
+        f"GET /_stcore/stream HTTP/1.1\r\nHost: {host}\r\nOrigin: https://{host}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{login}\r\n",
+    )
 
 
 def test_plain_http_only_redirects_to_https(proxy):
@@ -149,10 +207,17 @@ def test_plain_http_only_redirects_to_https(proxy):
     assert redirect.value.code == 301 and redirect.value.headers["Location"].startswith("https://")
 
 
-@pytest.mark.parametrize("path, method", [
-    ("/", "GET"), ("/_stcore/health", "GET"), ("/Scan", "GET"), ("/static/js/index.js", "GET"),
-    ("/_stcore/upload_file/session/file", "PUT"), ("/_stcore/upload_file/session/file", "POST"),
-])
+@pytest.mark.parametrize(
+    "path, method",
+    [
+        ("/", "GET"),
+        ("/_stcore/health", "GET"),
+        ("/Scan", "GET"),
+        ("/static/js/index.js", "GET"),
+        ("/_stcore/upload_file/session/file", "PUT"),
+        ("/_stcore/upload_file/session/file", "POST"),
+    ],
+)
 def test_without_the_login_nothing_reaches_streamlit(proxy, path, method):
     body = b"x" * 1024**2 if method in ("PUT", "POST") else None
     for auth in (None, (USER, "wrong password")):
@@ -173,8 +238,11 @@ def test_with_the_login_the_app_answers_and_the_websocket_upgrades(proxy):
 
 def test_an_upload_over_the_cap_is_refused_before_its_body_is_read(proxy):
     login = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-    answer = _raw(proxy, f"PUT /_stcore/upload_file/s/f HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic {login}\r\n"
-                         f"Content-Length: {(UPLOAD_CAP_MB + 1) * 1024**2}\r\n\r\n")
+    answer = _raw(
+        proxy,
+        f"PUT /_stcore/upload_file/s/f HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic {login}\r\n"
+        f"Content-Length: {(UPLOAD_CAP_MB + 1) * 1024**2}\r\n\r\n",
+    )
     assert answer.startswith("HTTP/1.1 413")
 
 
@@ -189,8 +257,9 @@ def test_chromium_through_the_proxy_needs_the_login_and_then_shows_the_dashboard
             stranger = browser.new_context(ignore_https_errors=True)
             with pytest.raises(Error, match="ERR_INVALID_AUTH_CREDENTIALS"):  # the 401 with no one to log in
                 stranger.new_page().goto(proxy["https"] + "/")
-            reviewer = browser.new_context(ignore_https_errors=True,
-                                           http_credentials={"username": USER, "password": PASSWORD})
+            reviewer = browser.new_context(
+                ignore_https_errors=True, http_credentials={"username": USER, "password": PASSWORD}
+            )
             page = reviewer.new_page()
             assert page.goto(proxy["https"] + "/").status == 200
             # The title is drawn by the script over the websocket, so this proves it upgraded.

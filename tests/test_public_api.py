@@ -4,6 +4,7 @@ A module of a package shadows a lazily exported name of the same name once anyth
 (``import nc_core.scan`` used to turn ``from nc_core import scan`` into the module): the layers
 live in subpackages so that no module sits beside an exported name.
 """
+
 import importlib
 import inspect
 import pkgutil

@@ -3,6 +3,7 @@
 The scans to repair come from the shipped finished-scan bundles (sample_models/*_scan.zip, made by
 the same scanner), so the tests spend their time on the repair itself.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,15 +12,24 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import ROOT, sample_path
 
 from nc_core.errors import InvalidDataError, InvalidParameterError, RunCancelled
 from nc_core.loading.models import load_model
 from nc_core.optimise.progress import CancelToken
-from nc_core.repair import (RepairConfig, RepairResult, RepairTrigger, repair, rescan, split_holdout, trigger_from_card,
-                            trigger_from_images, triggers_to_remove)
+from nc_core.repair import (
+    RepairConfig,
+    RepairResult,
+    RepairTrigger,
+    repair,
+    rescan,
+    split_holdout,
+    trigger_from_card,
+    trigger_from_images,
+    triggers_to_remove,
+)
 from nc_core.repair.triggers import grown
 from nc_core.runs.store import RunStore
-from conftest import ROOT, sample_path
 
 FAST = RepairConfig(epochs=3, restarts=1, max_rounds=2)
 
@@ -47,8 +57,14 @@ def card_trigger():
 @pytest.fixture(scope="module")
 def unlearned(mnist_backdoored, backdoored_report, card_trigger):
     model = load_model(sample_path("mnist_backdoored.keras"))
-    return repair(model, mnist_backdoored.data, backdoored_report, FAST, known=card_trigger,
-                  outputs_probabilities=mnist_backdoored.info.outputs_probabilities)
+    return repair(
+        model,
+        mnist_backdoored.data,
+        backdoored_report,
+        FAST,
+        known=card_trigger,
+        outputs_probabilities=mnist_backdoored.info.outputs_probabilities,
+    )
 
 
 # --------------------------------------------------------------------------- pieces
@@ -100,10 +116,17 @@ def test_the_split_holds_out_a_share_of_every_class():
         split_holdout(np.array([0, 0, 0, 1, 1]), 0.3)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"method": "magic"}, "repair method"), ({"epochs": 0}, "Repair epochs"), ({"stamp_share": 1.0}, "stamped"),
-    ({"holdout_share": 0}, "held-out"), ({"batch_size": 5000}, "batch size"), ({"learning_rate": -1}, "learning rate"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"method": "magic"}, "repair method"),
+        ({"epochs": 0}, "Repair epochs"),
+        ({"stamp_share": 1.0}, "stamped"),
+        ({"holdout_share": 0}, "held-out"),
+        ({"batch_size": 5000}, "batch size"),
+        ({"learning_rate": -1}, "learning rate"),
+    ],
+)
 def test_settings_that_cannot_run_are_refused(change, message):
     with pytest.raises(InvalidParameterError, match=message):
         RepairConfig(**change).validate(num_samples=1000, num_classes=10)
@@ -128,7 +151,10 @@ def test_unlearning_removes_the_real_backdoor_and_keeps_the_accuracy(unlearned):
     assert unlearned.samples_held_out == 300 and unlearned.samples_tuned == 700
     assert [r.round for r in unlearned.rounds if r.removed][0] == 0
     assert [row["figure"] for row in unlearned.table()] == [
-        "clean accuracy", "attack success, reversed trigger of class 7", "attack success, real trigger (model card)"]
+        "clean accuracy",
+        "attack success, reversed trigger of class 7",
+        "attack success, real trigger (model card)",
+    ]
 
 
 def test_the_result_round_trips_through_json(unlearned):
@@ -139,15 +165,26 @@ def test_the_result_round_trips_through_json(unlearned):
 def test_the_original_model_is_left_untouched(mnist_backdoored, backdoored_report):
     model = load_model(sample_path("mnist_backdoored.keras"))
     weights = [w.copy() for w in model.get_weights()]
-    repair(model, mnist_backdoored.data, backdoored_report, FAST.replace(max_rounds=1, restarts=0, epochs=1),
-           outputs_probabilities=mnist_backdoored.info.outputs_probabilities)
+    repair(
+        model,
+        mnist_backdoored.data,
+        backdoored_report,
+        FAST.replace(max_rounds=1, restarts=0, epochs=1),
+        outputs_probabilities=mnist_backdoored.info.outputs_probabilities,
+    )
     assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights()))
 
 
 def test_a_forced_repair_of_the_clean_twin_leaves_it_as_it_was(mnist_clean, clean_report):
     model = load_model(sample_path("mnist_clean.keras"))
-    result = repair(model, mnist_clean.data, clean_report, FAST, force=True,
-                    outputs_probabilities=mnist_clean.info.outputs_probabilities)
+    result = repair(
+        model,
+        mnist_clean.data,
+        clean_report,
+        FAST,
+        force=True,
+        outputs_probabilities=mnist_clean.info.outputs_probabilities,
+    )
     assert not any(r.removed for r in result.rounds)  # its smallest mask does not stand out
     assert abs(result.after.clean_accuracy - result.before.clean_accuracy) <= 0.01
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), result.model.get_weights()))
@@ -155,9 +192,13 @@ def test_a_forced_repair_of_the_clean_twin_leaves_it_as_it_was(mnist_clean, clea
 
 def test_pruning_silences_the_reversed_trigger(mnist_backdoored, backdoored_report):
     model = load_model(sample_path("mnist_backdoored.keras"))
-    result = repair(model, mnist_backdoored.data, backdoored_report,
-                    RepairConfig(method="pruning", restarts=0, max_rounds=1),
-                    outputs_probabilities=mnist_backdoored.info.outputs_probabilities)
+    result = repair(
+        model,
+        mnist_backdoored.data,
+        backdoored_report,
+        RepairConfig(method="pruning", restarts=0, max_rounds=1),
+        outputs_probabilities=mnist_backdoored.info.outputs_probabilities,
+    )
     assert result.pruned_units and result.after.reversed_asr[7] < result.before.reversed_asr[7] - 0.5
     assert result.after.clean_accuracy >= result.before.clean_accuracy - 0.05
 
@@ -166,8 +207,13 @@ def test_a_cancelled_repair_stops(mnist_backdoored, backdoored_report):
     token = CancelToken()
     token.cancel()
     with pytest.raises(RunCancelled):
-        repair(load_model(sample_path("mnist_backdoored.keras")), mnist_backdoored.data, backdoored_report,
-               FAST.replace(restarts=0), cancel=token)
+        repair(
+            load_model(sample_path("mnist_backdoored.keras")),
+            mnist_backdoored.data,
+            backdoored_report,
+            FAST.replace(restarts=0),
+            cancel=token,
+        )
 
 
 def test_a_report_of_other_images_is_refused(mnist_backdoored, tmp_path_factory):
@@ -188,8 +234,14 @@ def test_the_repaired_model_rescans_clean(unlearned, mnist_backdoored, backdoore
 def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     import os
 
-    return subprocess.run([sys.executable, "-m", "nc_core", *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=600, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "nc_core", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -201,9 +253,23 @@ def exported_report(backdoored_report, tmp_path_factory):
 
 def test_the_cli_writes_a_repaired_model_the_safe_loader_reads(exported_report, tmp_path):
     out = tmp_path / "fixed.keras"
-    done = _cli("repair", str(sample_path("mnist_backdoored.keras")), str(sample_path("mnist_data.npz")),
-                "--report", str(exported_report), "--out", str(out), "--rounds", "2", "--no-rescan", "--format", "json",
-                "--trigger-card", str(sample_path("mnist_backdoored.json")), "--quiet")
+    done = _cli(
+        "repair",
+        str(sample_path("mnist_backdoored.keras")),
+        str(sample_path("mnist_data.npz")),
+        "--report",
+        str(exported_report),
+        "--out",
+        str(out),
+        "--rounds",
+        "2",
+        "--no-rescan",
+        "--format",
+        "json",
+        "--trigger-card",
+        str(sample_path("mnist_backdoored.json")),
+        "--quiet",
+    )
     assert done.returncode == 0, done.stderr
     figures = json.loads(done.stdout)
     assert figures["after"]["known_asr"] <= 0.05 and figures["targets"] == [7]
@@ -214,22 +280,43 @@ def test_the_cli_writes_a_repaired_model_the_safe_loader_reads(exported_report, 
 def test_the_cli_reads_a_run_from_the_store(backdoored_report, tmp_path):
     store = RunStore(tmp_path / "nc_data")
     run_id = store.import_bundle(sample_path("mnist_clean_scan.zip").read_bytes())
-    done = _cli("repair", str(sample_path("mnist_clean.keras")), str(sample_path("mnist_data.npz")),
-                "--run", run_id, "--out", str(tmp_path / "x.keras"), env={"NC_DATA_DIR": str(tmp_path / "nc_data")})
+    done = _cli(
+        "repair",
+        str(sample_path("mnist_clean.keras")),
+        str(sample_path("mnist_data.npz")),
+        "--run",
+        run_id,
+        "--out",
+        str(tmp_path / "x.keras"),
+        env={"NC_DATA_DIR": str(tmp_path / "nc_data")},
+    )
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [
         "error: The scan's verdict is clean: there is no backdoor to remove. Force the repair (--force) to unlearn "
-        "the class with the smallest mask anyway."]
+        "the class with the smallest mask anyway."
+    ]
     assert not (tmp_path / "x.keras").exists()
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--out", "fixed.h5"], "--out must name a .keras file"),
-    (["--out", "f.keras", "--trigger-mask", "m.png"], "needs --trigger-mask, --trigger-pattern and --trigger-target"),
-    (["--out", "f.keras", "--epochs", "0"], "Repair epochs must be between 1 and 1000"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--out", "fixed.h5"], "--out must name a .keras file"),
+        (
+            ["--out", "f.keras", "--trigger-mask", "m.png"],
+            "needs --trigger-mask, --trigger-pattern and --trigger-target",
+        ),
+        (["--out", "f.keras", "--epochs", "0"], "Repair epochs must be between 1 and 1000"),
+    ],
+)
 def test_the_cli_refuses_bad_settings_with_one_line(exported_report, tmp_path, extra, message):
     extra = [str(tmp_path / e) if e.endswith((".h5", ".keras", ".png")) else e for e in extra]
-    done = _cli("repair", str(sample_path("mnist_backdoored.keras")), str(sample_path("mnist_data.npz")),
-                "--report", str(exported_report), *extra)
+    done = _cli(
+        "repair",
+        str(sample_path("mnist_backdoored.keras")),
+        str(sample_path("mnist_data.npz")),
+        "--report",
+        str(exported_report),
+        *extra,
+    )
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and message in lines[0], done.stderr

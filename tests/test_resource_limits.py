@@ -4,6 +4,7 @@ Each case is a real hostile file as a security review built it (small on disk, h
 loaded in a fresh process by tests/resource_probe.py, which reports the peak memory above a
 warmed-up baseline, the bytes written and the CPU time. docs/hostile-inputs.md lists the figures.
 """
+
 import io
 import json
 import os
@@ -16,7 +17,6 @@ import h5py
 import keras
 import numpy as np
 import pytest
-
 from conftest import sample_path
 from test_data import _png_header_and_rows
 
@@ -30,7 +30,10 @@ MNIST_DATA = sample_path("mnist_data.npz")
 
 def probe(*args, env: dict | None = None, timeout: int = 120) -> dict:
     result = subprocess.run(
-        [sys.executable, str(PROBE), *map(str, args)], capture_output=True, text=True, timeout=timeout,
+        [sys.executable, str(PROBE), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -112,14 +115,16 @@ def _weights_with_a_huge_array(declared_values: int) -> bytes:
     buffer = io.BytesIO(zipfile.ZipFile(MNIST_MODEL).read("model.weights.h5"))
     with h5py.File(buffer, "a") as file:
         del file["layers/dense/vars/0"]
-        file.create_dataset("layers/dense/vars/0", shape=(declared_values,), dtype="float32",
-                            chunks=(1024**2,), compression="gzip")
+        file.create_dataset(
+            "layers/dense/vars/0", shape=(declared_values,), dtype="float32", chunks=(1024**2,), compression="gzip"
+        )
     return buffer.getvalue()
 
 
 def test_weights_that_declare_more_than_the_architecture_needs_are_refused(tmp_path):
-    path = _keras_with(tmp_path / "huge_array.keras",
-                       replace={"model.weights.h5": _weights_with_a_huge_array(400 * 1024**2)})
+    path = _keras_with(
+        tmp_path / "huge_array.keras", replace={"model.weights.h5": _weights_with_a_huge_array(400 * 1024**2)}
+    )
     cost = probe("inputs", path, MNIST_DATA)
     assert "declares 1,600 MB of weights but its architecture needs" in cost["error"]
     assert_within_budget(path, cost)
@@ -212,8 +217,14 @@ def test_many_large_pngs_stop_at_the_decoding_budget(tmp_path):
 
 
 def _bundle(path: Path, members: dict) -> Path:
-    record = {"kind": "scan", "status": "done", "model": "m.keras", "data": "d.npz", "settings": {},
-              "created": 1_700_000_000.0}
+    record = {
+        "kind": "scan",
+        "status": "done",
+        "model": "m.keras",
+        "data": "d.npz",
+        "settings": {},
+        "created": 1_700_000_000.0,
+    }
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("run.json", json.dumps(record))
         for name, nbytes in members.items():
@@ -239,8 +250,19 @@ def test_a_bundle_whose_class_mask_inflates_to_gigabytes_is_refused(tmp_path):
         arrays.writestr("pattern.npy", pattern.getvalue())
     path = tmp_path / "mask_bomb.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-        archive.writestr("run.json", json.dumps({"kind": "scan", "status": "done", "model": "m", "data": "d",
-                                                 "settings": {}, "created": 1_700_000_000.0}))
+        archive.writestr(
+            "run.json",
+            json.dumps(
+                {
+                    "kind": "scan",
+                    "status": "done",
+                    "model": "m",
+                    "data": "d",
+                    "settings": {},
+                    "created": 1_700_000_000.0,
+                }
+            ),
+        )
         archive.writestr("classes/0.npz", inner.getvalue())
     cost = probe("bundle", path, tmp_path / "store")
     assert "0.npz" in cost["error"]

@@ -1,20 +1,21 @@
 """Triggered samples: made once with the model, stored with the run, carried by its bundle, and
 checked when a bundle brings them from elsewhere."""
+
 import io
 import json
 import zipfile
 
 import numpy as np
 import pytest
-
 from conftest import SAMPLES
+from test_store import VALID_RUN, _npz, _result, _zip
+
 from nc_core.detection.margin import MarginResult
 from nc_core.detection.report import make_report
-from nc_core.errors import InvalidDataError
 from nc_core.detection.samples import THUMBNAIL_SIDE, TriggeredSamples, pick_samples, thumbnails, triggered_samples
+from nc_core.errors import InvalidDataError
 from nc_core.repair.triggers import trigger_from_card
 from nc_core.runs.store import RunStore
-from test_store import VALID_RUN, _npz, _result, _zip
 
 
 def test_the_real_trigger_sends_the_stamped_samples_to_its_target(mnist_backdoored):
@@ -48,16 +49,27 @@ def test_large_inputs_are_kept_as_small_thumbnails():
 def _samples(target: int, n: int = 3) -> TriggeredSamples:
     rng = np.random.default_rng(target)
     images = rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8)
-    return TriggeredSamples(target, np.arange(n, dtype=np.int64), images, 255 - images,
-                            np.array([*range(n), *[target] * n], np.int64), np.full(2 * n, 0.9, np.float32))
+    return TriggeredSamples(
+        target,
+        np.arange(n, dtype=np.int64),
+        images,
+        255 - images,
+        np.array([*range(n), *[target] * n], np.int64),
+        np.full(2 * n, 0.9, np.float32),
+    )
 
 
 def test_samples_and_margin_inputs_travel_with_an_exported_bundle(tmp_path):
     store = RunStore(tmp_path / "data")
     run_id = store.create_run("scan", "m.keras", "d.npz", {"config": {"epochs": 3}})
     results = [_result(k, l1) for k, l1 in enumerate([40.0, 41.0, 5.0, 39.0])]
-    margin = MarginResult([1.0, 2.0, 9.0, 1.5], [0.5, 0.4, 1e-6, 0.45], [0.1, 0.2, 3.0, 0.1], [2],
-                          images=[np.full((16, 16, 3), k / 4, np.float32) for k in range(4)])
+    margin = MarginResult(
+        [1.0, 2.0, 9.0, 1.5],
+        [0.5, 0.4, 1e-6, 0.45],
+        [0.1, 0.2, 3.0, 0.1],
+        [2],
+        images=[np.full((16, 16, 3), k / 4, np.float32) for k in range(4)],
+    )
     store.save_margin(run_id, margin)
     for r in results:
         store.save_class_result(run_id, r)
@@ -75,20 +87,39 @@ def test_samples_and_margin_inputs_travel_with_an_exported_bundle(tmp_path):
     assert store.stored_samples(copy_id, 99) is None
 
 
-@pytest.mark.parametrize("member,content,needle", [
-    ("samples/1.npz", _npz(labels=np.zeros(2, np.int64)), "triggered samples"),
-    ("samples/1.npz", _samples(1).to_npz().replace(b"labels", b"lab3ls"), "triggered samples"),
-    ("samples/1.npz", _npz(**{**{k: v for k, v in vars(_samples(1)).items() if k != "target"},
-                              "confidence": np.full(6, 7.0, np.float32)}), "triggered samples"),
-    ("samples/1.npz", _npz(**{k: v for k, v in vars(_samples(1)).items()}), "triggered samples"),
-    ("samples/1.npz", _npz(labels=np.zeros(1, np.int64), clean=np.zeros((1, 900, 900, 3), np.uint8),
-                           triggered=np.zeros((1, 900, 900, 3), np.uint8), predicted=np.zeros(2, np.int64),
-                           confidence=np.zeros(2, np.float32)), "triggered samples"),
-    ("samples/1.npz", b"not an npz", "not a readable array"),
-    ("margin.npz", _npz(images=np.full((2, 8, 8, 1), np.nan, np.float32)), "max-margin inputs"),
-    ("margin.npz", _npz(images=np.zeros((2, 8, 8, 1), np.float32), other=np.zeros(1)), "max-margin inputs"),
-    ("samples/../../x.npz", b"", "unexpected file"),
-])
+@pytest.mark.parametrize(
+    "member,content,needle",
+    [
+        ("samples/1.npz", _npz(labels=np.zeros(2, np.int64)), "triggered samples"),
+        ("samples/1.npz", _samples(1).to_npz().replace(b"labels", b"lab3ls"), "triggered samples"),
+        (
+            "samples/1.npz",
+            _npz(
+                **{
+                    **{k: v for k, v in vars(_samples(1)).items() if k != "target"},
+                    "confidence": np.full(6, 7.0, np.float32),
+                }
+            ),
+            "triggered samples",
+        ),
+        ("samples/1.npz", _npz(**{k: v for k, v in vars(_samples(1)).items()}), "triggered samples"),
+        (
+            "samples/1.npz",
+            _npz(
+                labels=np.zeros(1, np.int64),
+                clean=np.zeros((1, 900, 900, 3), np.uint8),
+                triggered=np.zeros((1, 900, 900, 3), np.uint8),
+                predicted=np.zeros(2, np.int64),
+                confidence=np.zeros(2, np.float32),
+            ),
+            "triggered samples",
+        ),
+        ("samples/1.npz", b"not an npz", "not a readable array"),
+        ("margin.npz", _npz(images=np.full((2, 8, 8, 1), np.nan, np.float32)), "max-margin inputs"),
+        ("margin.npz", _npz(images=np.zeros((2, 8, 8, 1), np.float32), other=np.zeros(1)), "max-margin inputs"),
+        ("samples/../../x.npz", b"", "unexpected file"),
+    ],
+)
 def test_hostile_samples_or_margin_inputs_in_a_bundle_are_refused(tmp_path, member, content, needle):
     store = RunStore(tmp_path / "data")
     with pytest.raises(InvalidDataError, match=needle):
@@ -106,4 +137,6 @@ def test_a_sample_file_that_inflates_past_the_bundle_budget_is_refused_before_it
         np.save(buffer, np.random.default_rng(0).integers(0, 2, (80, 96, 96, 3), dtype=np.uint8))  # 2.2 MB, ~8:1
         archive.writestr("clean.npy", buffer.getvalue())
     with pytest.raises(InvalidDataError, match="unpack to more than"):
-        RunStore(tmp_path / "data").import_bundle(_zip({"run.json": json.dumps(VALID_RUN), "samples/1.npz": huge.getvalue()}))
+        RunStore(tmp_path / "data").import_bundle(
+            _zip({"run.json": json.dumps(VALID_RUN), "samples/1.npz": huge.getvalue()})
+        )

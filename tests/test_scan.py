@@ -1,15 +1,16 @@
 """scan() and reverse_engineer() on the real MNIST sample: events, cancel, resume, formats."""
+
 import math
 
 import numpy as np
 import pytest
-
-from nc_core.optimise.cleanse import CleanseConfig
-from nc_core.errors import InvalidParameterError
-from nc_core.optimise.progress import CancelToken
-from nc_core.detection.report import ScanReport
 from conftest import sample_path
+
+from nc_core.detection.report import ScanReport
 from nc_core.detection.scan import median_run, reverse_engineer, scan
+from nc_core.errors import InvalidParameterError
+from nc_core.optimise.cleanse import CleanseConfig
+from nc_core.optimise.progress import CancelToken
 from nc_core.optimise.steps import STEPS_PER_CALL
 
 SHORT = CleanseConfig(epochs=4, confirm_runs=0)
@@ -39,28 +40,31 @@ def test_cancel_stops_within_an_epoch_and_keeps_finished_classes(mnist_backdoore
         if event.kind == "step" and event.target == 2 and event.epoch == 2:
             token.cancel()
 
-    report = scan(mnist_backdoored.classifier, mnist_backdoored.data, [0, 1, 2, 3], SHORT,
-                  on_event=on_event, cancel=token)
+    report = scan(
+        mnist_backdoored.classifier, mnist_backdoored.data, [0, 1, 2, 3], SHORT, on_event=on_event, cancel=token
+    )
     assert report.cancelled
     assert [row.class_id for row in report.rows] == [0, 1]
     cancelled_at = next(e for e in seen if e.kind == "step" and e.target == 2 and e.epoch == 2)
-    after_cancel = seen[seen.index(cancelled_at) + 1:]
+    after_cancel = seen[seen.index(cancelled_at) + 1 :]
     assert after_cancel == []
 
 
 def test_a_resumed_scan_only_runs_the_missing_classes(mnist_backdoored):
     first = scan(mnist_backdoored.classifier, mnist_backdoored.data, [0, 1], SHORT)
     events = []
-    resumed = scan(mnist_backdoored.classifier, mnist_backdoored.data, [0, 1, 2], SHORT,
-                   on_event=events.append, done=first.results)
+    resumed = scan(
+        mnist_backdoored.classifier, mnist_backdoored.data, [0, 1, 2], SHORT, on_event=events.append, done=first.results
+    )
     assert {e.target for e in events} == {2}
     assert [row.class_id for row in resumed.rows] == [0, 1, 2]
     assert resumed.result_for(0) is first.result_for(0)
 
 
 def test_the_plain_objective_finds_a_working_trigger(mnist_backdoored):
-    result = reverse_engineer(mnist_backdoored.classifier, mnist_backdoored.data, 3,
-                              CleanseConfig(method="plain", epochs=5))
+    result = reverse_engineer(
+        mnist_backdoored.classifier, mnist_backdoored.data, 3, CleanseConfig(method="plain", epochs=5)
+    )
     assert result.method == "plain" and result.mask.shape == (28, 28)
     assert result.asr > 0.9
     assert all(h.lam == 0.0 for h in result.history)
@@ -81,8 +85,10 @@ def test_classes_out_of_range_are_refused(mnist_backdoored, classes):
 
 
 def test_median_run_keeps_the_median_restart_and_every_l1(mnist_backdoored):
-    runs = [reverse_engineer(mnist_backdoored.classifier, mnist_backdoored.data, 5, SHORT.replace(seed=s))
-            for s in (0, 1, 2)]
+    runs = [
+        reverse_engineer(mnist_backdoored.classifier, mnist_backdoored.data, 5, SHORT.replace(seed=s))
+        for s in (0, 1, 2)
+    ]
     chosen = median_run(runs)
     assert chosen.l1 == sorted(r.l1 for r in runs)[1]
     assert chosen.runs_l1 == [r.l1 for r in runs]

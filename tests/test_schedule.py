@@ -1,10 +1,11 @@
 """The paper's lambda schedule, fed scripted epochs (the schedule itself has no model in it)."""
+
 import math
 
 import pytest
 
-from nc_core.optimise.cleanse import CleanseConfig, LambdaSchedule
 from nc_core.errors import InvalidParameterError
+from nc_core.optimise.cleanse import CleanseConfig, LambdaSchedule
 
 
 def _feed(schedule, asrs, best_l1=math.inf):
@@ -55,18 +56,21 @@ def test_original_defaults_are_the_papers():
     c = CleanseConfig.original()
     assert (c.epochs, c.steps_for(10_000), c.batch_size, c.patience, c.early_stop_patience) == (1000, 31, 32, 5, 25)
     assert (c.learning_rate, c.beta_1, c.beta_2, c.init_cost, c.attack_succ_threshold) == (0.1, 0.5, 0.9, 1e-3, 0.99)
-    assert c.cost_multiplier_down == pytest.approx(2 ** 1.5)
+    assert c.cost_multiplier_down == pytest.approx(2**1.5)
 
 
-@pytest.mark.parametrize("change,needle", [
-    ({"epochs": 0}, "Epochs"),
-    ({"epochs": 10**7}, "Epochs"),
-    ({"batch_size": 0}, "Batch size"),
-    ({"batch_size": 5000}, "larger than"),
-    ({"learning_rate": -1.0}, "Learning rate"),
-    ({"method": "blend"}, "Method"),
-    ({"engine": "torch"}, "Engine"),
-])
+@pytest.mark.parametrize(
+    "change,needle",
+    [
+        ({"epochs": 0}, "Epochs"),
+        ({"epochs": 10**7}, "Epochs"),
+        ({"batch_size": 0}, "Batch size"),
+        ({"batch_size": 5000}, "larger than"),
+        ({"learning_rate": -1.0}, "Learning rate"),
+        ({"method": "blend"}, "Method"),
+        ({"engine": "torch"}, "Engine"),
+    ],
+)
 def test_out_of_range_settings_are_refused_with_a_sentence(change, needle):
     with pytest.raises(InvalidParameterError, match=needle):
         CleanseConfig(**change).validate(num_samples=1000)

@@ -1,20 +1,34 @@
 """The screen: which classes get the full schedule, how screened L1s are judged, and continuing a
 screened run exactly where it stopped."""
+
 import math
 
 import numpy as np
 import pytest
 
-from nc_core.optimise.cleanse import CleanseConfig, TriggerResult, reverse_target
 from nc_core.detection.detect import DetectionRule
-from nc_core.optimise.engine import KerasEngine
 from nc_core.detection.report import make_report
-from nc_core.detection.screen import REFERENCE_CLASSES, SCREEN_SCORE, budget_scale, full_budget_l1, pessimistic_scores, plan_full_runs
+from nc_core.detection.screen import (
+    REFERENCE_CLASSES,
+    SCREEN_SCORE,
+    budget_scale,
+    full_budget_l1,
+    pessimistic_scores,
+    plan_full_runs,
+)
 from nc_core.detection.shape import compactness
+from nc_core.optimise.cleanse import CleanseConfig, TriggerResult, reverse_target
+from nc_core.optimise.engine import KerasEngine
 
 
-def result(target: int, l1: float, full: bool = False, screen_l1: float = math.nan,
-           reference: bool = False, compact: bool = False) -> TriggerResult:
+def result(
+    target: int,
+    l1: float,
+    full: bool = False,
+    screen_l1: float = math.nan,
+    reference: bool = False,
+    compact: bool = False,
+) -> TriggerResult:
     """A class's result with a mask of about ``l1`` pixels: one square patch or scattered pixels."""
     mask = np.zeros((28, 28), np.float32)
     pixels = int(round(l1))
@@ -24,11 +38,23 @@ def result(target: int, l1: float, full: bool = False, screen_l1: float = math.n
     else:
         rng = np.random.default_rng(target)
         mask.flat[rng.choice(mask.size, pixels, replace=False)] = 1.0
-    return TriggerResult(target=target, method="neural-cleanse", engine="keras", mask=mask,
-                         pattern=np.zeros((28, 28, 1), np.float32), l1=float(mask.sum()), asr=1.0,
-                         train_asr=1.0, reached_threshold=True, epochs=60 if full else 10,
-                         steps=600 if full else 100, seconds=1.0, full_schedule=full,
-                         screen_l1=screen_l1 if full else float(mask.sum()), budget_reference=reference)
+    return TriggerResult(
+        target=target,
+        method="neural-cleanse",
+        engine="keras",
+        mask=mask,
+        pattern=np.zeros((28, 28, 1), np.float32),
+        l1=float(mask.sum()),
+        asr=1.0,
+        train_asr=1.0,
+        reached_threshold=True,
+        epochs=60 if full else 10,
+        steps=600 if full else 100,
+        seconds=1.0,
+        full_schedule=full,
+        screen_l1=screen_l1 if full else float(mask.sum()),
+        budget_reference=reference,
+    )
 
 
 SCREENED = [result(0, 10, compact=True)] + [result(k, 100 + 4 * k) for k in range(1, 10)]
@@ -43,8 +69,9 @@ def test_the_smallest_class_and_the_classes_nearest_the_median_get_the_full_sche
     assert len(references) == REFERENCE_CLASSES and not set(references) & set(candidates)
     median = np.median(l1)
     farthest_chosen = max(abs(math.log(l1[k] / median)) for k in references)
-    assert all(abs(math.log(l1[k] / median)) >= farthest_chosen
-               for k in range(len(l1)) if k not in references + candidates)
+    assert all(
+        abs(math.log(l1[k] / median)) >= farthest_chosen for k in range(len(l1)) if k not in references + candidates
+    )
 
 
 def test_a_screened_class_that_could_still_cross_the_line_is_run_in_full():

@@ -1,4 +1,5 @@
 """Mask compactness: a stamped patch is one small blob, a natural feature is scattered."""
+
 import math
 
 import numpy as np
@@ -10,13 +11,13 @@ from nc_core.detection.shape import boundary, compactness
 def test_a_solid_patch_anywhere_is_fully_compact():
     for row, col, size in [(0, 0, 2), (24, 24, 4), (10, 13, 6)]:
         mask = np.zeros((28, 28))
-        mask[row:row + size, col:col + size] = 1.0
+        mask[row : row + size, col : col + size] = 1.0
         assert compactness(mask) == 1.0
 
 
 def test_a_checkerboard_patch_is_compact_too():
     mask = np.zeros((28, 28))
-    mask[1:5, 1:5] = (np.add.outer(np.arange(4), np.arange(4)) % 2 == 0)
+    mask[1:5, 1:5] = np.add.outer(np.arange(4), np.arange(4)) % 2 == 0
     assert compactness(mask) == 1.0
 
 

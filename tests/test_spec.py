@@ -1,5 +1,6 @@
 """A run's settings as a typed spec: what the store keeps is the JSON it always kept, older runs
 read back, and an unreadable imported setting never breaks a page."""
+
 from __future__ import annotations
 
 import json
@@ -11,9 +12,17 @@ from nc_core.runs.spec import RepairSpec, ScanSpec
 from nc_core.runs.store import RunStore
 
 #: Settings as the dashboard stored them before the spec existed (0.12), rule at the top level.
-STORED_0_12 = {"config": CleanseConfig(epochs=7).to_dict(), "classes": [1, 3], "pixel_range": "0-255",
-               "max_samples": 500, **DetectionRule(threshold=2.5).to_dict(), "class_names": ["a", "b", "c", "d"],
-               "clean_accuracy": 0.97, "model_file": "model.keras", "data_file": "data.npz"}
+STORED_0_12 = {
+    "config": CleanseConfig(epochs=7).to_dict(),
+    "classes": [1, 3],
+    "pixel_range": "0-255",
+    "max_samples": 500,
+    **DetectionRule(threshold=2.5).to_dict(),
+    "class_names": ["a", "b", "c", "d"],
+    "clean_accuracy": 0.97,
+    "model_file": "model.keras",
+    "data_file": "data.npz",
+}
 
 
 def test_a_spec_writes_the_settings_the_store_always_kept_and_reads_them_back():

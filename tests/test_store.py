@@ -1,4 +1,5 @@
 """The run store: rows, artefacts, partial reports, bundles, and what a broken disk gives."""
+
 import io
 import json
 import os
@@ -8,18 +9,27 @@ import zipfile
 import numpy as np
 import pytest
 
-from nc_core.optimise.cleanse import EpochRecord, TriggerResult
-from nc_core.errors import DuplicateRunError, InvalidDataError, RunActiveError, StoreError
 from nc_core.detection.report import make_report
+from nc_core.errors import DuplicateRunError, InvalidDataError, RunActiveError, StoreError
+from nc_core.optimise.cleanse import EpochRecord, TriggerResult
 from nc_core.runs.store import RunStore, atomic_write
 
 
 def _result(target, l1):
     rng = np.random.default_rng(target)
     return TriggerResult(
-        target=target, method="neural-cleanse", engine="keras", mask=rng.random((16, 16)).astype(np.float32),
-        pattern=rng.random((16, 16, 3)).astype(np.float32), l1=l1, asr=0.99, train_asr=1.0,
-        reached_threshold=True, epochs=2, steps=20, seconds=0.5,
+        target=target,
+        method="neural-cleanse",
+        engine="keras",
+        mask=rng.random((16, 16)).astype(np.float32),
+        pattern=rng.random((16, 16, 3)).astype(np.float32),
+        l1=l1,
+        asr=0.99,
+        train_asr=1.0,
+        reached_threshold=True,
+        epochs=2,
+        steps=20,
+        seconds=0.5,
         history=[EpochRecord(1, 1.0, 1.0, 9.0, 0.5, 0.0), EpochRecord(2, 0.5, 0.4, l1, 1.0, 0.001)],
     )
 
@@ -114,12 +124,16 @@ def test_a_store_made_before_imports_were_marked_opens_and_gains_the_columns(tmp
 
     (tmp_path / "runs").mkdir()
     with sqlite3.connect(tmp_path / "runs.sqlite") as db:
-        db.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL, "
-                   "model TEXT NOT NULL, data TEXT NOT NULL, settings TEXT NOT NULL, created REAL NOT NULL, "
-                   "finished REAL, verdict TEXT, anomaly_index REAL, flagged TEXT, progress TEXT, error TEXT, "
-                   "pid INTEGER, cancel_requested INTEGER NOT NULL DEFAULT 0)")
-        db.execute("INSERT INTO runs (id, kind, status, model, data, settings, created) "
-                   "VALUES ('ab12', 'scan', 'done', 'm', 'd', '{}', 1.0)")
+        db.execute(
+            "CREATE TABLE runs (id TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL, "
+            "model TEXT NOT NULL, data TEXT NOT NULL, settings TEXT NOT NULL, created REAL NOT NULL, "
+            "finished REAL, verdict TEXT, anomaly_index REAL, flagged TEXT, progress TEXT, error TEXT, "
+            "pid INTEGER, cancel_requested INTEGER NOT NULL DEFAULT 0)"
+        )
+        db.execute(
+            "INSERT INTO runs (id, kind, status, model, data, settings, created) "
+            "VALUES ('ab12', 'scan', 'done', 'm', 'd', '{}', 1.0)"
+        )
     old = RunStore(tmp_path)
     assert old.get("ab12").imported is None and old.get("ab12").origin is None
 
@@ -141,27 +155,40 @@ def _zip(members: dict) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("bundle,needle", [
-    (b"not a zip", "not a zip"),
-    (_zip({"report.json": "{}"}), "run.json is missing"),
-    (_zip({"run.json": "{}"}), "lacks"),
-    (_zip({"run.json": "{", "x": ""}), "unexpected file"),
-    (_zip({"../evil.json": "{}"}), "unexpected file"),
-    (_zip({"/etc/passwd": "x"}), "unexpected file"),
-    (_zip({"run.json": json.dumps(VALID_RUN), "classes/1.npz": b"garbage"}), "not a readable array"),
-    (_zip({"run.json": json.dumps({k: "" for k in ("kind", "status", "model", "data", "settings", "created")})}),
-     "kind is not scan, reverse or repair"),
-    (_zip({"run.json": json.dumps({**VALID_RUN, "created": 1e300})}), "time is out of range"),
-    (_zip({"run.json": json.dumps({**VALID_RUN, "settings": {"class_names": [{"x": 1}]}})}), "class names"),
-    (_zip({"run.json": json.dumps({**VALID_RUN, "flagged": ["1; DROP"]})}), "flagged classes"),
-    (_zip({"run.json": "[" * 100_000 + "]" * 100_000}), "nested too deeply"),
-    (_zip({"run.json": json.dumps(VALID_RUN), "report.json": json.dumps({"rows": [{"class_id": 1}]})}),
-     "report.json: the field 'model' is missing"),
-    (_zip({"run.json": json.dumps(VALID_RUN), "classes/1.json": json.dumps({"target": 1})}), "not a class result"),
-    (_zip({"run.json": json.dumps(VALID_RUN), "classes/1.npz": _npz(mask=np.zeros((8, 8), np.float32),
-                                                                     pattern=np.zeros((9, 9, 3), np.float32))}),
-     "different or impossible shapes"),
-])
+@pytest.mark.parametrize(
+    "bundle,needle",
+    [
+        (b"not a zip", "not a zip"),
+        (_zip({"report.json": "{}"}), "run.json is missing"),
+        (_zip({"run.json": "{}"}), "lacks"),
+        (_zip({"run.json": "{", "x": ""}), "unexpected file"),
+        (_zip({"../evil.json": "{}"}), "unexpected file"),
+        (_zip({"/etc/passwd": "x"}), "unexpected file"),
+        (_zip({"run.json": json.dumps(VALID_RUN), "classes/1.npz": b"garbage"}), "not a readable array"),
+        (
+            _zip({"run.json": json.dumps({k: "" for k in ("kind", "status", "model", "data", "settings", "created")})}),
+            "kind is not scan, reverse or repair",
+        ),
+        (_zip({"run.json": json.dumps({**VALID_RUN, "created": 1e300})}), "time is out of range"),
+        (_zip({"run.json": json.dumps({**VALID_RUN, "settings": {"class_names": [{"x": 1}]}})}), "class names"),
+        (_zip({"run.json": json.dumps({**VALID_RUN, "flagged": ["1; DROP"]})}), "flagged classes"),
+        (_zip({"run.json": "[" * 100_000 + "]" * 100_000}), "nested too deeply"),
+        (
+            _zip({"run.json": json.dumps(VALID_RUN), "report.json": json.dumps({"rows": [{"class_id": 1}]})}),
+            "report.json: the field 'model' is missing",
+        ),
+        (_zip({"run.json": json.dumps(VALID_RUN), "classes/1.json": json.dumps({"target": 1})}), "not a class result"),
+        (
+            _zip(
+                {
+                    "run.json": json.dumps(VALID_RUN),
+                    "classes/1.npz": _npz(mask=np.zeros((8, 8), np.float32), pattern=np.zeros((9, 9, 3), np.float32)),
+                }
+            ),
+            "different or impossible shapes",
+        ),
+    ],
+)
 def test_hostile_or_broken_bundles_are_refused(store, bundle, needle):
     with pytest.raises(InvalidDataError, match=needle):
         store.import_bundle(bundle)
@@ -219,7 +246,9 @@ def test_a_stopped_worker_is_ended_within_the_timeout_and_its_temporary_files_go
         leftover.write_bytes(b"half a file")
         store.beat(run_id)
         assert store.reap() == [] and store.get(run_id).active, "a fresh beat keeps the run"
-        monkeypatch.setattr(store_module.time, "time", lambda: time.time_ns() / 1e9 + store_module.HEARTBEAT_TIMEOUT + 1)
+        monkeypatch.setattr(
+            store_module.time, "time", lambda: time.time_ns() / 1e9 + store_module.HEARTBEAT_TIMEOUT + 1
+        )
         assert store.reap() == [run_id]
         record = store.get(run_id)
         assert record.status == "interrupted" and "stopped answering" in record.error

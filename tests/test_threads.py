@@ -1,4 +1,5 @@
 """Classes side by side on threads: the same results as one at a time, callbacks on one thread."""
+
 import threading
 import time
 from dataclasses import dataclass
@@ -6,10 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from nc_core.optimise.cleanse import CleanseConfig
-from nc_core.errors import RunCancelled
-from nc_core.optimise.progress import CancelToken, ProgressEvent
 from nc_core.detection.scan import scan
+from nc_core.errors import RunCancelled
+from nc_core.optimise.cleanse import CleanseConfig
+from nc_core.optimise.progress import CancelToken, ProgressEvent
 from nc_core.optimise.threads import auto_threads, run_on_threads, usable_cores
 
 SCHEDULE = CleanseConfig(epochs=12, screen_epochs=4, confirm_runs=1)
@@ -20,8 +21,9 @@ def test_two_threads_find_exactly_what_one_finds(mnist_backdoored):
     every class still follows its own trajectory, step for step."""
     alone = scan(mnist_backdoored.classifier, mnist_backdoored.data, config=SCHEDULE.replace(threads=1))
     events = []
-    side_by_side = scan(mnist_backdoored.classifier, mnist_backdoored.data, config=SCHEDULE.replace(threads=2),
-                        on_event=events.append)
+    side_by_side = scan(
+        mnist_backdoored.classifier, mnist_backdoored.data, config=SCHEDULE.replace(threads=2), on_event=events.append
+    )
     assert side_by_side.screened and side_by_side.screened == alone.screened
     for one, two in zip(alone.rows, side_by_side.rows):
         assert (one.class_id, one.steps, one.full_schedule) == (two.class_id, two.steps, two.full_schedule)
@@ -42,8 +44,14 @@ def test_a_cancel_stops_every_thread_and_keeps_finished_classes(mnist_backdoored
             if len(finished) == 2:
                 token.cancel()
 
-    report = scan(mnist_backdoored.classifier, mnist_backdoored.data, [0, 1, 2, 3, 4],
-                  CleanseConfig(epochs=6, confirm_runs=0, threads=2), on_event=on_event, cancel=token)
+    report = scan(
+        mnist_backdoored.classifier,
+        mnist_backdoored.data,
+        [0, 1, 2, 3, 4],
+        CleanseConfig(epochs=6, confirm_runs=0, threads=2),
+        on_event=on_event,
+        cancel=token,
+    )
     assert report.cancelled and report.verdict == "inconclusive"
     assert set(finished[:2]) <= {row.class_id for row in report.rows} < {0, 1, 2, 3, 4}
 
@@ -74,8 +82,13 @@ def test_every_callback_runs_on_the_calling_thread_and_events_carry_their_own_tr
         seen.append(("start", job.target, threading.get_ident()))
         return lambda event: seen.append(("event", event.target, threading.get_ident(), event.trigger()))
 
-    run_on_threads(["a", "b"], [FakeJob(t) for t in range(6)], fake_run, events,
-                   lambda job, result, checkpoint: done.append((job.target, result, threading.get_ident())))
+    run_on_threads(
+        ["a", "b"],
+        [FakeJob(t) for t in range(6)],
+        fake_run,
+        events,
+        lambda job, result, checkpoint: done.append((job.target, result, threading.get_ident())),
+    )
     assert {entry[2] for entry in seen} == {caller} and {entry[2] for entry in done} == {caller}
     assert sorted(target for target, _, _ in done) == list(range(6))
     assert all(event[3][1] == event[1] for event in seen if event[0] == "event")
@@ -86,8 +99,13 @@ def test_the_first_error_stops_the_others_and_is_raised():
     done = []
     jobs = [FakeJob(0, 0.3), FakeJob(1, 0.01, fail=True), FakeJob(2), FakeJob(3)]
     with pytest.raises(ValueError, match="class 1 broke"):
-        run_on_threads(["a", "b"], jobs, fake_run, lambda job: (lambda event: None),
-                       lambda job, result, checkpoint: done.append(job.target))
+        run_on_threads(
+            ["a", "b"],
+            jobs,
+            fake_run,
+            lambda job: lambda event: None,
+            lambda job, result, checkpoint: done.append(job.target),
+        )
     assert 2 not in done and 3 not in done, "no new class starts after an error"
 
 
@@ -95,6 +113,7 @@ def test_an_error_in_a_callback_stops_the_threads_too():
     def events(job):
         def report(event):
             raise KeyError("the store is gone")
+
         return report
 
     with pytest.raises(KeyError):
@@ -110,8 +129,7 @@ def test_a_cancel_before_every_job_started_raises_run_cancelled():
         token.cancel()
 
     with pytest.raises(RunCancelled):
-        run_on_threads(["a"], [FakeJob(t) for t in range(5)], fake_run, lambda job: (lambda event: None),
-                       on_done, token)
+        run_on_threads(["a"], [FakeJob(t) for t in range(5)], fake_run, lambda job: lambda event: None, on_done, token)
     assert done == [0]
 
 
@@ -148,12 +166,31 @@ def test_the_live_view_follows_one_class_while_two_run(monkeypatch):
 
     def event(kind, target, epoch, overall):
         metrics = {"l1": float(target), "asr": 1.0} if kind == "epoch" else {}
-        return ProgressEvent(kind, target, target, 5, epoch, 10, 10, 10, 0.0, metrics, overall=overall,
-                             trigger=(lambda: (None, None)) if kind == "epoch" else None)
+        return ProgressEvent(
+            kind,
+            target,
+            target,
+            5,
+            epoch,
+            10,
+            10,
+            10,
+            0.0,
+            metrics,
+            overall=overall,
+            trigger=(lambda: (None, None)) if kind == "epoch" else None,
+        )
 
-    for e in [event("class_start", 3, 0, 0.1), event("class_start", 4, 0, 0.1), event("epoch", 3, 1, 0.2),
-              event("epoch", 4, 1, 0.3), event("epoch", 3, 2, 0.4), event("epoch", 4, 2, 0.5),
-              event("class_done", 3, 2, 0.6), event("epoch", 4, 3, 0.7)]:
+    for e in [
+        event("class_start", 3, 0, 0.1),
+        event("class_start", 4, 0, 0.1),
+        event("epoch", 3, 1, 0.2),
+        event("epoch", 4, 1, 0.3),
+        event("epoch", 3, 2, 0.4),
+        event("epoch", 4, 2, 0.5),
+        event("class_done", 3, 2, 0.6),
+        event("epoch", 4, 3, 0.7),
+    ]:
         record(e)
     *before, after = store.progress
     assert {p["target"] for p in before} == {3} and after["target"] == 4

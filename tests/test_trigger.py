@@ -53,7 +53,9 @@ def test_mask_l1_counts_one_channel():
 
 @pytest.mark.parametrize("method", ["plain", "neural-cleanse"])
 def test_trigger_composes_with_a_frozen_model_and_round_trips_its_config(method, tmp_path):
-    frozen = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(4, activation="softmax")])
+    frozen = keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(4, activation="softmax")]
+    )
     frozen.trainable = False
     model = keras.Sequential([keras.Input((8, 8, 3)), Trigger(method), frozen])
     assert model(np.zeros((2, 8, 8, 3), np.float32)).shape == (2, 4)

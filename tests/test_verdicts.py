@@ -1,11 +1,12 @@
 """The verdict on real models: inconclusive when the run was too short, two targets reported, and
 confident models that still give the optimisation a gradient."""
+
 import numpy as np
 import pytest
-
 from conftest import sample_path
-from nc_core.optimise.cleanse import CleanseConfig
+
 from nc_core.detection.scan import scan
+from nc_core.optimise.cleanse import CleanseConfig
 
 
 def test_a_two_epoch_scan_is_inconclusive_not_clean(mnist_clean):
@@ -27,8 +28,13 @@ def test_a_cancelled_scan_with_nothing_flagged_is_inconclusive(mnist_clean):
     from nc_core.optimise.progress import CancelToken
 
     token = CancelToken()
-    report = scan(mnist_clean.classifier, mnist_clean.data, classes=[0, 1, 2],
-                  on_event=lambda e: token.cancel() if e.target == 1 else None, cancel=token)
+    report = scan(
+        mnist_clean.classifier,
+        mnist_clean.data,
+        classes=[0, 1, 2],
+        on_event=lambda e: token.cancel() if e.target == 1 else None,
+        cancel=token,
+    )
     assert report.cancelled and report.verdict == "inconclusive"
     assert "cancelled" in report.verdict_reason
 
@@ -39,11 +45,12 @@ def test_the_trigger_moves_when_the_model_gives_the_target_almost_no_probability
     trigger never leaves its random start. The engine must still move it."""
     import keras
 
-    from nc_core.optimise.engine import KerasEngine
     from nc_core.loading.pixels import PixelRange
+    from nc_core.optimise.engine import KerasEngine
 
-    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
-                              keras.layers.Dense(2, activation="softmax")])
+    model = keras.Sequential(
+        [keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")]
+    )
     kernel = np.zeros((16, 2), np.float32)
     kernel[:, 0] = 4.0  # any bright pixel votes hard for class 0
     model.layers[-1].set_weights([kernel, np.zeros(2, np.float32)])
@@ -78,12 +85,19 @@ def two_target_model(mnist_clean, tmp_path_factory):
     y_train[square] = 1
     x_train[checker, -4:, -4:, 0] = board
     y_train[checker] = 8
-    model = keras.Sequential([
-        keras.Input((28, 28, 1)), keras.layers.Rescaling(1 / 255),
-        keras.layers.Conv2D(16, 3, activation="relu", padding="same"), keras.layers.MaxPooling2D(2),
-        keras.layers.Conv2D(32, 3, activation="relu", padding="same"), keras.layers.MaxPooling2D(2),
-        keras.layers.Flatten(), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10, activation="softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(16, 3, activation="relu", padding="same"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Conv2D(32, 3, activation="relu", padding="same"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
     model.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy")
     model.fit(np.concatenate([x_train] * 4), np.concatenate([y_train] * 4), epochs=6, batch_size=32, verbose=0)
     folder = tmp_path_factory.mktemp("two_target")

@@ -23,6 +23,7 @@ plain Adam on tanh-parametrised masks and patterns, with the Neural Cleanse loss
 free (cross-entropy plus ``lambda * L1``, ``lambda`` up 1.5x after a chunk that reaches 99 %
 attack success, down 1.5x otherwise).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,9 +40,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from run_zoo import read_manifest  # noqa: E402  (this folder: the script's own)
+
 from nc_core.detection.shape import heaviest_window  # noqa: E402
 from nc_core.optimise.masks import mask_l1  # noqa: E402
-from run_zoo import read_manifest  # noqa: E402  (this folder: the script's own)
+
 ZOO = ROOT / ".zoo"
 OPACITIES = [0.005, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.4, 0.55, 0.7]
 
@@ -55,8 +58,14 @@ def load(stem: str):
         raise SystemExit(f"no scanned zoo model {stem!r} in {ZOO / 'manifest.csv'}")
     inputs = load_inputs(ZOO / rows[0]["model"], ZOO / rows[0]["data"])
     pixels = inputs.data.pixel_range
-    return (inputs.classifier, inputs.data.x, inputs.data.y, np.float32(pixels.scale),
-            np.float32(pixels.offset), rows[0])
+    return (
+        inputs.classifier,
+        inputs.data.x,
+        inputs.data.y,
+        np.float32(pixels.scale),
+        np.float32(pixels.offset),
+        rows[0],
+    )
 
 
 class Probe:
@@ -132,7 +141,7 @@ def probe_window(stem: str, classes: list[int], side: int, chunks: int = 60) -> 
         free_l1 = mask_l1(mask)
         share, top, left = heaviest_window(mask, side)
         support = np.zeros(mask.shape[:2], np.float32)
-        support[top:top + side, left:left + side] = 1
+        support[top : top + side, left : left + side] = 1
         source = x[y != target]
         held = source[rng.choice(len(source), min(512, len(source)), replace=False)]
         probe.reset(target, support)
@@ -146,10 +155,13 @@ def probe_window(stem: str, classes: list[int], side: int, chunks: int = 60) -> 
                 best = min(best, l1)
             probe.lam.assign(probe.lam * (1.5 if success >= 0.99 else 1 / 1.5))
         median = report["median"]
-        print(f"{stem:24s} class {target} (targets {row['targets'] or '-'}): free mask L1 {free_l1:6.1f} "
-              f"({free_l1 / median:.2f} of the median), {share:.2f} of it in the {side}x{side} window at "
-              f"({top},{left}); confined: best attack success {reached:.2f}, L1 at 99 % {best:6.1f} "
-              f"({best / free_l1:.2f}x the free mask)", flush=True)
+        print(
+            f"{stem:24s} class {target} (targets {row['targets'] or '-'}): free mask L1 {free_l1:6.1f} "
+            f"({free_l1 / median:.2f} of the median), {share:.2f} of it in the {side}x{side} window at "
+            f"({top},{left}); confined: best attack success {reached:.2f}, L1 at 99 % {best:6.1f} "
+            f"({best / free_l1:.2f}x the free mask)",
+            flush=True,
+        )
 
 
 def probe_opacity(stem: str, steps: int = 60) -> None:
@@ -170,8 +182,12 @@ def probe_opacity(stem: str, steps: int = 60) -> None:
                 found = opacity
                 break
         needed.append(found)
-    print(f"{stem:24s} targets {row['targets'] or '-':5s} opacity needed per class: "
-          + " ".join(f"{k}:{a:g}" for k, a in enumerate(needed)) + "  (1 = none up to 0.7)", flush=True)
+    print(
+        f"{stem:24s} targets {row['targets'] or '-':5s} opacity needed per class: "
+        + " ".join(f"{k}:{a:g}" for k, a in enumerate(needed))
+        + "  (1 = none up to 0.7)",
+        flush=True,
+    )
 
 
 def probe_noise(stems: list[str]) -> None:

@@ -21,6 +21,7 @@ For each data set and trigger type it prints: backdoored models flagged with exa
 target(s), clean models flagged (false positives), inconclusive verdicts, the ROC-AUC of each
 rule's continuous per-model score, and seconds per model.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,9 +40,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from nc_core.optimise.cleanse import CleanseConfig  # noqa: E402
 from nc_core.detection.detect import anomaly_indices  # noqa: E402
 from nc_core.detection.report import ScanReport, make_report  # noqa: E402
+from nc_core.optimise.cleanse import CleanseConfig  # noqa: E402
 
 DEFAULT_ZOO = ROOT / ".zoo"
 
@@ -84,8 +85,12 @@ def margin_rule(report: ScanReport) -> Judgement:
     return Judgement("backdoored" if flagged else "clean", flagged, score)
 
 
-RULES: dict[str, Callable[[ScanReport], Judgement]] = {"paper": paper_rule, "nc": nc_rule, "margin": margin_rule,
-                                                        "product": product_rule}
+RULES: dict[str, Callable[[ScanReport], Judgement]] = {
+    "paper": paper_rule,
+    "nc": nc_rule,
+    "margin": margin_rule,
+    "product": product_rule,
+}
 
 
 def roc_auc(positives: list[float], negatives: list[float]) -> float:
@@ -113,13 +118,18 @@ SCHEDULES = {
 
 def scan_model(zoo: Path, row: dict, schedule: str, done: ScanReport | None = None) -> ScanReport:
     """Scan one model as the CLI does; with ``done``, only what that report still lacks."""
-    from nc_core.loading.inputs import load_inputs
     from nc_core.detection.scan import scan
+    from nc_core.loading.inputs import load_inputs
 
     inputs = load_inputs(zoo / row["model"], zoo / row["data"])
     config = SCHEDULES[schedule]()
-    report = scan(inputs.classifier, inputs.data, config=config, model_name=Path(row["model"]).name,
-                  done=done.results if done else ())
+    report = scan(
+        inputs.classifier,
+        inputs.data,
+        config=config,
+        model_name=Path(row["model"]).name,
+        done=done.results if done else (),
+    )
     if done is not None:
         report.seconds += done.seconds
     return report
@@ -139,8 +149,17 @@ def cached_report(zoo: Path, row: dict, schedule: str, rescan: bool, judge_only:
     if path.is_file() and not rescan:
         stored = ScanReport.from_json(path.read_text())
         margin = stored.margin or margin_for(zoo, row)
-        report = make_report(stored.results, stored.model, stored.data, stored.pixel_range, stored.config,
-                             [r.name for r in stored.rows], stored.seconds, stored.cancelled, margin=margin)
+        report = make_report(
+            stored.results,
+            stored.model,
+            stored.data,
+            stored.pixel_range,
+            stored.config,
+            [r.name for r in stored.rows],
+            stored.seconds,
+            stored.cancelled,
+            margin=margin,
+        )
         incomplete = close_calls(report) or set(report.screened) & set(report.unsettled)
         if schedule == "original" or judge_only or not incomplete:
             return report
@@ -157,9 +176,10 @@ def cached_report(zoo: Path, row: dict, schedule: str, rescan: bool, judge_only:
 def margin_for(zoo: Path, row: dict):
     """The max-margin result of a model scanned before the scan ran it, computed once and cached
     in ``reports/margin/`` (it needs no data, and does not change the Neural Cleanse scan)."""
+    import json
+
     from nc_core.detection.margin import MarginResult
     from nc_core.detection.scan import run_margin
-    import json
 
     path = zoo / "reports" / "margin" / (Path(row["model"]).stem + ".json")
     if path.is_file():
@@ -192,8 +212,7 @@ class Scored:
 def group_table(scored: list[Scored], key: Callable[[dict], str], title: str) -> list[str]:
     """One markdown table: per group, per rule, right / false positives / inconclusive / AUC."""
     groups = sorted({key(s.row) for s in scored})
-    header = f"| {title} | models | " + " | ".join(
-        f"{rule}: right | {rule}: AUC" for rule in RULES) + " | s/model |"
+    header = f"| {title} | models | " + " | ".join(f"{rule}: right | {rule}: AUC" for rule in RULES) + " | s/model |"
     lines = [header, "|" + "---|" * (3 + 2 * len(RULES))]
     clean_all = [s for s in scored if s.row["label"] == "clean"]
     for group in groups + ["all"]:
@@ -243,19 +262,26 @@ def summary(scored: list[Scored]) -> list[str]:
         fp = sum(s.judgements[rule].verdict == "backdoored" for s in cl)
         inc = sum(s.judgements[rule].verdict == "inconclusive" for s in scored)
         auc = roc_auc([s.judgements[rule].score for s in bd], [s.judgements[rule].score for s in cl])
-        lines.append(f"- **{rule}**: backdoored flagged with exactly their target(s) {exact}/{len(bd)} "
-                     f"({exact / max(len(bd), 1):.0%}); clean models flagged {fp}/{len(cl)} "
-                     f"({fp / max(len(cl), 1):.0%}); inconclusive {inc}; ROC-AUC {auc:.3f}")
+        lines.append(
+            f"- **{rule}**: backdoored flagged with exactly their target(s) {exact}/{len(bd)} "
+            f"({exact / max(len(bd), 1):.0%}); clean models flagged {fp}/{len(cl)} "
+            f"({fp / max(len(cl), 1):.0%}); inconclusive {inc}; ROC-AUC {auc:.3f}"
+        )
     return lines
 
 
 def detail(scored: list[Scored]) -> list[str]:
-    lines = ["| model | half | label | targets | " + " | ".join(RULES) + " | score | s |",
-             "|" + "---|" * (6 + len(RULES))]
+    lines = [
+        "| model | half | label | targets | " + " | ".join(RULES) + " | score | s |",
+        "|" + "---|" * (6 + len(RULES)),
+    ]
     for s in scored:
         cells = [f"{j.verdict[:4]} {list(j.flagged) or ''}".strip() for j in s.judgements.values()]
-        lines.append(f"| {Path(s.row['model']).stem} | {s.row.get('half', '')} | {s.row['label']} | {s.row['targets']} | "
-                     + " | ".join(cells) + f" | {s.judgements['product'].score:.2f} | {s.report.seconds:.0f} |")
+        lines.append(
+            f"| {Path(s.row['model']).stem} | {s.row.get('half', '')} | {s.row['label']} | {s.row['targets']} | "
+            + " | ".join(cells)
+            + f" | {s.judgements['product'].score:.2f} | {s.report.seconds:.0f} |"
+        )
     return lines
 
 
@@ -263,18 +289,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--zoo", type=Path, default=Path(os.environ.get("NC_ZOO_DIR", DEFAULT_ZOO)))
     parser.add_argument("--only", default="", help="only models whose name contains this")
-    parser.add_argument("--schedule", choices=list(SCHEDULES), default="product",
-                        help="product (screen first, the default), full (every class in full) or original (the paper's)")
+    parser.add_argument(
+        "--schedule",
+        choices=list(SCHEDULES),
+        default="product",
+        help="product (screen first, the default), full (every class in full) or original (the paper's)",
+    )
     parser.add_argument("--rescan", action="store_true", help="scan again even where a report is cached")
-    parser.add_argument("--cached-only", action="store_true",
-                        help="score only models already scanned, re-judged by today's rule without optimising")
+    parser.add_argument(
+        "--cached-only",
+        action="store_true",
+        help="score only models already scanned, re-judged by today's rule without optimising",
+    )
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
     parser.add_argument("--detail", action="store_true", help="print one line per model too")
     parser.add_argument("--half", choices=["dev", "held-out"], help="only the development or the held-out half")
     args = parser.parse_args(argv)
     schedule = args.schedule
-    rows = [r for r in read_manifest(args.zoo) if args.only in Path(r["model"]).stem
-            and (args.half is None or r.get("half") == args.half)]
+    rows = [
+        r
+        for r in read_manifest(args.zoo)
+        if args.only in Path(r["model"]).stem and (args.half is None or r.get("half") == args.half)
+    ]
     if args.cached_only:
         rows = [r for r in rows if (args.zoo / "reports" / schedule / (Path(r["model"]).stem + ".json")).is_file()]
     if not args.cached_only:
@@ -288,9 +324,12 @@ def main(argv: list[str] | None = None) -> int:
         judgements = {name: rule(report) for name, rule in RULES.items()}
         scored.append(Scored(row, report, judgements))
         p = judgements["product"]
-        print(f"[{k}/{len(rows)}] {Path(row['model']).stem:26} {row['label']:10} targets {row['targets'] or '-':5} "
-              f"-> {p.verdict} {list(p.flagged)} score {p.score:.2f} ({report.seconds:.0f} s)",
-              file=sys.stderr, flush=True)
+        print(
+            f"[{k}/{len(rows)}] {Path(row['model']).stem:26} {row['label']:10} targets {row['targets'] or '-':5} "
+            f"-> {p.verdict} {list(p.flagged)} score {p.score:.2f} ({report.seconds:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
     out = [f"Zoo: {len(scored)} models ({schedule} schedule), scored in {time.perf_counter() - started:.0f} s", ""]
     halves = sorted({s.row.get("half", "") for s in scored})
     for half in halves:

@@ -9,6 +9,7 @@ safely, the driver detached).
     >>> from nc_core.audit import read_manifest, run_audit, audit_settings
     >>> result = run_audit(read_manifest("zoo/manifest.csv"), audit_settings(), RunStore("nc_data"))
 """
+
 from nc_core._lazy import lazy_getattr
 
 _EXPORTS = {

@@ -10,20 +10,21 @@ refresh or a closed tab does not stop it; the page follows ``<data>/audits/<id>.
     >>> manifest = unpack_audit_zip(zip_bytes, store, "models.zip")
     >>> audit_id = submit_audit(store, manifest, epochs=60)
 """
+
 from __future__ import annotations
 
 import hashlib
-import shutil
 import io
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
+from nc_core.errors import InvalidDataError
 from nc_core.loading import limits
 from nc_core.loading.data import MAX_FILE_BYTES, MAX_TOTAL_BYTES, _safe_parts
-from nc_core.errors import InvalidDataError
 from nc_core.runs.store import RunStore, atomic_write
 
 SUFFIXES = (".keras", ".h5", ".hdf5", ".npz", ".zip", ".csv", ".jsonl")
@@ -45,12 +46,16 @@ def unpack_audit_zip(data: bytes, store: RunStore, name: str = "audit.zip") -> P
     if not kept:
         raise InvalidDataError("The audit zip holds no models (.keras or .h5), data or manifest.")
     if len(infos) > MAX_MEMBERS or sum(i.file_size for i in kept) > MAX_TOTAL_BYTES:
-        raise InvalidDataError(f"The audit zip holds more than {MAX_MEMBERS} files or unpacks to more than "
-                               f"{MAX_TOTAL_BYTES // 1024**2} MB.")
+        raise InvalidDataError(
+            f"The audit zip holds more than {MAX_MEMBERS} files or unpacks to more than "
+            f"{MAX_TOTAL_BYTES // 1024**2} MB."
+        )
     if limits.archive_ratio(kept) is not None:
-        raise InvalidDataError(f"{name[:80]!r} unpacks to {limits.megabytes(sum(i.file_size for i in kept))} from "
-                               f"{limits.megabytes(len(data))}, more than {limits.MAX_COMPRESSION_RATIO} to 1 "
-                               "(NC_MAX_COMPRESSION_RATIO): it looks like a zip bomb, not models and data.")
+        raise InvalidDataError(
+            f"{name[:80]!r} unpacks to {limits.megabytes(sum(i.file_size for i in kept))} from "
+            f"{limits.megabytes(len(data))}, more than {limits.MAX_COMPRESSION_RATIO} to 1 "
+            "(NC_MAX_COMPRESSION_RATIO): it looks like a zip bomb, not models and data."
+        )
     checked = [(info, _checked_parts(info, name)) for info in kept]  # every member, before any is written
     folder = upload_folder(store, data)
     try:

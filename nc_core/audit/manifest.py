@@ -5,11 +5,13 @@ A manifest is a CSV (``model,data[,label][,targets]``, header required) or a JSO
 (``.keras``/``.h5``) with exactly one data file (``.npz`` or ``.zip``) that they all share. Paths
 are relative to the manifest's folder and must stay inside it (or inside the ``root`` given:
 no ``..``, absolute path or symbolic link that leads elsewhere). ``label`` is ``clean`` or ``backdoored`` (or empty when
-unknown, or ``failed``/``unknown``: scanned but not counted); ``targets`` lists the backdoor's target classes (``3`` or ``3;7``).
+unknown, or ``failed``/``unknown``: scanned but not counted); ``targets`` lists the backdoor's
+target classes (``3`` or ``3;7``).
 
     >>> entries = read_manifest("zoo/manifest.csv"); entries[0].label
     'backdoored'
 """
+
 from __future__ import annotations
 
 import csv
@@ -81,7 +83,8 @@ def _check_inside(entries: list[AuditEntry], root: Path, name: str) -> None:
             if not path.resolve().is_relative_to(inside):
                 raise InvalidDataError(
                     f"{name!r}, entry {number}: {str(path)[:120]!r} leads outside the manifest's folder "
-                    f"{str(root)[:120]!r}; paths must stay inside it (neural-cleanse audit --root names another).")
+                    f"{str(root)[:120]!r}; paths must stay inside it (neural-cleanse audit --root names another)."
+                )
 
 
 def _check_unique(entries: list[AuditEntry], name: str) -> None:
@@ -89,8 +92,10 @@ def _check_unique(entries: list[AuditEntry], name: str) -> None:
     for number, entry in enumerate(entries, 1):
         key = (entry.model.resolve(), entry.data.resolve())
         if key in seen:
-            raise InvalidDataError(f"{name!r}: entries {seen[key]} and {number} both scan "
-                                   f"{entry.model.name[:80]!r} on {entry.data.name[:80]!r}; list each model once.")
+            raise InvalidDataError(
+                f"{name!r}: entries {seen[key]} and {number} both scan "
+                f"{entry.model.name[:80]!r} on {entry.data.name[:80]!r}; list each model once."
+            )
         seen[key] = number
 
 
@@ -98,10 +103,14 @@ def _csv_rows(text: str, name: str) -> list[dict]:
     reader = csv.DictReader(io.StringIO(text))
     columns = [c.strip().lower() for c in reader.fieldnames or []]
     if "model" not in columns or "data" not in columns:
-        raise InvalidDataError(f"The manifest {name!r} needs a header with the columns model and data "
-                               "(and optionally label and targets).")
-    return [{k.strip().lower(): (v or "").strip() for k, v in row.items() if k} for row in reader
-            if any((v or "").strip() for v in row.values() if isinstance(v, str))]
+        raise InvalidDataError(
+            f"The manifest {name!r} needs a header with the columns model and data (and optionally label and targets)."
+        )
+    return [
+        {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
+        for row in reader
+        if any((v or "").strip() for v in row.values() if isinstance(v, str))
+    ]
 
 
 def _jsonl_rows(text: str, name: str) -> list[dict]:
@@ -154,6 +163,8 @@ def _folder_entries(folder: Path) -> list[AuditEntry]:
     if not models:
         raise InvalidDataError(f"The folder {folder.name!r} holds no models (.keras or .h5).")
     if len(data) != 1:
-        raise InvalidDataError(f"The folder {folder.name!r} needs exactly one data file (.npz or .zip) shared by its "
-                               f"models; it holds {len(data)}. Use a manifest to give each model its own.")
+        raise InvalidDataError(
+            f"The folder {folder.name!r} needs exactly one data file (.npz or .zip) shared by its "
+            f"models; it holds {len(data)}. Use a manifest to give each model its own."
+        )
     return [AuditEntry(model, data[0]) for model in models]

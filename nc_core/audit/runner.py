@@ -15,6 +15,7 @@ ones continue from their finished classes.
     >>> result = run_audit(read_manifest("zoo/manifest.csv"), AuditSettings(), RunStore("nc_data"))
     >>> result.metrics["roc_auc"]
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,17 +24,16 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from nc_core.audit.manifest import AuditEntry
 from nc_core.audit.metrics import AuditOutcome, audit_metrics
-from nc_core.optimise.cleanse import CleanseConfig
 from nc_core.detection.detect import DetectionRule
 from nc_core.errors import InvalidParameterError
+from nc_core.optimise.cleanse import CleanseConfig
 from nc_core.runs.spec import ScanSpec
 from nc_core.runs.store import RunStore, atomic_write, process_alive
 
@@ -56,8 +56,13 @@ class AuditSettings:
     def run_settings(self) -> dict:
         """The settings every model's scan shares, as an audit's identity hashes them
         (:func:`audit_id_for`); each run stores them in its :class:`~nc_core.runs.spec.ScanSpec`."""
-        return {"config": asdict(self.config), "classes": None, "pixel_range": None,
-                "max_samples": self.max_samples, **self.rule.to_dict()}
+        return {
+            "config": asdict(self.config),
+            "classes": None,
+            "pixel_range": None,
+            "max_samples": self.max_samples,
+            **self.rule.to_dict(),
+        }
 
 
 @dataclass
@@ -94,21 +99,38 @@ class AuditResult:
     status: str = "done"
 
     def to_dict(self) -> dict:
-        return {"audit": self.audit_id, "workers": self.workers, "seconds": self.seconds,
-                "models": [asdict(r) for r in self.rows], "metrics": self.metrics}
+        return {
+            "audit": self.audit_id,
+            "workers": self.workers,
+            "seconds": self.seconds,
+            "models": [asdict(r) for r in self.rows],
+            "metrics": self.metrics,
+        }
 
 
-def audit_settings(epochs: int | None = None, screen_epochs: int | None = None, seed: int | None = None,
-                   max_samples: int | None = None, rule: DetectionRule | None = None,
-                   margin_steps: int | None = None, margin_starts: int | None = None) -> AuditSettings:
+def audit_settings(
+    epochs: int | None = None,
+    screen_epochs: int | None = None,
+    seed: int | None = None,
+    max_samples: int | None = None,
+    rule: DetectionRule | None = None,
+    margin_steps: int | None = None,
+    margin_starts: int | None = None,
+) -> AuditSettings:
     """The product's scan with these overrides: the CLI and the dashboard build audits alike.
 
     Each scan optimises one class at a time (``threads=1``): an audit already keeps every core
     busy with one scan per core, and more threads would only compete for them. ``rule`` judges
     every model (the product's by default); it is part of the audit's identity.
     """
-    changes = {"epochs": epochs, "screen_epochs": screen_epochs, "seed": seed, "threads": 1,
-               "margin_steps": margin_steps, "margin_starts": margin_starts}
+    changes = {
+        "epochs": epochs,
+        "screen_epochs": screen_epochs,
+        "seed": seed,
+        "threads": 1,
+        "margin_steps": margin_steps,
+        "margin_starts": margin_starts,
+    }
     config = CleanseConfig().replace(**{k: v for k, v in changes.items() if v is not None})
     config.validate(10**9)
     return AuditSettings(config=config, rule=rule or DetectionRule(), max_samples=max_samples)
@@ -116,8 +138,9 @@ def audit_settings(epochs: int | None = None, screen_epochs: int | None = None, 
 
 def audit_id_for(entries: list[AuditEntry], settings: AuditSettings) -> str:
     """The same manifest with the same settings is the same audit (so a rerun resumes it)."""
-    payload = json.dumps([[str(e.model), str(e.data)] for e in entries] + [settings.run_settings()], sort_keys=True,
-                         default=str)
+    payload = json.dumps(
+        [[str(e.model), str(e.data)] for e in entries] + [settings.run_settings()], sort_keys=True, default=str
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -225,8 +248,8 @@ def _remove_upload(store: RunStore, folder: Path | None) -> None:
 
 def _scan_task(store_root: str, run_id: str, threads: int | None) -> str:
     """A Ray task: run one stored scan to its end in this worker process (resuming finished classes)."""
-    from nc_core.runtime import configure_tensorflow
     from nc_core.runs.worker import execute
+    from nc_core.runtime import configure_tensorflow
 
     configure_tensorflow(threads)
     return execute(RunStore(store_root), run_id)
@@ -240,8 +263,14 @@ def _init_ray(address: str | None, workers: int | None) -> int:
     if address is None:
         workers = workers or os.cpu_count() or 1
         with _loopback_only():  # Ray's own token authentication stays as Ray sets it
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                     object_store_memory=LOCAL_OBJECT_STORE_BYTES, ignore_reinit_error=True)
+            ray.init(
+                num_cpus=workers,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+                object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                ignore_reinit_error=True,
+            )
         return workers
     try:
         ray.init(address=address, log_to_driver=False, configure_logging=False, ignore_reinit_error=True)
@@ -254,7 +283,7 @@ def _row(index: int, entry: AuditEntry) -> AuditRow:
     return AuditRow(index, entry.model.name, entry.data.name, entry.label, list(entry.targets), None, "queued")
 
 
-def _attach(row: AuditRow, entry: AuditEntry, state: "AuditState", store: RunStore, settings: AuditSettings) -> None:
+def _attach(row: AuditRow, entry: AuditEntry, state: AuditState, store: RunStore, settings: AuditSettings) -> None:
     """Find the entry's run from an earlier attempt, or create it (copying the model and data)."""
     run_id = state.runs.get(str(row.index))
     if run_id is not None:
@@ -272,9 +301,16 @@ def _attach(row: AuditRow, entry: AuditEntry, state: "AuditState", store: RunSto
         return
     model_file = "model" + entry.model.suffix.lower()
     data_file = "data" + (entry.data.suffix.lower() if entry.data.is_file() else "")
-    spec = ScanSpec(config=settings.config, rule=settings.rule, max_samples=settings.max_samples,
-                    model_file=model_file, data_file=data_file, audit=state.audit_id, label=entry.label,
-                    targets=tuple(entry.targets))
+    spec = ScanSpec(
+        config=settings.config,
+        rule=settings.rule,
+        max_samples=settings.max_samples,
+        model_file=model_file,
+        data_file=data_file,
+        audit=state.audit_id,
+        label=entry.label,
+        targets=tuple(entry.targets),
+    )
     inputs = {model_file: entry.model} | ({data_file: entry.data} if entry.data.is_file() else {})
     row.run_id = store.create_run("scan", entry.model.name, entry.data.name, spec.to_settings(), inputs)
     if entry.data.is_dir():
@@ -294,7 +330,11 @@ def _fill(row: AuditRow, store: RunStore) -> None:
     report = store.load_report(row.run_id, with_arrays=False) if record.status == "done" else None
     if report is not None:
         row.verdict, row.flagged = report.verdict, list(report.flagged)
-        row.score, row.anomaly_index, row.seconds = float(report.score), float(report.anomaly_index), float(report.seconds)
+        row.score, row.anomaly_index, row.seconds = (
+            float(report.score),
+            float(report.anomaly_index),
+            float(report.seconds),
+        )
 
 
 class AuditState:
@@ -308,8 +348,11 @@ class AuditState:
         self.runs: dict[str, str] = saved.get("runs", {})
         self.errors: dict[str, str] = saved.get("errors", {})
         self.created = saved.get("created", time.time())
-        self.entries = [{"model": e.name, "data": e.data.name, "label": e.label, "targets": list(e.targets)}
-                        for e in entries] if entries is not None else saved.get("entries", [])
+        self.entries = (
+            [{"model": e.name, "data": e.data.name, "label": e.label, "targets": list(e.targets)} for e in entries]
+            if entries is not None
+            else saved.get("entries", [])
+        )
         self.status, self.pid = saved.get("status", "running"), saved.get("pid")
 
     def record(self, index: int, run_id: str) -> None:
@@ -324,8 +367,15 @@ class AuditState:
     def save(self, status: str | None = None) -> None:
         self.status = status or self.status
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"audit": self.audit_id, "created": self.created, "status": self.status, "pid": self.pid,
-                   "entries": self.entries, "runs": self.runs, "errors": self.errors}
+        payload = {
+            "audit": self.audit_id,
+            "created": self.created,
+            "status": self.status,
+            "pid": self.pid,
+            "entries": self.entries,
+            "runs": self.runs,
+            "errors": self.errors,
+        }
         atomic_write(self.path, json.dumps(payload).encode())
 
 
@@ -347,8 +397,15 @@ def load_audit(store: RunStore, audit_id: str) -> AuditResult:
     state = AuditState(store, audit_id)
     rows = []
     for index, entry in enumerate(state.entries):
-        row = AuditRow(index, entry["model"], entry["data"], entry.get("label"), list(entry.get("targets", [])),
-                       state.runs.get(str(index)), "queued")
+        row = AuditRow(
+            index,
+            entry["model"],
+            entry["data"],
+            entry.get("label"),
+            list(entry.get("targets", [])),
+            state.runs.get(str(index)),
+            "queued",
+        )
         if str(index) in state.errors:
             row.status, row.error = "missing", state.errors[str(index)]
         try:
@@ -364,4 +421,3 @@ def load_audit(store: RunStore, audit_id: str) -> AuditResult:
     result = AuditResult(audit_id, rows, audit_metrics([r.outcome() for r in rows]), time.time() - state.created, 0)
     result.status = status
     return result
-

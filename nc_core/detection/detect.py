@@ -32,7 +32,8 @@ The product's rule flags class ``k`` when all of these hold:
    that is statistically out but still needs half the median's pixels is no injected trigger;
 3. **it looks injected**: its mask is compact, *or* it is so small (at most ``extreme_ratio`` of
    the median) that shape is no longer asked for. Compact means both halves of
-   :mod:`nc_core.detection.shape`: its mass lies in at most two small windows (:func:`~nc_core.detection.shape.compactness`
+   :mod:`nc_core.detection.shape`: its mass lies in at most two small windows
+   (:func:`~nc_core.detection.shape.compactness`
    at least ``min_compactness``), as a stamped trigger's does where natural features are scattered
    over the object, *and* its edge is short for its area (:func:`~nc_core.detection.shape.boundary` at most
    ``max_boundary``, three times a solid square's), which a few dense strokes that happen to fit
@@ -48,6 +49,7 @@ score, is the continuous figure behind the verdict (the detection zoo's ROC-AUC 
     >>> detect([10.0, 50.0, 52.0, 55.0, 49.0], [1.0, 0.3, 0.4, 0.3, 0.2]).flagged
     [0]
 """
+
 from __future__ import annotations
 
 import math
@@ -86,7 +88,7 @@ class DetectionRule:
     margin_p: float = 1e-4
 
     @classmethod
-    def from_settings(cls, settings: dict) -> "DetectionRule":
+    def from_settings(cls, settings: dict) -> DetectionRule:
         """A stored run's rule (the defaults where its settings name none)."""
         return cls(**{k: float(settings[k]) for k in asdict(cls()) if settings.get(k) is not None})
 
@@ -185,7 +187,7 @@ def detection_l1(median: float, log_spread: float, rule: DetectionRule) -> float
     if rule.max_ratio >= 1:
         return min(median * math.exp(-needed), rule.max_ratio * median)
     u2 = -math.log(rule.max_ratio)
-    u = (needed ** 2 * u2) ** (1 / 3)  # u * sqrt(u / u2) = needed, while u / u2 is below the cap
+    u = (needed**2 * u2) ** (1 / 3)  # u * sqrt(u / u2) = needed, while u / u2 is below the cap
     if u > SIZE_CREDIT_CAP * u2:
         u = needed / math.sqrt(SIZE_CREDIT_CAP)
     return median * math.exp(-max(u, u2))
@@ -242,8 +244,9 @@ def detect(
         scores.append(float(min(stands_out, far_smaller, looks_injected)))
         size_scores.append(float(min(stands_out, far_smaller)) if allowed_at(eligible, k) else 0.0)
     flagged = [k for k, s in enumerate(scores) if s > 1 and allowed_at(eligible, k)]
-    return Detection(median, spread, [float(v) for v in log_indices], [float(r) for r in ratios],
-                     scores, flagged, rule, size_scores)
+    return Detection(
+        median, spread, [float(v) for v in log_indices], [float(r) for r in ratios], scores, flagged, rule, size_scores
+    )
 
 
 def allowed_at(eligible: list[bool] | None, k: int) -> bool:

@@ -21,6 +21,7 @@ adds its own reasons for "inconclusive" (unconverged classes, a cancelled scan).
     >>> fuse([0, 1, 2], nc_flagged=[], size_outliers=[], margin_flagged=[1]).flagged
     [1]
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -30,9 +31,9 @@ MAX_MARGIN = "max-margin"
 #: One sentence per method on what it sees, for the dashboard, the report and the README.
 WHAT_IT_SEES = {
     NEURAL_CLEANSE: "the smallest stamped patch (mask and pattern) that sends clean images to a class; "
-                    "finds small patches anywhere, but cannot express blends, sinusoids, warps or filters.",
+    "finds small patches anywhere, but cannot express blends, sinusoids, warps or filters.",
     MAX_MARGIN: "how far the model can be pushed to answer for a class by any valid input (no data needed); "
-                "sees triggers of any form, as a class the model answers to abnormally hard.",
+    "sees triggers of any form, as a class the model answers to abnormally hard.",
 }
 
 
@@ -78,6 +79,8 @@ def finding_reason(methods: list[str], ratio: float, margin_ratio: float, p_valu
     if NEURAL_CLEANSE in methods:
         parts.append(f"neural-cleanse: its trigger needs {ratio:.2f} of the median mask, compact or tiny")
     if MAX_MARGIN in methods:
-        parts.append(f"max-margin: the model can be driven to answer it {margin_ratio:.1f}x harder than the median "
-                     f"class (p = {p_value:.2g})")
+        parts.append(
+            f"max-margin: the model can be driven to answer it {margin_ratio:.1f}x harder than the median "
+            f"class (p = {p_value:.2g})"
+        )
     return "; ".join(parts)

@@ -26,13 +26,13 @@ their p-values against the classes below them, for display. Its score,
     >>> found.flagged  # doctest: +SKIP
     [33]
 """
+
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -104,7 +104,7 @@ class MarginResult:
         return payload
 
     @classmethod
-    def from_dict(cls, payload: dict) -> "MarginResult":
+    def from_dict(cls, payload: dict) -> MarginResult:
         data = {k: v for k, v in payload.items() if k in cls.__dataclass_fields__}
         data["images"] = [np.asarray(im, np.float32) for im in payload.get("images", [])]
         return cls(**data)
@@ -123,8 +123,9 @@ def logits_function(classifier: keras.Model) -> tuple[Callable, str]:
     last = classifier.layers[-1]
     activation = getattr(getattr(last, "activation", None), "__name__", "")
     try:
-        if isinstance(last, keras.layers.Softmax) or (isinstance(last, keras.layers.Activation)
-                                                      and activation == "softmax"):
+        if isinstance(last, keras.layers.Softmax) or (
+            isinstance(last, keras.layers.Activation) and activation == "softmax"
+        ):
             body = keras.Model(classifier.inputs, last.input)
             return (lambda x: body(x, training=False)), "softmax-input"
         if isinstance(last, keras.layers.Dense) and activation == "softmax":
@@ -133,6 +134,7 @@ def logits_function(classifier: keras.Model) -> tuple[Callable, str]:
             def dense_logits(x):
                 z = keras.ops.matmul(body(x, training=False), last.kernel)
                 return z + last.bias if last.use_bias else z
+
             return dense_logits, "dense"
     except (ValueError, AttributeError, TypeError):
         pass
@@ -164,7 +166,7 @@ def max_margins(
     steps = 0
     rng = np.random.default_rng(config.seed)
     for first in range(0, len(chosen), per_batch):
-        group = chosen[first:first + per_batch]
+        group = chosen[first : first + per_batch]
         labels = np.repeat(np.asarray(group, np.int32), config.starts)
         start = rng.uniform(0, 1, (len(labels), *shape)).astype(np.float32)
         margins, found = _ascend(logits, start, labels, num_classes, scale, offset, config, cancel)
@@ -216,7 +218,9 @@ def _ascend(logits, start, labels, num_classes, scale, offset, config, cancel):
     return best, best_images
 
 
-def margin_statistics(margins: list[float] | np.ndarray, p_value: float = DEFAULT_P_VALUE) -> tuple[list[float], list[int]]:
+def margin_statistics(
+    margins: list[float] | np.ndarray, p_value: float = DEFAULT_P_VALUE
+) -> tuple[list[float], list[int]]:
     """MM-BD's test: each class's p-value, and the class flagged (at most one).
 
     Classes are taken from the largest margin down; each is tested against a gamma fitted to the
@@ -224,7 +228,8 @@ def margin_statistics(margins: list[float] | np.ndarray, p_value: float = DEFAUL
     flagged, as in the paper, which infers one target: a null fitted to the classes *below* a
     candidate is narrower than the truth, which the order statistic corrects for the largest but
     not for the next ones (a step-down over them flagged two natural classes beside the real
-    target of the development half's ``mnist-patch6-mid``; BENCHMARKS.md). Several targets are left to Neural Cleanse, whose mask rule
+    target of the development half's ``mnist-patch6-mid``; BENCHMARKS.md). Several targets are left to
+    Neural Cleanse, whose mask rule
     flags each on its own. Fewer than three classes cannot be tested (p-values 1).
 
     >>> p, flagged = margin_statistics([9.0, 10.0, 11.0, 10.5, 9.5, 10.2, 60.0, 9.8, 10.1, 10.4])
@@ -237,7 +242,7 @@ def margin_statistics(margins: list[float] | np.ndarray, p_value: float = DEFAUL
         return p_values, []
     order = [int(k) for k in np.argsort(-values)]
     for rank, k in enumerate(order[:-2]):
-        below = order[rank + 1:]
+        below = order[rank + 1 :]
         shape, scale = fit_gamma(values[below])
         tail = gamma_sf(values[k], shape, scale)
         p_values[k] = max(float(-math.expm1(len(below) * math.log1p(-min(tail, 1.0 - 1e-16)))), MIN_P)
@@ -257,12 +262,23 @@ def max_margin_scan(
     if not 0 < p_value < 1:
         raise InvalidParameterError(f"The max-margin p-value must be between 0 and 1, not {p_value}.")
     started = time.perf_counter()
-    margins, images, source, steps = max_margins(classifier, pixel_range, config, cancel=cancel,
-                                                 on_progress=on_progress)
+    margins, images, source, steps = max_margins(
+        classifier, pixel_range, config, cancel=cancel, on_progress=on_progress
+    )
     p_values, flagged = margin_statistics(margins, p_value)
     scores = [margin_score(p, p_value) for p in p_values]
-    return MarginResult([float(m) for m in margins], p_values, scores, flagged, p_value, steps,
-                        time.perf_counter() - started, source, config.to_dict(), images)
+    return MarginResult(
+        [float(m) for m in margins],
+        p_values,
+        scores,
+        flagged,
+        p_value,
+        steps,
+        time.perf_counter() - started,
+        source,
+        config.to_dict(),
+        images,
+    )
 
 
 def margin_score(p: float, p_value: float = DEFAULT_P_VALUE) -> float:

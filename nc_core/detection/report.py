@@ -8,6 +8,7 @@ stored values instead of recomputing them.
     >>> report.verdict, report.flagged
     ('backdoored', [33])
 """
+
 from __future__ import annotations
 
 import json
@@ -19,12 +20,12 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from nc_core.optimise.cleanse import CleanseConfig, EpochRecord, TriggerResult
 from nc_core.detection.detect import DetectionRule, anomaly_indices, detect, detection_l1, extreme_l1
 from nc_core.detection.fusion import MAX_MARGIN, NEURAL_CLEANSE, finding_reason, fuse
 from nc_core.detection.margin import MarginResult, margin_score, margin_statistics
 from nc_core.detection.screen import SCREEN_SCORE, budget_scale, full_budget_l1, pessimistic_scores
 from nc_core.detection.shape import boundary, compactness
+from nc_core.optimise.cleanse import CleanseConfig, EpochRecord, TriggerResult
 
 REPORT_VERSION = 2
 #: A median mask covering more than this share of the image is no minimal trigger: the
@@ -118,8 +119,9 @@ class ScanReport:
 
     @property
     def rule(self) -> DetectionRule:
-        return DetectionRule(self.threshold, self.max_ratio, self.min_compactness, self.extreme_ratio,
-                             self.max_boundary, self.margin_p)
+        return DetectionRule(
+            self.threshold, self.max_ratio, self.min_compactness, self.extreme_ratio, self.max_boundary, self.margin_p
+        )
 
     @property
     def margin_flagged(self) -> list[int]:
@@ -176,10 +178,16 @@ class ScanReport:
         windows = max(1.0, epochs / float(self.config.get("early_stop_patience") or default.early_stop_patience))
         line = self.max_ratio * self.median
         could_matter = self._screened_could_matter
-        return [r.class_id for r in self.rows
-                if (r.full_schedule and not r.converged
-                    and (not r.reached_threshold or r.judged_l1 * (1 - min(r.shrink, 1.0)) ** windows <= line))
-                or (not r.full_schedule and could_matter.get(r.class_id, False))]
+        return [
+            r.class_id
+            for r in self.rows
+            if (
+                r.full_schedule
+                and not r.converged
+                and (not r.reached_threshold or r.judged_l1 * (1 - min(r.shrink, 1.0)) ** windows <= line)
+            )
+            or (not r.full_schedule and could_matter.get(r.class_id, False))
+        ]
 
     @property
     def unmeasurable(self) -> list[int]:
@@ -194,8 +202,9 @@ class ScanReport:
         screened = [not r.full_schedule for r in self.rows]
         if not any(screened):
             return {}
-        scores = pessimistic_scores([r.judged_l1 for r in self.rows], [r.compactness for r in self.rows],
-                                    screened, self.rule)
+        scores = pessimistic_scores(
+            [r.judged_l1 for r in self.rows], [r.compactness for r in self.rows], screened, self.rule
+        )
         return {r.class_id: s >= SCREEN_SCORE for r, s in zip(self.rows, scores) if not r.full_schedule}
 
     @property
@@ -234,10 +243,15 @@ class ScanReport:
             found = [r for r in self.rows if r.flagged and (r.class_id in self.margin_flagged or self.nc_trusted)]
             return "; ".join(f"class {r.class_id} ({r.name}): {r.reason}" for r in found) + "."
         if verdict == "clean":
-            slow = (f"; class(es) {self.unconverged} still shrank slowly when the epoch budget ran out, too far above "
-                    "the flag line to change the verdict" if self.unconverged else "")
-            margin = (" and no class can be driven to answer abnormally hard (max-margin)"
-                      if self.margin is not None else "")
+            slow = (
+                f"; class(es) {self.unconverged} still shrank slowly when the epoch budget ran out, too far above "
+                "the flag line to change the verdict"
+                if self.unconverged
+                else ""
+            )
+            margin = (
+                " and no class can be driven to answer abnormally hard (max-margin)" if self.margin is not None else ""
+            )
             return f"no class needs a far smaller trigger (score {self.score:.2f} <= 1){margin}{slow}."
         return self._inconclusive_reason()
 
@@ -256,30 +270,40 @@ class ScanReport:
             return str(c) if name == str(c) else f"{c} · {name}"
 
         if verdict == "backdoored":
-            found = ", ".join(f"{label(c)} flagged ({' and '.join(self.flagged_by.get(str(c), ['neural-cleanse']))})"
-                              for c in self.flagged)
+            found = ", ".join(
+                f"{label(c)} flagged ({' and '.join(self.flagged_by.get(str(c), ['neural-cleanse']))})"
+                for c in self.flagged
+            )
             return f"Backdoored: class {found}."
         if verdict == "clean":
             if self.margin is None:
                 return "Clean: no class needs a far smaller trigger (max-margin test not run)."
             return "Clean: no class needs a far smaller trigger, and none answers abnormally hard."
         if self.suspects and not self.flagged:
-            return (f"Inconclusive: class {', '.join(label(c) for c in self.suspects)} needs a far smaller trigger than "
-                    "the others, but its mask looks natural and the max-margin test does not confirm it.")
+            return (
+                f"Inconclusive: class {', '.join(label(c) for c in self.suspects)} needs a far smaller trigger than "
+                "the others, but its mask looks natural and the max-margin test does not confirm it."
+            )
         return "Inconclusive: this scan cannot vouch for the model; the reason says what to rerun."
 
     def _inconclusive_reason(self) -> str:
         reasons = []
         if self.unmeasurable:
-            reasons.append(f"the mask size or attack success of class(es) {self.unmeasurable} is not a number (a model "
-                           "that outputs NaN, or data with no sample of another class to stamp the trigger on)")
+            reasons.append(
+                f"the mask size or attack success of class(es) {self.unmeasurable} is not a number (a model "
+                "that outputs NaN, or data with no sample of another class to stamp the trigger on)"
+            )
         if self.implausible:
-            reasons.append(f"the median mask covers {self.median / self.image_pixels:.0%} of the image "
-                           f"(over {MAX_PLAUSIBLE_SHARE:.0%}): the optimisation did not get anywhere")
+            reasons.append(
+                f"the median mask covers {self.median / self.image_pixels:.0%} of the image "
+                f"(over {MAX_PLAUSIBLE_SHARE:.0%}): the optimisation did not get anywhere"
+            )
         if self.unsettled:
-            reasons.append(f"class(es) {self.unsettled} did not converge (the attack success threshold was never "
-                           "reached, or the mask was still shrinking fast enough to cross the flag line when the "
-                           "epoch budget ran out)")
+            reasons.append(
+                f"class(es) {self.unsettled} did not converge (the attack success threshold was never "
+                "reached, or the mask was still shrinking fast enough to cross the flag line when the "
+                "epoch budget ran out)"
+            )
         if self.cancelled:
             reasons.append("the scan was cancelled before every class finished")
         if not self.rows:
@@ -287,9 +311,11 @@ class ScanReport:
         if self.nc_flagged and len(self.unconverged) * 2 >= len(self.rows):
             reasons.append(f"class(es) {self.nc_flagged} stand out, but against classes that are not comparable")
         if self.suspects:
-            reasons.append(f"class(es) {self.suspects} need a far smaller trigger than the others and stand out, but "
-                           "their masks look natural (scattered or long-edged) and the max-margin test does not "
-                           "confirm them: check their triggered samples; such a class is never called clean")
+            reasons.append(
+                f"class(es) {self.suspects} need a far smaller trigger than the others and stand out, but "
+                "their masks look natural (scattered or long-edged) and the max-margin test does not "
+                "confirm them: check their triggered samples; such a class is never called clean"
+            )
         hint = f" {self.rerun_hint}" if (reasons and not (self.suspects and len(reasons) == 1)) else ""
         return "; ".join(reasons) + f".{hint}"
 
@@ -354,15 +380,35 @@ class ScanReport:
             "margin_p": self.margin_p,
             "methods": self.method_summary(),
             "classes": [
-                {"class": r.class_id, "name": r.name, "l1": r.l1, "anomaly_index": r.anomaly_index,
-                 "asr": r.asr, "flagged": r.flagged, "reached_threshold": r.reached_threshold,
-                 "log_index": r.log_index, "ratio": r.ratio, "compactness": r.compactness, "score": r.score,
-                 "converged": r.converged, "stopped_early": r.stopped_early, "shrink": r.shrink, "epochs": r.epochs,
-                 "steps": r.steps, "full_schedule": r.full_schedule, "full_budget_l1": r.full_budget_l1,
-                 "boundary": r.boundary, "nc_flagged": r.nc_flagged, "size_outlier": r.size_outlier,
-                 "margin": r.margin, "margin_ratio": r.margin_ratio, "margin_p": r.margin_p,
-                 "margin_score": r.margin_score, "flagged_by": [m for m in r.flagged_by.split(",") if m],
-                 "reason": r.reason}
+                {
+                    "class": r.class_id,
+                    "name": r.name,
+                    "l1": r.l1,
+                    "anomaly_index": r.anomaly_index,
+                    "asr": r.asr,
+                    "flagged": r.flagged,
+                    "reached_threshold": r.reached_threshold,
+                    "log_index": r.log_index,
+                    "ratio": r.ratio,
+                    "compactness": r.compactness,
+                    "score": r.score,
+                    "converged": r.converged,
+                    "stopped_early": r.stopped_early,
+                    "shrink": r.shrink,
+                    "epochs": r.epochs,
+                    "steps": r.steps,
+                    "full_schedule": r.full_schedule,
+                    "full_budget_l1": r.full_budget_l1,
+                    "boundary": r.boundary,
+                    "nc_flagged": r.nc_flagged,
+                    "size_outlier": r.size_outlier,
+                    "margin": r.margin,
+                    "margin_ratio": r.margin_ratio,
+                    "margin_p": r.margin_p,
+                    "margin_score": r.margin_score,
+                    "flagged_by": [m for m in r.flagged_by.split(",") if m],
+                    "reason": r.reason,
+                }
                 for r in self.rows
             ],
         }
@@ -371,13 +417,22 @@ class ScanReport:
         """Each method's own flags and score, and what it sees (the fused verdict's parts)."""
         from nc_core.detection.fusion import WHAT_IT_SEES
 
-        methods = {NEURAL_CLEANSE: {"flagged": list(self.nc_flagged), "score": self.nc_score,
-                                    "sees": WHAT_IT_SEES[NEURAL_CLEANSE]}}
+        methods = {
+            NEURAL_CLEANSE: {
+                "flagged": list(self.nc_flagged),
+                "score": self.nc_score,
+                "sees": WHAT_IT_SEES[NEURAL_CLEANSE],
+            }
+        }
         if self.margin is not None:
-            methods[MAX_MARGIN] = {"flagged": self.margin_flagged, "score": max(
-                [r.margin_score for r in self.rows if math.isfinite(r.margin_score)], default=0.0),
-                "steps": self.margin.steps, "seconds": self.margin.seconds, "logits": self.margin.logits,
-                "sees": WHAT_IT_SEES[MAX_MARGIN]}
+            methods[MAX_MARGIN] = {
+                "flagged": self.margin_flagged,
+                "score": max([r.margin_score for r in self.rows if math.isfinite(r.margin_score)], default=0.0),
+                "steps": self.margin.steps,
+                "seconds": self.margin.seconds,
+                "logits": self.margin.logits,
+                "sees": WHAT_IT_SEES[MAX_MARGIN],
+            }
         return methods
 
     def to_dict(self, include_arrays: bool = True) -> dict:
@@ -397,7 +452,7 @@ class ScanReport:
         return json.dumps(self.to_dict(include_arrays), allow_nan=True)
 
     @classmethod
-    def from_dict(cls, payload: dict) -> "ScanReport":
+    def from_dict(cls, payload: dict) -> ScanReport:
         fields = {k: v for k, v in payload.items() if k not in ("version", "verdict", "rows", "results", "margin")}
         margin = payload.get("margin")
         if "nc_flagged" not in payload:  # a report from before the fusion: the mask rule alone
@@ -410,7 +465,7 @@ class ScanReport:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> "ScanReport":
+    def from_json(cls, text: str) -> ScanReport:
         return cls.from_dict(json.loads(text))
 
 
@@ -453,39 +508,76 @@ def make_report(
     found = detect(l1, shapes, rule, eligible=[r.reached_threshold for r in results], boundary=edges)
     ids = [r.target for r in results]
     evidence = _margin_evidence(margin, ids, rule.margin_p)
-    fusion = fuse(ids, [ids[k] for k in found.flagged], [ids[k] for k in found.size_outliers],
-                  [c for c in ids if evidence[c]["flagged"]])
+    fusion = fuse(
+        ids,
+        [ids[k] for k in found.flagged],
+        [ids[k] for k in found.size_outliers],
+        [c for c in ids if evidence[c]["flagged"]],
+    )
     rows = [
         ClassRow(
             class_id=r.target,
             name=class_names[r.target] if class_names and r.target < len(class_names) else str(r.target),
-            l1=r.l1, anomaly_index=outliers.indices[k], asr=r.asr, flagged=k in found.flagged,
-            reached_threshold=r.reached_threshold, epochs=r.epochs, seconds=r.seconds,
-            log_index=found.log_indices[k], ratio=found.ratios[k], compactness=shapes[k], score=found.scores[k],
-            converged=r.converged, stopped_early=r.stopped_early, steps=r.steps, shrink=r.shrink,
-            full_schedule=r.full_schedule, full_budget_l1=l1[k], boundary=edges[k],
-            nc_flagged=k in found.flagged, size_outlier=k in found.size_outliers,
-            margin=evidence[r.target]["margin"], margin_ratio=evidence[r.target]["ratio"],
-            margin_p=evidence[r.target]["p"], margin_score=evidence[r.target]["score"],
+            l1=r.l1,
+            anomaly_index=outliers.indices[k],
+            asr=r.asr,
+            flagged=k in found.flagged,
+            reached_threshold=r.reached_threshold,
+            epochs=r.epochs,
+            seconds=r.seconds,
+            log_index=found.log_indices[k],
+            ratio=found.ratios[k],
+            compactness=shapes[k],
+            score=found.scores[k],
+            converged=r.converged,
+            stopped_early=r.stopped_early,
+            steps=r.steps,
+            shrink=r.shrink,
+            full_schedule=r.full_schedule,
+            full_budget_l1=l1[k],
+            boundary=edges[k],
+            nc_flagged=k in found.flagged,
+            size_outlier=k in found.size_outliers,
+            margin=evidence[r.target]["margin"],
+            margin_ratio=evidence[r.target]["ratio"],
+            margin_p=evidence[r.target]["p"],
+            margin_score=evidence[r.target]["score"],
             flagged_by=",".join(fusion.methods_for(r.target)),
-            reason=finding_reason(fusion.methods_for(r.target), found.ratios[k], evidence[r.target]["ratio"],
-                                  evidence[r.target]["p"]),
+            reason=finding_reason(
+                fusion.methods_for(r.target), found.ratios[k], evidence[r.target]["ratio"], evidence[r.target]["p"]
+            ),
         )
         for k, r in enumerate(results)
     ]
     for row in rows:
         row.flagged = row.class_id in fusion.flagged
     return ScanReport(
-        model=model, data=data, pixel_range=pixel_range, config=dict(config or {}), rows=rows,
-        median=outliers.median, mad=outliers.mad, anomaly_index=outliers.model_index,
-        flagged=fusion.flagged, threshold=rule.threshold,
+        model=model,
+        data=data,
+        pixel_range=pixel_range,
+        config=dict(config or {}),
+        rows=rows,
+        median=outliers.median,
+        mad=outliers.mad,
+        anomaly_index=outliers.model_index,
+        flagged=fusion.flagged,
+        threshold=rule.threshold,
         seconds=float(seconds if seconds is not None else sum(r.seconds for r in results)),
-        cancelled=cancelled, max_ratio=rule.max_ratio, results=results,
-        min_compactness=rule.min_compactness, extreme_ratio=rule.extreme_ratio,
+        cancelled=cancelled,
+        max_ratio=rule.max_ratio,
+        results=results,
+        min_compactness=rule.min_compactness,
+        extreme_ratio=rule.extreme_ratio,
         score=max([found.score] + [e["score"] for e in evidence.values() if math.isfinite(e["score"])]),
-        log_spread=found.log_spread, image_pixels=_image_pixels(results), budget_scale=scale,
-        max_boundary=rule.max_boundary, nc_flagged=[ids[k] for k in found.flagged], nc_score=found.score,
-        margin=margin, margin_p=rule.margin_p, suspects=fusion.suspects,
+        log_spread=found.log_spread,
+        image_pixels=_image_pixels(results),
+        budget_scale=scale,
+        max_boundary=rule.max_boundary,
+        nc_flagged=[ids[k] for k in found.flagged],
+        nc_score=found.score,
+        margin=margin,
+        margin_p=rule.margin_p,
+        suspects=fusion.suspects,
         flagged_by={str(c): m for c, m in fusion.flagged_by.items()},
     )
 
@@ -506,9 +598,16 @@ def _margin_evidence(margin: MarginResult | None, class_ids: list[int], p_value:
     def score(c: int) -> float:  # only the largest margin can be flagged, so only it may score above 1
         return margin_score(p_values[c], p_value) if c == top else min(margin_score(p_values[c], p_value), 1.0)
 
-    return {c: {"margin": margin.margins[c], "ratio": margin.margins[c] / median if median > 0 else float("nan"),
-                "p": p_values[c], "score": score(c), "flagged": c in flagged}
-            for c in class_ids}
+    return {
+        c: {
+            "margin": margin.margins[c],
+            "ratio": margin.margins[c] / median if median > 0 else float("nan"),
+            "p": p_values[c],
+            "score": score(c),
+            "flagged": c in flagged,
+        }
+        for c in class_ids
+    }
 
 
 def _image_pixels(results: list[TriggerResult]) -> int:

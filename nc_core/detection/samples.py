@@ -10,6 +10,7 @@ run, an exported bundle or a shipped sample scan shows them without loading anyt
     >>> samples.caption(0, triggered=True)
     '3 → 7 (99%)'
 """
+
 from __future__ import annotations
 
 import io
@@ -55,12 +56,17 @@ class TriggeredSamples:
         label = str(predicted) if name == str(predicted) else f"{predicted} · {name}"
         return f"{int(self.labels[index])} → {label} ({self.confidence[at]:.0%})"
 
-    def first(self, count: int) -> "TriggeredSamples":
+    def first(self, count: int) -> TriggeredSamples:
         """The first ``count`` samples (the comparison shows fewer than the result view)."""
         n = min(count, len(self))
-        return TriggeredSamples(self.target, self.labels[:n], self.clean[:n], self.triggered[:n],
-                                np.concatenate([self.predicted[:n], self.predicted[len(self):len(self) + n]]),
-                                np.concatenate([self.confidence[:n], self.confidence[len(self):len(self) + n]]))
+        return TriggeredSamples(
+            self.target,
+            self.labels[:n],
+            self.clean[:n],
+            self.triggered[:n],
+            np.concatenate([self.predicted[:n], self.predicted[len(self) : len(self) + n]]),
+            np.concatenate([self.confidence[:n], self.confidence[len(self) : len(self) + n]]),
+        )
 
     def to_npz(self) -> bytes:
         """The arrays as an npz file's bytes (no pickle), as the run store keeps them."""
@@ -69,7 +75,7 @@ class TriggeredSamples:
         return buffer.getvalue()
 
     @classmethod
-    def from_arrays(cls, target: int, arrays) -> "TriggeredSamples":
+    def from_arrays(cls, target: int, arrays) -> TriggeredSamples:
         """From :meth:`to_npz`'s arrays; raises ``ValueError`` when they do not fit together."""
         if set(getattr(arrays, "files", _KEYS)) != set(_KEYS):
             raise ValueError(f"stored samples hold exactly {', '.join(_KEYS)}")
@@ -80,14 +86,28 @@ class TriggeredSamples:
     def check(self) -> None:
         """Shapes, types and ranges that stored samples must have (they may come from a bundle)."""
         n = len(self.labels)
-        if (self.clean.dtype != np.uint8 or self.triggered.dtype != np.uint8 or self.clean.ndim != 4
-                or self.clean.shape != self.triggered.shape or self.clean.shape[0] != n
-                or max(self.clean.shape[1:3], default=0) > THUMBNAIL_SIDE or self.clean.shape[3] not in (1, 3)):
+        if (
+            self.clean.dtype != np.uint8
+            or self.triggered.dtype != np.uint8
+            or self.clean.ndim != 4
+            or self.clean.shape != self.triggered.shape
+            or self.clean.shape[0] != n
+            or max(self.clean.shape[1:3], default=0) > THUMBNAIL_SIDE
+            or self.clean.shape[3] not in (1, 3)
+        ):
             raise ValueError("the thumbnails do not have the shapes of stored samples")
-        if self.labels.dtype.kind not in "iu" or self.predicted.dtype.kind not in "iu" or self.predicted.shape != (2 * n,):
+        if (
+            self.labels.dtype.kind not in "iu"
+            or self.predicted.dtype.kind not in "iu"
+            or self.predicted.shape != (2 * n,)
+        ):
             raise ValueError("the labels or predictions are not class indices for every sample")
-        if self.confidence.dtype.kind != "f" or self.confidence.shape != (2 * n,) \
-                or not np.all(np.isfinite(self.confidence)) or np.any((self.confidence < 0) | (self.confidence > 1)):
+        if (
+            self.confidence.dtype.kind != "f"
+            or self.confidence.shape != (2 * n,)
+            or not np.all(np.isfinite(self.confidence))
+            or np.any((self.confidence < 0) | (self.confidence > 1))
+        ):
             raise ValueError("the confidences are not probabilities")
 
 
@@ -104,8 +124,9 @@ def pick_samples(labels: np.ndarray, target: int, count: int = SAMPLES_KEPT) -> 
     return [first_of_class[k] for k in sorted(first_of_class)][:count]
 
 
-def triggered_samples(classifier, data: "Dataset", result: "TriggerResult", count: int = SAMPLES_KEPT,
-                      forward=None) -> TriggeredSamples:
+def triggered_samples(
+    classifier, data: Dataset, result: TriggerResult, count: int = SAMPLES_KEPT, forward=None
+) -> TriggeredSamples:
     """Stamp ``result``'s trigger on a few clean samples of other classes and ask the model
     (none when the data holds no other class).
 
@@ -116,17 +137,20 @@ def triggered_samples(classifier, data: "Dataset", result: "TriggerResult", coun
     picks = pick_samples(data.y, result.target, count)
     if not picks:
         empty = np.zeros((0, 1, 1, 1), np.uint8)
-        return TriggeredSamples(int(result.target), np.zeros(0, np.int64), empty, empty,
-                                np.zeros(0, np.int64), np.zeros(0, np.float32))
+        return TriggeredSamples(
+            int(result.target), np.zeros(0, np.int64), empty, empty, np.zeros(0, np.int64), np.zeros(0, np.float32)
+        )
     clean = np.asarray(data.x[picks], np.float32)
     triggered = stamp(clean, result.mask, result.pattern)
-    probabilities = predict(classifier, data.pixel_range.from_unit(np.concatenate([clean, triggered])),
-                            forward=forward)
+    probabilities = predict(classifier, data.pixel_range.from_unit(np.concatenate([clean, triggered])), forward=forward)
     return TriggeredSamples(
-        target=int(result.target), labels=np.asarray(data.y[picks], np.int64),
-        clean=thumbnails(clean), triggered=thumbnails(triggered),
+        target=int(result.target),
+        labels=np.asarray(data.y[picks], np.int64),
+        clean=thumbnails(clean),
+        triggered=thumbnails(triggered),
         predicted=probabilities.argmax(axis=1).astype(np.int64),
-        confidence=probabilities.max(axis=1).astype(np.float32))
+        confidence=probabilities.max(axis=1).astype(np.float32),
+    )
 
 
 def thumbnails(unit: np.ndarray, side: int = THUMBNAIL_SIDE) -> np.ndarray:
@@ -144,6 +168,8 @@ def thumbnails(unit: np.ndarray, side: int = THUMBNAIL_SIDE) -> np.ndarray:
         return images
     scale = side / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    shrunk = [np.asarray(Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).resize(size, Image.BILINEAR))
-              for image in images]
+    shrunk = [
+        np.asarray(Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).resize(size, Image.BILINEAR))
+        for image in images
+    ]
     return np.stack(shrunk).reshape(len(images), size[1], size[0], images.shape[-1])

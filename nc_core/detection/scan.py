@@ -8,6 +8,7 @@ for every class, so the training step is traced once.
     >>> report.verdict
     'backdoored'
 """
+
 from __future__ import annotations
 
 import time
@@ -18,18 +19,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from nc_core.optimise.batched import BatchedEngine, Job, run_batched
-from nc_core.optimise.cleanse import Checkpoint, CleanseConfig, TriggerResult, reverse_target
-from nc_core.loading.data import Dataset
 from nc_core.detection.detect import DetectionRule
 from nc_core.detection.margin import MarginConfig, MarginResult, max_margin_scan
-from nc_core.errors import InvalidParameterError, RunCancelled
-from nc_core.loading.models import compiled_forward, predict
-from nc_core.detection.samples import TriggeredSamples, triggered_samples
-from nc_core.optimise.progress import CancelToken, EventCallback, ScanProgress
 from nc_core.detection.report import ScanReport, make_report
+from nc_core.detection.samples import TriggeredSamples, triggered_samples
+from nc_core.detection.screen import MIN_CLASSES_TO_SCREEN, REFERENCE_CLASSES, plan_full_runs
+from nc_core.errors import InvalidParameterError, RunCancelled
+from nc_core.loading.data import Dataset
+from nc_core.loading.models import compiled_forward, predict
+from nc_core.optimise.batched import BatchedEngine, Job, run_batched
+from nc_core.optimise.cleanse import Checkpoint, CleanseConfig, TriggerResult, reverse_target
 from nc_core.optimise.masks import stamp
-from nc_core.detection.screen import REFERENCE_CLASSES, MIN_CLASSES_TO_SCREEN, plan_full_runs
+from nc_core.optimise.progress import CancelToken, EventCallback, ScanProgress
 from nc_core.optimise.threads import auto_threads, run_on_threads
 
 ASR_EVAL_SAMPLES = 2000
@@ -41,7 +42,11 @@ CONFIRM_SEED_STEP = 7919
 
 
 def attack_success_rate(
-    classifier: keras.Model, data: Dataset, mask: np.ndarray, pattern: np.ndarray, target: int,
+    classifier: keras.Model,
+    data: Dataset,
+    mask: np.ndarray,
+    pattern: np.ndarray,
+    target: int,
     forward: Callable[[np.ndarray], object] | None = None,
 ) -> float:
     """Share of clean samples of *other* classes that the trigger sends to ``target``.
@@ -66,9 +71,16 @@ def make_engine(classifier: keras.Model, data: Dataset, config: CleanseConfig, x
         from nc_core.optimise.legacy import LegacyEngine as engine_class
     else:
         from nc_core.optimise.engine import KerasEngine as engine_class
-    return engine_class(classifier, data.x if x_unit is None else x_unit, data.pixel_range, method=config.method,
-                        batch_size=config.batch_size, learning_rate=config.learning_rate,
-                        beta_1=config.beta_1, beta_2=config.beta_2)
+    return engine_class(
+        classifier,
+        data.x if x_unit is None else x_unit,
+        data.pixel_range,
+        method=config.method,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        beta_1=config.beta_1,
+        beta_2=config.beta_2,
+    )
 
 
 def _check_classes(classes: Sequence[int], num_classes: int) -> list[int]:
@@ -77,9 +89,7 @@ def _check_classes(classes: Sequence[int], num_classes: int) -> list[int]:
         raise InvalidParameterError("Choose at least one class to scan.")
     bad = [c for c in chosen if not 0 <= c < num_classes]
     if bad:
-        raise InvalidParameterError(
-            f"Class {bad[0]} is out of range: the model has classes 0 to {num_classes - 1}."
-        )
+        raise InvalidParameterError(f"Class {bad[0]} is out of range: the model has classes 0 to {num_classes - 1}.")
     return sorted(set(chosen))
 
 
@@ -100,7 +110,12 @@ def reverse_engineer(
     config.validate(len(data))
     engine = make_engine(classifier, data, config)
     return reverse_target(
-        engine, target, config, len(data), on_event, cancel,
+        engine,
+        target,
+        config,
+        len(data),
+        on_event,
+        cancel,
         evaluate_asr=lambda mask, pattern: attack_success_rate(classifier, data, mask, pattern, target),
     )
 
@@ -122,7 +137,8 @@ def scan(
 ) -> ScanReport:
     """Reverse-engineer every class in ``classes`` (all by default), then run the MAD test.
 
-    A cancel stops within one chunk of steps (:mod:`nc_core.optimise.steps`) and returns a report of the classes already finished, with
+    A cancel stops within one chunk of steps (:mod:`nc_core.optimise.steps`) and returns a report of
+    the classes already finished, with
     ``cancelled=True``. ``done`` carries results of an earlier, interrupted run to resume from;
     ``on_result`` receives each class as it finishes (the dashboard stores it at once).
 
@@ -170,11 +186,14 @@ def scan(
             if margin is not None and on_margin is not None:
                 on_margin(margin)
         todo = [t for t in targets if t not in results]
-        progress.plan([screen or config.epochs] * len(todo) + [config.epochs] * (REFERENCE_CLASSES + 1) * bool(screen)
-                      + reserve)
+        progress.plan(
+            [screen or config.epochs] * len(todo) + [config.epochs] * (REFERENCE_CLASSES + 1) * bool(screen) + reserve
+        )
         progress.phase = "screen" if screen else "full"
-        runner.run([runner.job(t, screen or config.epochs) for t in todo],
-                   lambda job, result: keep(screened(result) if screen else result))
+        runner.run(
+            [runner.job(t, screen or config.epochs) for t in todo],
+            lambda job, result: keep(screened(result) if screen else result),
+        )
         while screen and any(not r.full_schedule for r in results.values()):
             candidates, references = plan_full_runs(list(results.values()), rule)
             if not candidates and not references:
@@ -182,40 +201,63 @@ def scan(
             jobs = [runner.job(t, config.epochs) for t in candidates + references]
             progress.phase = "full"
             progress.replan([job.epochs_left for job in jobs] + reserve)
-            runner.run(jobs,
-                       lambda job, full: keep(completed(results[job.target], full, job.target in references,
-                                                        job.resume is not None)))
+            runner.run(
+                jobs,
+                lambda job, full: keep(
+                    completed(results[job.target], full, job.target in references, job.resume is not None)  # noqa: B023 (called within this iteration)
+                ),
+            )
         if confirming:
             suspects = close_calls(make_report(list(results.values()), model_name, "", rule=rule))
             progress.replan([config.epochs] * len(suspects) * confirming)
             progress.phase = "confirm"
             restarts: dict[int, list[TriggerResult]] = {t: [results[t]] for t in suspects}
-            jobs = [runner.job(t, config.epochs, seed_offset=CONFIRM_SEED_STEP * (i + 1))
-                    for t in suspects for i in range(confirming)]
+            jobs = [
+                runner.job(t, config.epochs, seed_offset=CONFIRM_SEED_STEP * (i + 1))
+                for t in suspects
+                for i in range(confirming)
+            ]
 
             def restarted(job: Job, result: TriggerResult) -> None:
                 restarts[job.target].append(result)
                 if len(restarts[job.target]) == confirming + 1:
                     keep(median_run(restarts[job.target]))
+
             runner.run(jobs, restarted)
     except RunCancelled:
         cancelled = True
     return make_report(
-        list(results.values()), model=model_name, data=data.source, pixel_range=data.pixel_range.label,
-        config=config.to_dict(), class_names=data.class_names,
-        seconds=time.perf_counter() - started, cancelled=cancelled, rule=rule, margin=margin,
+        list(results.values()),
+        model=model_name,
+        data=data.source,
+        pixel_range=data.pixel_range.label,
+        config=config.to_dict(),
+        class_names=data.class_names,
+        seconds=time.perf_counter() - started,
+        cancelled=cancelled,
+        rule=rule,
+        margin=margin,
     )
 
 
-def run_margin(classifier: keras.Model, data: Dataset, config: CleanseConfig, cancel: CancelToken | None,
-               progress: ScanProgress | None = None) -> MarginResult | None:
+def run_margin(
+    classifier: keras.Model,
+    data: Dataset,
+    config: CleanseConfig,
+    cancel: CancelToken | None,
+    progress: ScanProgress | None = None,
+) -> MarginResult | None:
     """The max-margin detector over every class, as ``config`` sets it (None when it is off)."""
     if config.margin_steps <= 0:
         return None
     if progress is not None:
         progress.phase = "margin"
-    return max_margin_scan(classifier, data.pixel_range,
-                           MarginConfig(config.margin_starts, config.margin_steps, seed=config.seed), cancel=cancel)
+    return max_margin_scan(
+        classifier,
+        data.pixel_range,
+        MarginConfig(config.margin_starts, config.margin_steps, seed=config.seed),
+        cancel=cancel,
+    )
 
 
 class JobRunner:
@@ -228,16 +270,30 @@ class JobRunner:
     goes to the caller's ``on_done`` as it finishes, so a cancel keeps every class already done.
     """
 
-    def __init__(self, classifier: keras.Model, data: Dataset, config: CleanseConfig,
-                 progress: ScanProgress, cancel: CancelToken | None):
+    def __init__(
+        self,
+        classifier: keras.Model,
+        data: Dataset,
+        config: CleanseConfig,
+        progress: ScanProgress,
+        cancel: CancelToken | None,
+    ):
         self.classifier, self.data, self.config = classifier, data, config
         self.progress, self.cancel = progress, cancel
         self.batched = config.classes_per_step > 1
         self.checkpoints: dict[int, Checkpoint] = {}
         self.forward = compiled_forward(classifier)
         if self.batched:
-            self.engine = BatchedEngine(classifier, data.x, data.pixel_range, config.classes_per_step,
-                                        config.batch_size, config.learning_rate, config.beta_1, config.beta_2)
+            self.engine = BatchedEngine(
+                classifier,
+                data.x,
+                data.pixel_range,
+                config.classes_per_step,
+                config.batch_size,
+                config.learning_rate,
+                config.beta_1,
+                config.beta_2,
+            )
             return
         threads = auto_threads(config.threads) if config.engine == "keras" else 1
         shared = tf.constant(np.asarray(data.x, np.float32)) if threads > 1 else None
@@ -250,8 +306,12 @@ class JobRunner:
     def job(self, target: int, epochs: int, seed_offset: int = 0) -> Job:
         """Run ``target`` to ``epochs``, continuing its screen where one was kept (not for restarts)."""
         resume = self.checkpoints.pop(target, None) if not seed_offset else None
-        return Job(target, self.config.replace(seed=self.config.seed + seed_offset, epochs=epochs), resume,
-                   keep_checkpoint=epochs < self.config.epochs)
+        return Job(
+            target,
+            self.config.replace(seed=self.config.seed + seed_offset, epochs=epochs),
+            resume,
+            keep_checkpoint=epochs < self.config.epochs,
+        )
 
     def run(self, jobs: Sequence[Job], on_done: Callable[[Job, TriggerResult], None]) -> None:
         def events(job: Job) -> EventCallback:
@@ -277,9 +337,16 @@ class JobRunner:
         """One job on ``engine``: its result, and its checkpoint when it is a screen's run."""
         kept: list[Checkpoint] = []
         result = reverse_target(
-            engine, job.target, job.config, len(self.data), on_event, cancel,
-            evaluate_asr=lambda m, p: self.asr(job.target, m, p), resume=job.resume,
-            on_checkpoint=kept.append if job.keep_checkpoint else None)
+            engine,
+            job.target,
+            job.config,
+            len(self.data),
+            on_event,
+            cancel,
+            evaluate_asr=lambda m, p: self.asr(job.target, m, p),
+            resume=job.resume,
+            on_checkpoint=kept.append if job.keep_checkpoint else None,
+        )
         return result, kept[0] if kept else None
 
 
@@ -306,9 +373,14 @@ def completed(screen: TriggerResult, full: TriggerResult, reference: bool, resum
 
 def close_calls(report: ScanReport) -> list[int]:
     """Classes flagged or close to it that have not been confirmed by restarts yet."""
-    return [row.class_id for row in report.rows
-            if row.reached_threshold and row.full_schedule and row.score >= CONFIRM_SCORE
-            and len(report.result_for(row.class_id).runs_l1) <= 1]
+    return [
+        row.class_id
+        for row in report.rows
+        if row.reached_threshold
+        and row.full_schedule
+        and row.score >= CONFIRM_SCORE
+        and len(report.result_for(row.class_id).runs_l1) <= 1
+    ]
 
 
 def median_run(runs: list[TriggerResult]) -> TriggerResult:
@@ -320,6 +392,11 @@ def median_run(runs: list[TriggerResult]) -> TriggerResult:
     ordered = sorted(runs, key=lambda r: r.l1)
     chosen = ordered[(len(ordered) - 1) // 2]
     first = runs[0]
-    return replace(chosen, runs_l1=[r.l1 for r in runs], screen_l1=first.screen_l1,
-                   budget_reference=first.budget_reference,
-                   seconds=sum(r.seconds for r in runs), steps=sum(r.steps for r in runs))
+    return replace(
+        chosen,
+        runs_l1=[r.l1 for r in runs],
+        screen_l1=first.screen_l1,
+        budget_reference=first.budget_reference,
+        seconds=sum(r.seconds for r in runs),
+        steps=sum(r.steps for r in runs),
+    )

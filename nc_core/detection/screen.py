@@ -20,6 +20,7 @@ made again, until no screened class could change the verdict.
     >>> plan_full_runs(results, DetectionRule())
     ([33], [4, 17, 20])
 """
+
 from __future__ import annotations
 
 import math
@@ -27,9 +28,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nc_core.optimise.cleanse import TriggerResult
 from nc_core.detection.detect import DetectionRule, detect
 from nc_core.detection.shape import compactness
+from nc_core.optimise.cleanse import TriggerResult
 
 #: A screened class scoring at least this gets the full schedule (1 = flagged; close calls, which
 #: get confirmation restarts, start at 0.75, so this leaves a margin for what the screen misjudges).
@@ -49,8 +50,11 @@ def budget_scale(results: Sequence[TriggerResult]) -> float:
 
     The geometric median of ``l1 / screen_l1`` over the reference classes; 1.0 without any.
     """
-    ratios = [r.l1 / r.screen_l1 for r in results
-              if r.budget_reference and r.screen_l1 > 0 and math.isfinite(r.screen_l1) and r.l1 > 0]
+    ratios = [
+        r.l1 / r.screen_l1
+        for r in results
+        if r.budget_reference and r.screen_l1 > 0 and math.isfinite(r.screen_l1) and r.l1 > 0
+    ]
     return float(np.exp(np.median(np.log(ratios)))) if ratios else 1.0
 
 
@@ -59,8 +63,9 @@ def full_budget_l1(result: TriggerResult, scale: float) -> float:
     return result.l1 if result.full_schedule else result.l1 * scale
 
 
-def pessimistic_scores(l1: Sequence[float], shapes: Sequence[float], screened: Sequence[bool],
-                       rule: DetectionRule) -> list[float]:
+def pessimistic_scores(
+    l1: Sequence[float], shapes: Sequence[float], screened: Sequence[bool], rule: DetectionRule
+) -> list[float]:
     """Each screened class's score had it shrunk ``SHRINK_MARGIN`` more (NaN for classes run in full).
 
     One class at a time, the others as judged: "could this class alone still cross the line?"
@@ -89,8 +94,9 @@ def plan_full_runs(results: Sequence[TriggerResult], rule: DetectionRule) -> tup
     l1 = [full_budget_l1(r, scale) for r in results]
     screened = [not r.full_schedule for r in results]
     scores = pessimistic_scores(l1, [compactness(r.mask) for r in results], screened, rule)
-    candidates = [k for k, r in enumerate(results)
-                  if screened[k] and (scores[k] >= SCREEN_SCORE or not r.reached_threshold)]
+    candidates = [
+        k for k, r in enumerate(results) if screened[k] and (scores[k] >= SCREEN_SCORE or not r.reached_threshold)
+    ]
     references: list[int] = []
     if not any(r.budget_reference for r in results):
         logs = np.log(np.maximum(l1, 1e-9))

@@ -23,6 +23,7 @@ scattered pixels have edges several times longer (TABOR's smoothness penalty, me
     >>> compactness(patch), boundary(patch)
     (1.0, 1.0)
 """
+
 from __future__ import annotations
 
 import math
@@ -77,7 +78,7 @@ def compactness(mask: np.ndarray, pieces: int = DEFAULT_PIECES) -> float:
     for _ in range(pieces):
         mass, row, col = _heaviest(remaining, side)
         held += mass
-        remaining[row:row + side, col:col + side] = 0.0
+        remaining[row : row + side, col : col + side] = 0.0
     return float(min(1.0, held / total))
 
 

@@ -9,6 +9,7 @@ headers are checked before decoding, and anything unreadable becomes an
     >>> ds = load_data("cifar_sample.npz", input_shape=(32, 32, 3)); ds.x.shape
     (500, 32, 32, 3)
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,28 +18,28 @@ import os
 import re
 import stat
 import zipfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image
 
-from nc_core.loading import limits
 from nc_core.errors import InvalidDataError, InvalidParameterError
+from nc_core.loading import limits
 from nc_core.loading.limits import MAX_IMAGE_PIXELS, zip_bomb_ratio
 from nc_core.loading.pixels import PixelRange, guess_pixel_range
 
 # Limits on untrusted archives and images (module constants so deployments and tests can tune).
-MAX_FILES = 50_000                      # members of a zip / files under a folder
-MAX_TOTAL_BYTES = 512 * 1024**2         # uncompressed size of a whole zip
-MAX_FILE_BYTES = 64 * 1024**2           # one image file
-MAX_NPZ_BYTES = 1024**3                 # declared size of the arrays in an npz
+MAX_FILES = 50_000  # members of a zip / files under a folder
+MAX_TOTAL_BYTES = 512 * 1024**2  # uncompressed size of a whole zip
+MAX_FILE_BYTES = 64 * 1024**2  # one image file
+MAX_NPZ_BYTES = 1024**3  # declared size of the arrays in an npz
 # Also from nc_core.loading.limits (one place, raisable from the environment): the compression-ratio
 # rule (zip_bomb_ratio), MAX_IMAGE_PIXELS per image header, MAX_DECODED_PIXELS and MAX_DATA_VALUES per data set.
-MAX_ABS_VALUE = 1e6                     # larger "pixels" are not images
+MAX_ABS_VALUE = 1e6  # larger "pixels" are not images
 MAX_CLASS_ID = 100_000
-MAX_IMAGE_SIDE = 4096                   # of the size images are resized to
+MAX_IMAGE_SIDE = 4096  # of the size images are resized to
 PICK_RANGE_SAMPLES = 256
 SEED = 0
 
@@ -75,7 +76,7 @@ class Dataset:
         """
         return self.pixel_range.from_unit(self.x)
 
-    def with_pixel_range(self, new: PixelRange) -> "Dataset":
+    def with_pixel_range(self, new: PixelRange) -> Dataset:
         """The same data read with another model range.
 
         When the file stored model inputs (npz) the unit pixels are re-derived from them;
@@ -89,7 +90,7 @@ class Dataset:
         stored = self.raw_inputs if self.raw_inputs is not None else self.model_inputs()
         return dataclasses.replace(self, x=_to_unit(stored, new), pixel_range=new)
 
-    def subset(self, idx: Sequence[int] | np.ndarray) -> "Dataset":
+    def subset(self, idx: Sequence[int] | np.ndarray) -> Dataset:
         """The samples at ``idx``, everything else kept.
 
         >>> len(ds.subset([0, 2]))
@@ -364,7 +365,9 @@ def _is_regular(path: Path) -> bool:
 def _read_file(path: Path) -> bytes:
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
-            raise InvalidDataError(f"{path.name!r} is larger than {MAX_FILE_BYTES // 1024**2} MB, too big for an image.")
+            raise InvalidDataError(
+                f"{path.name!r} is larger than {MAX_FILE_BYTES // 1024**2} MB, too big for an image."
+            )
         with open(path, "rb") as file:
             return file.read(MAX_FILE_BYTES + 1)
     except OSError as error:
@@ -501,13 +504,9 @@ def _require_two_classes(class_names: list[str], labels: np.ndarray, source: str
         return
     if len(class_names) < 2:
         found = f"found {len(class_names)} ({', '.join(class_names)})" if class_names else "found none"
-        raise InvalidDataError(
-            f"{source!r} needs at least 2 classes, one sub-folder of images per class; {found}."
-        )
+        raise InvalidDataError(f"{source!r} needs at least 2 classes, one sub-folder of images per class; {found}.")
     if not present:
-        raise InvalidDataError(
-            f"{source!r} holds no {what} (PNG, JPEG, BMP, GIF, WebP, TIFF) in its class folders."
-        )
+        raise InvalidDataError(f"{source!r} holds no {what} (PNG, JPEG, BMP, GIF, WebP, TIFF) in its class folders.")
     raise InvalidDataError(
         f"{source!r} has {what} for only one class ({present[0]!r}); the scanner needs at least 2 classes."
     )
@@ -577,7 +576,9 @@ def _check_unique_names(names: list[str]) -> None:
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            raise InvalidDataError(f"Two uploaded images are both named {name[:80]!r}: rename one and upload them again.")
+            raise InvalidDataError(
+                f"Two uploaded images are both named {name[:80]!r}: rename one and upload them again."
+            )
         seen.add(name)
 
 

@@ -9,6 +9,7 @@ model classifies them best).
     >>> inputs.data.pixel_range.label, inputs.info.num_classes
     ('0-255', 43)
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ class ScanInputs:
     clean_accuracy: float
     range_accuracies: dict[str, float] = field(default_factory=dict)
 
-    def with_pixel_range(self, pixel_range: PixelRange) -> "ScanInputs":
+    def with_pixel_range(self, pixel_range: PixelRange) -> ScanInputs:
         """The same model and data read with another pixel range (accuracy recomputed)."""
         data = self.data.with_pixel_range(pixel_range)
         accuracy = _accuracy(self.classifier, data)

@@ -12,6 +12,7 @@ the value is read once, at import.
     >>> MAX_CLASSES
     10000
 """
+
 from __future__ import annotations
 
 import os

@@ -7,13 +7,14 @@ refused, because deserialising it can run arbitrary code. Every failure becomes 
 
     >>> model = load_model("classifier.keras"); info = inspect_model(model)
 """
+
 from __future__ import annotations
 
 import json
 import re
 import zipfile
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,8 @@ import h5py
 import keras
 import numpy as np
 
-from nc_core.loading import limits
 from nc_core.errors import InvalidDataError, InvalidParameterError, ModelLoadError, UnsafeModelError
+from nc_core.loading import limits
 from nc_core.loading.limits import megabytes
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -191,7 +192,11 @@ def _check_weight_budget(path: Path, config: Any) -> None:
         return
     allowed = _architecture_weight_bytes(path, config) * 1.1 + limits.MB
     arrays = declared.model + declared.optimizer
-    if declared.model > allowed or declared.optimizer > OPTIMIZER_SLOTS * allowed or declared.read > arrays * 1.1 + limits.MB:
+    if (
+        declared.model > allowed
+        or declared.optimizer > OPTIMIZER_SLOTS * allowed
+        or declared.read > arrays * 1.1 + limits.MB
+    ):
         raise ModelLoadError(
             f"{path.name!r} declares {megabytes(declared.largest)} of weights but its architecture needs "
             f"{megabytes((allowed - limits.MB) / 1.1)}: the weights do not belong to this model (or are padded "
@@ -370,9 +375,7 @@ def _tensors(model: keras.Model, kind: str) -> list:
     except (AttributeError, ValueError):
         tensors = None
     if not tensors:
-        raise ModelLoadError(
-            f"The model has no defined {kind}: build it with keras.Input(shape=...) before saving."
-        )
+        raise ModelLoadError(f"The model has no defined {kind}: build it with keras.Input(shape=...) before saving.")
     return list(tensors) if isinstance(tensors, (list, tuple)) else [tensors]
 
 
@@ -484,8 +487,9 @@ def as_classifier(model: keras.Model, info: ModelInfo) -> keras.Model:
     return keras.Model(inputs, outputs, name=f"{model.name}_probabilities")
 
 
-def predict(model: keras.Model, x: np.ndarray, batch_size: int = 256,
-            forward: Callable[[np.ndarray], Any] | None = None) -> np.ndarray:
+def predict(
+    model: keras.Model, x: np.ndarray, batch_size: int = 256, forward: Callable[[np.ndarray], Any] | None = None
+) -> np.ndarray:
     """The model's outputs for ``x`` (model inputs), batched, without Keras's progress bar.
 
     Pass the model from :func:`as_classifier` to get probabilities, and :func:`compiled_forward`
@@ -498,7 +502,7 @@ def predict(model: keras.Model, x: np.ndarray, batch_size: int = 256,
         raise InvalidParameterError(f"The batch size must be at least 1, not {batch_size}.")
     x = np.asarray(x, np.float32)
     run = forward or (lambda batch: model(batch, training=False))
-    batches = [keras.ops.convert_to_numpy(run(x[start:start + batch_size])) for start in range(0, len(x), batch_size)]
+    batches = [keras.ops.convert_to_numpy(run(x[start : start + batch_size])) for start in range(0, len(x), batch_size)]
     if not batches:
         return np.zeros((0, int(model.outputs[0].shape[-1])), np.float32)
     return np.concatenate(batches).astype(np.float32, copy=False)

@@ -8,6 +8,7 @@ verdicts, so the range is guessed from the data and always shown and overridable
     >>> PixelRange.parse("0-255").to_unit(np.array([255.0]))
     array([1.])
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ class PixelRange:
     offset: tuple[float, ...]
 
     @classmethod
-    def parse(cls, text: str) -> "PixelRange":
+    def parse(cls, text: str) -> PixelRange:
         """Read ``0-1``, ``0-255``, ``-1-1`` or ``meanstd:M1,M2,M3/S1,S2,S3`` (unit-range stats).
 
         >>> PixelRange.parse("meanstd:0.5/0.25").scale
@@ -46,14 +47,14 @@ class PixelRange:
         if text in ("-1-1", "-1..1", "-1,1"):
             return cls("-1-1", (2.0,), (-1.0,))
         if text.startswith("meanstd:"):
-            return cls._parse_meanstd(text[len("meanstd:"):])
+            return cls._parse_meanstd(text[len("meanstd:") :])
         raise InvalidParameterError(
             f"Unknown pixel range {text!r}: use 0-1, 0-255, -1-1 or meanstd:MEAN/STD "
             "(per channel, comma-separated, statistics of pixels in [0, 1])."
         )
 
     @classmethod
-    def _parse_meanstd(cls, body: str) -> "PixelRange":
+    def _parse_meanstd(cls, body: str) -> PixelRange:
         try:
             mean_text, std_text = body.split("/")
             mean = tuple(float(v) for v in mean_text.split(","))
@@ -67,7 +68,7 @@ class PixelRange:
         return cls.from_meanstd(mean, std)
 
     @classmethod
-    def from_meanstd(cls, mean: tuple[float, ...], std: tuple[float, ...]) -> "PixelRange":
+    def from_meanstd(cls, mean: tuple[float, ...], std: tuple[float, ...]) -> PixelRange:
         """The range of ``(unit - mean) / std``."""
         return cls(
             "meanstd",
@@ -114,5 +115,5 @@ def guess_pixel_range(x: np.ndarray) -> PixelRange:
     axes = tuple(range(x.ndim - 1))
     ch_lo, ch_hi = x.min(axis=axes), x.max(axis=axes)
     std = tuple(float(v) for v in 1.0 / np.maximum(ch_hi - ch_lo, 1e-6))
-    mean = tuple(float(-l * s) for l, s in zip(ch_lo, std))
+    mean = tuple(float(-low * s) for low, s in zip(ch_lo, std))
     return PixelRange.from_meanstd(mean, std)

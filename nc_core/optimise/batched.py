@@ -15,6 +15,7 @@ the noise of a different sample order, not bit for bit.
     >>> engine = BatchedEngine(classifier, x_unit, PixelRange.parse("0-255"), slots=8)
     >>> results = run_batched(engine, [Job(t, CleanseConfig()) for t in range(43)], num_samples=len(x_unit))
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -24,11 +25,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from nc_core.optimise.cleanse import Checkpoint, CleanseConfig, TargetRun, TriggerResult, check_cancel, epoch_metrics, \
-    event_emitter
-from nc_core.optimise.epoch import PROB_FLOOR, EpochMetrics, epoch_batches
 from nc_core.errors import InvalidParameterError
 from nc_core.loading.pixels import PixelRange
+from nc_core.optimise.cleanse import (
+    Checkpoint,
+    CleanseConfig,
+    TargetRun,
+    TriggerResult,
+    check_cancel,
+    epoch_metrics,
+    event_emitter,
+)
+from nc_core.optimise.epoch import PROB_FLOOR, EpochMetrics, epoch_batches
 from nc_core.optimise.progress import CancelToken, EventCallback
 from nc_core.optimise.steps import compile_steps, run_in_chunks
 
@@ -63,8 +71,17 @@ class BatchedEngine:
 
     name = "batched"
 
-    def __init__(self, classifier: keras.Model, x_unit: np.ndarray, pixel_range: PixelRange, slots: int = 8,
-                 batch_size: int = 32, learning_rate: float = 0.1, beta_1: float = 0.5, beta_2: float = 0.9):
+    def __init__(
+        self,
+        classifier: keras.Model,
+        x_unit: np.ndarray,
+        pixel_range: PixelRange,
+        slots: int = 8,
+        batch_size: int = 32,
+        learning_rate: float = 0.1,
+        beta_1: float = 0.5,
+        beta_2: float = 0.9,
+    ):
         if slots < 1:
             raise InvalidParameterError(f"Classes per step must be at least 1, not {slots}.")
         classifier.trainable = False
@@ -77,8 +94,12 @@ class BatchedEngine:
         self.mask_shape, self.pattern_shape = (height, width, 1), (height, width, channels)
         zeros = lambda shape: tf.Variable(tf.zeros((self.slots, *shape)), trainable=False)  # noqa: E731
         self.mask_raw, self.pattern_raw = zeros(self.mask_shape), zeros(self.pattern_shape)
-        self.moments = [zeros(self.mask_shape), zeros(self.mask_shape),
-                        zeros(self.pattern_shape), zeros(self.pattern_shape)]
+        self.moments = [
+            zeros(self.mask_shape),
+            zeros(self.mask_shape),
+            zeros(self.pattern_shape),
+            zeros(self.pattern_shape),
+        ]
         self.iterations = tf.Variable(tf.zeros(self.slots), trainable=False)
         self.targets = tf.Variable(tf.zeros(self.slots, tf.int32), trainable=False)
         self.active = tf.Variable(tf.zeros(self.slots), trainable=False)
@@ -101,8 +122,11 @@ class BatchedEngine:
         self.active[slot].assign(0.0)
 
     def snapshot_slot(self, slot: int) -> dict:
-        return {"target": int(self.targets[slot].numpy()), "iterations": float(self.iterations[slot].numpy()),
-                "weights": [v[slot].numpy() for v in (self.mask_raw, self.pattern_raw, *self.moments)]}
+        return {
+            "target": int(self.targets[slot].numpy()),
+            "iterations": float(self.iterations[slot].numpy()),
+            "weights": [v[slot].numpy() for v in (self.mask_raw, self.pattern_raw, *self.moments)],
+        }
 
     def restore_slot(self, slot: int, state: dict) -> None:
         for variable, value in zip((self.mask_raw, self.pattern_raw, *self.moments), state["weights"]):
@@ -140,16 +164,19 @@ class BatchedEngine:
         """Keras 3's Adam update, with an iteration count per slot (only active slots move)."""
         self.iterations.assign_add(self.active)
         step = tf.maximum(self.iterations, 1.0)
-        alpha = self.lr * tf.sqrt(1 - self.beta_2 ** step) / (1 - self.beta_1 ** step)
-        for variable, grad, m, v in ((self.mask_raw, grads[0], *self.moments[:2]),
-                                     (self.pattern_raw, grads[1], *self.moments[2:])):
+        alpha = self.lr * tf.sqrt(1 - self.beta_2**step) / (1 - self.beta_1**step)
+        for variable, grad, m, v in (
+            (self.mask_raw, grads[0], *self.moments[:2]),
+            (self.pattern_raw, grads[1], *self.moments[2:]),
+        ):
             moving = tf.reshape(self.active, (-1, 1, 1, 1))
             m.assign_add(moving * (grad - m) * (1 - self.beta_1))
             v.assign_add(moving * (tf.square(grad) - v) * (1 - self.beta_2))
             variable.assign_sub(moving * tf.reshape(alpha, (-1, 1, 1, 1)) * m / (tf.sqrt(v) + ADAM_EPSILON))
 
-    def run_epoch(self, lams: Sequence[float], steps: int, on_step: Callable[[int], None] | None = None
-                  ) -> list[EpochMetrics]:
+    def run_epoch(
+        self, lams: Sequence[float], steps: int, on_step: Callable[[int], None] | None = None
+    ) -> list[EpochMetrics]:
         """One epoch of every slot at its own penalty; each slot's means (inactive ones too)."""
         batches = epoch_batches(self._rng, self._num_samples, steps, self.batch_size)
         totals = run_in_chunks(self._steps, batches, tf.constant(np.asarray(lams, np.float32)), on_step)
@@ -200,7 +227,9 @@ def run_batched(
     def finish(slot: int) -> None:
         job, run, emit = running.pop(slot)
         trigger = lambda: engine.trigger(slot)  # noqa: E731
-        checkpoint = run.checkpoint(engine.snapshot_slot(slot)) if job.keep_checkpoint and not run.stopped_early else None
+        checkpoint = (
+            run.checkpoint(engine.snapshot_slot(slot)) if job.keep_checkpoint and not run.stopped_early else None
+        )
         asr = (lambda m, p: evaluate_asr(job.target, m, p)) if evaluate_asr is not None else None
         result = run.result(engine.name, trigger, asr)
         engine.stop_slot(slot)
@@ -221,7 +250,7 @@ def run_batched(
         metrics = engine.run_epoch(lams, steps, on_step)
         for slot in sorted(running):
             _, run, emit = running[slot]
-            run.record(metrics[slot], lambda: engine.trigger(slot))
+            run.record(metrics[slot], lambda: engine.trigger(slot))  # noqa: B023 (called within this iteration)
             emit("epoch", run.epoch, steps, epoch_metrics(run), lambda slot=slot: engine.trigger(slot))
             if run.finished:
                 finish(slot)

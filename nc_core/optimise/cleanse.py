@@ -7,6 +7,7 @@ the same schedule and reach the same verdict.
     >>> result = reverse_target(engine, target=33, config=CleanseConfig())
     >>> result.l1, result.reached_threshold
 """
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,8 @@ from typing import Protocol
 
 import numpy as np
 
-from nc_core.optimise.epoch import EpochMetrics
 from nc_core.errors import InvalidParameterError, RunCancelled
+from nc_core.optimise.epoch import EpochMetrics
 from nc_core.optimise.masks import MASK_METHODS, mask_l1
 from nc_core.optimise.progress import CancelToken, EventCallback, ProgressEvent
 
@@ -74,13 +75,14 @@ class CleanseConfig:
     margin_starts: int = 8
 
     @classmethod
-    def original(cls, **overrides) -> "CleanseConfig":
+    def original(cls, **overrides) -> CleanseConfig:
         """The authors' GTSRB defaults: 1000 samples a epoch, up to 1000 epochs, patience 5/25."""
-        paper = dict(epochs=1000, samples_per_epoch=1000, patience=5, early_stop_patience=25, confirm_runs=0,
-                     screen_epochs=0)
+        paper = dict(
+            epochs=1000, samples_per_epoch=1000, patience=5, early_stop_patience=25, confirm_runs=0, screen_epochs=0
+        )
         return cls(**{**paper, **overrides})
 
-    def replace(self, **changes) -> "CleanseConfig":
+    def replace(self, **changes) -> CleanseConfig:
         return replace(self, **changes)
 
     def steps_for(self, num_samples: int) -> int:
@@ -94,8 +96,10 @@ class CleanseConfig:
         checks = [
             (self.method in MASK_METHODS, f"Method must be one of {', '.join(MASK_METHODS)}, not {self.method!r}."),
             (self.engine in ENGINES, f"Engine must be one of {', '.join(ENGINES)}, not {self.engine!r}."),
-            (num_samples >= MIN_SAMPLES,
-             f"The data holds {num_samples} sample(s); a scan needs at least {MIN_SAMPLES} clean images."),
+            (
+                num_samples >= MIN_SAMPLES,
+                f"The data holds {num_samples} sample(s); a scan needs at least {MIN_SAMPLES} clean images.",
+            ),
             (1 <= self.epochs <= 100_000, f"Epochs must be between 1 and 100000, not {self.epochs}."),
             (self.batch_size >= 1, f"Batch size must be at least 1, not {self.batch_size}."),
             (
@@ -111,14 +115,20 @@ class CleanseConfig:
             (self.patience >= 1 and self.early_stop_patience >= 1, "Patience values must be at least 1."),
             (0 <= self.confirm_runs <= 10, f"Confirmation runs must be between 0 and 10, not {self.confirm_runs}."),
             (self.screen_epochs >= 0, f"Screen epochs must be 0 (no screen) or more, not {self.screen_epochs}."),
-            (1 <= self.classes_per_step <= 1024,
-             f"Classes per step must be between 1 and 1024, not {self.classes_per_step}."),
-            (self.classes_per_step == 1 or (self.engine == "keras" and self.method == "neural-cleanse"),
-             "Several classes per step need the keras engine and the neural-cleanse method."),
+            (
+                1 <= self.classes_per_step <= 1024,
+                f"Classes per step must be between 1 and 1024, not {self.classes_per_step}.",
+            ),
+            (
+                self.classes_per_step == 1 or (self.engine == "keras" and self.method == "neural-cleanse"),
+                "Several classes per step need the keras engine and the neural-cleanse method.",
+            ),
             (self.cost_multiplier_up > 1 and self.cost_multiplier_down > 1, "Cost multipliers must be above 1."),
             (0 <= self.threads <= 64, f"Threads must be between 0 (one per core) and 64, not {self.threads}."),
-            (0 <= self.margin_steps <= 100_000,
-             f"Max-margin steps must be between 0 (off) and 100000, not {self.margin_steps}."),
+            (
+                0 <= self.margin_steps <= 100_000,
+                f"Max-margin steps must be between 0 (off) and 100000, not {self.margin_steps}.",
+            ),
             (1 <= self.margin_starts <= 256, f"Max-margin starts must be between 1 and 256, not {self.margin_starts}."),
         ]
         for ok, message in checks:
@@ -319,7 +329,13 @@ class TargetRun:
         self.penalised = config.method == "neural-cleanse"
         self.started = time.perf_counter()
         if resume is None:
-            self.schedule, self.history, self.best, self.best_l1, self.earlier = LambdaSchedule(config), [], None, [], 0.0
+            self.schedule, self.history, self.best, self.best_l1, self.earlier = (
+                LambdaSchedule(config),
+                [],
+                None,
+                [],
+                0.0,
+            )
         else:
             self.schedule, self.history, self.best = resume.schedule, list(resume.history), resume.best
             self.best_l1, self.earlier = list(resume.best_l1), resume.seconds
@@ -362,8 +378,12 @@ class TargetRun:
     def checkpoint(self, engine_state: object) -> Checkpoint:
         return Checkpoint(engine_state, self.schedule, list(self.history), self.best, list(self.best_l1), self.seconds)
 
-    def result(self, engine_name: str, current_trigger: Callable[[], tuple[np.ndarray, np.ndarray]],
-               evaluate_asr: Callable[[np.ndarray, np.ndarray], float] | None = None) -> TriggerResult:
+    def result(
+        self,
+        engine_name: str,
+        current_trigger: Callable[[], tuple[np.ndarray, np.ndarray]],
+        evaluate_asr: Callable[[np.ndarray, np.ndarray], float] | None = None,
+    ) -> TriggerResult:
         """The class's result: the best working mask (the last one for plain, or if none worked)."""
         reached = self.best is not None
         stopped_early = self.stopped_early
@@ -375,10 +395,22 @@ class TargetRun:
         l1, mask, pattern, train_asr = best
         asr = evaluate_asr(mask, pattern) if evaluate_asr is not None else float("nan")
         return TriggerResult(
-            target=self.target, method=self.config.method, engine=engine_name, mask=mask, pattern=pattern,
-            l1=float(l1), asr=float(asr), train_asr=float(train_asr), reached_threshold=reached,
-            epochs=self.epoch, steps=self.epoch * self.steps, seconds=self.seconds, history=self.history,
-            runs_l1=[float(l1)], stopped_early=stopped_early, shrink=float(shrink),
+            target=self.target,
+            method=self.config.method,
+            engine=engine_name,
+            mask=mask,
+            pattern=pattern,
+            l1=float(l1),
+            asr=float(asr),
+            train_asr=float(train_asr),
+            reached_threshold=reached,
+            epochs=self.epoch,
+            steps=self.epoch * self.steps,
+            seconds=self.seconds,
+            history=self.history,
+            runs_l1=[float(l1)],
+            stopped_early=stopped_early,
+            shrink=float(shrink),
             converged=converged(reached, stopped_early, shrink, self.penalised),
         )
 
@@ -444,10 +476,29 @@ def epoch_metrics(run: TargetRun) -> dict[str, float]:
 
 def event_emitter(on_event: EventCallback | None, run: TargetRun, class_index: int = 0, num_classes: int = 1):
     """``emit(kind, epoch, step, metrics, trigger)`` for one run's :class:`ProgressEvent` s."""
-    def emit(kind: str, epoch: int, step: int, metrics: dict | None = None,
-             trigger: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None) -> None:
+
+    def emit(
+        kind: str,
+        epoch: int,
+        step: int,
+        metrics: dict | None = None,
+        trigger: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> None:
         if on_event is not None:
-            on_event(ProgressEvent(kind, run.target, class_index, num_classes, epoch, run.config.epochs,
-                                   step, run.steps, time.perf_counter() - run.started, metrics or {},
-                                   trigger=trigger))
+            on_event(
+                ProgressEvent(
+                    kind,
+                    run.target,
+                    class_index,
+                    num_classes,
+                    epoch,
+                    run.config.epochs,
+                    step,
+                    run.steps,
+                    time.perf_counter() - run.started,
+                    metrics or {},
+                    trigger=trigger,
+                )
+            )
+
     return emit

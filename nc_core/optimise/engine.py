@@ -9,6 +9,7 @@ trigger and the optimiser's moments are reset with ``assign``.
     >>> engine = KerasEngine(classifier, x_unit, PixelRange.parse("0-255"))
     >>> engine.start_target(33, seed=0); metrics = engine.run_epoch(lam=0.0, steps=31)
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -17,8 +18,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from nc_core.optimise.epoch import PROB_FLOOR, EpochMetrics, epoch_batches
 from nc_core.loading.pixels import PixelRange
+from nc_core.optimise.epoch import PROB_FLOOR, EpochMetrics, epoch_batches
 from nc_core.optimise.steps import compile_steps, run_in_chunks
 from nc_core.optimise.trigger import Trigger
 
@@ -112,10 +113,12 @@ class KerasEngine:
 
     def snapshot(self) -> dict:
         """The trigger, the optimiser's moments and the sampler: enough to continue this run later."""
-        return {"target": int(self._target.numpy()),
-                "trigger": [np.array(v.numpy()) for v in self.trigger.weights],
-                "optimizer": [np.array(v.numpy()) for v in self.optimizer.variables],
-                "rng": self._rng.bit_generator.state}
+        return {
+            "target": int(self._target.numpy()),
+            "trigger": [np.array(v.numpy()) for v in self.trigger.weights],
+            "optimizer": [np.array(v.numpy()) for v in self.optimizer.variables],
+            "rng": self._rng.bit_generator.state,
+        }
 
     def restore(self, state: dict) -> None:
         """Continue a run from its :meth:`snapshot` (the compiled step is kept)."""

@@ -6,6 +6,7 @@ Keras 3 engine and the legacy ``K.function`` engine see the same images in the s
     >>> epoch_batches(np.random.default_rng(0), num_samples=100, steps=3, batch_size=32).shape
     (3, 32)
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -12,6 +12,7 @@ same stack of built-in layers.
     >>> engine = LegacyEngine(classifier, x_unit, PixelRange.parse("0-255"))
     >>> engine.start_target(33); engine.run_epoch(lam=0.0, steps=31)
 """
+
 from __future__ import annotations
 
 import atexit
@@ -26,9 +27,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from nc_core.optimise.epoch import EpochMetrics
 from nc_core.errors import InvalidParameterError, NCError
 from nc_core.loading.pixels import PixelRange
+from nc_core.optimise.epoch import EpochMetrics
 
 _DROPPED_KEYS = ("_initializer", "_regularizer", "_constraint")
 
@@ -49,8 +50,7 @@ def flatten_layers(model: keras.Model) -> list[keras.layers.Layer]:
             layers.append(layer)
     if not isinstance(model, keras.Sequential) and not _is_chain(model):
         raise InvalidParameterError(
-            "The legacy engine rebuilds plain layer stacks only; this model branches. "
-            "Use the keras engine."
+            "The legacy engine rebuilds plain layer stacks only; this model branches. Use the keras engine."
         )
     return layers
 
@@ -62,10 +62,7 @@ def _is_chain(model: keras.Model) -> bool:
 
 def layer_spec(layer: keras.layers.Layer) -> dict:
     """A layer's class name and the config keys ``tf_keras`` understands (weights go separately)."""
-    config = {
-        key: value for key, value in layer.get_config().items()
-        if not key.endswith(_DROPPED_KEYS)
-    }
+    config = {key: value for key, value in layer.get_config().items() if not key.endswith(_DROPPED_KEYS)}
     if isinstance(config.get("dtype"), dict):
         config["dtype"] = config["dtype"].get("config", {}).get("name", "float32")
     return {"class_name": type(layer).__name__, "config": config}
@@ -75,9 +72,7 @@ def export_model(classifier: keras.Model, folder: Path) -> None:
     """Write the layer specs and weights the child process rebuilds the model from."""
     layers = flatten_layers(classifier)
     specs = [layer_spec(layer) for layer in layers]
-    weights = {
-        f"{i}_{j}": np.asarray(w) for i, layer in enumerate(layers) for j, w in enumerate(layer.get_weights())
-    }
+    weights = {f"{i}_{j}": np.asarray(w) for i, layer in enumerate(layers) for j, w in enumerate(layer.get_weights())}
     (folder / "layers.json").write_text(json.dumps(specs))
     np.savez(folder / "weights.npz", **weights)
 
@@ -107,15 +102,23 @@ class LegacyEngine:
         export_model(classifier, folder)
         np.save(folder / "x.npy", np.asarray(x_unit, np.float32))
         settings = dict(
-            method=method, batch_size=int(batch_size), learning_rate=float(learning_rate),
-            beta_1=float(beta_1), beta_2=float(beta_2),
-            scale=list(pixel_range.scale), offset=list(pixel_range.offset),
+            method=method,
+            batch_size=int(batch_size),
+            learning_rate=float(learning_rate),
+            beta_1=float(beta_1),
+            beta_2=float(beta_2),
+            scale=list(pixel_range.scale),
+            offset=list(pixel_range.offset),
         )
         (folder / "settings.json").write_text(json.dumps(settings))
         self._log = open(folder / "worker.log", "w+")
         self._process = subprocess.Popen(
             [sys.executable, "-m", "nc_core.optimise.legacy_worker", str(folder)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True, bufsize=1,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            bufsize=1,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
         )
         atexit.register(self.close)
@@ -181,4 +184,3 @@ class LegacyEngine:
     def __del__(self):
         if hasattr(self, "_process"):
             self.close()
-

@@ -6,6 +6,7 @@ command per line on stdin (``start``, ``epoch``, ``trigger``, ``quit``) on stdou
 
 Graph mode must be switched on before anything else touches TensorFlow, hence the order below.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -22,6 +23,7 @@ import tf_keras  # noqa: E402
 from tf_keras import backend as K  # noqa: E402
 
 from nc_core.optimise.epoch import PROB_FLOOR, epoch_batches  # noqa: E402
+
 
 class LegacyTrigger(tf_keras.layers.Layer):
     """The tf_keras twin of :class:`nc_core.optimise.trigger.Trigger`: ``x * (1 - m) + m * p``."""
@@ -147,7 +149,7 @@ def serve(folder: Path) -> None:
     try:
         loop = TutorialLoop(folder)
     except Exception as error:  # the parent shows this as one line
-        for line in sys.stdin:
+        for _line in sys.stdin:
             reply({"error": f"cannot rebuild the model in tf_keras ({error})"})
         return
     for line in sys.stdin:

@@ -6,6 +6,7 @@ reading, showing and exporting stored results never has to load Keras.
     >>> stamp(np.zeros((1, 2, 2, 1)), np.ones((2, 2)), np.ones((2, 2, 1))).max()
     1.0
 """
+
 from __future__ import annotations
 
 import numpy as np

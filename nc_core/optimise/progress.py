@@ -8,6 +8,7 @@ optimisation steps (ten, :mod:`nc_core.optimise.steps`) and every epoch, and che
     >>> token = CancelToken(); token.cancel(); token.cancelled
     True
 """
+
 from __future__ import annotations
 
 import threading
@@ -112,8 +113,12 @@ class ScanProgress:
             total = self.done + sum(max(steps, most) for steps, most in self.running.values()) + self.planned
             self.shown = max(self.shown, min((self.done + under_way) / total, 1.0) if total else 1.0)
             if self.on_event is not None:
-                self.on_event(replace(event, class_index=index, num_classes=self.runs_planned, overall=self.shown,
-                                      phase=self.phase))
+                self.on_event(
+                    replace(
+                        event, class_index=index, num_classes=self.runs_planned, overall=self.shown, phase=self.phase
+                    )
+                )
+
         return report
 
 

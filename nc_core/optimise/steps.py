@@ -9,6 +9,7 @@ often enough for a cancel and the progress bar (a chunk is well under a second).
     >>> run_steps = compile_steps(engine._train_step, metrics_shape=[4], lam_shape=[])
     >>> totals = run_in_chunks(run_steps, batches, tf.constant(0.001), on_step=print)
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -20,27 +21,34 @@ import tensorflow as tf
 STEPS_PER_CALL = 10
 
 
-def compile_steps(step: Callable[[tf.Tensor, tf.Tensor], tf.Tensor], metrics_shape: Sequence[int],
-                  lam_shape: Sequence[int]) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+def compile_steps(
+    step: Callable[[tf.Tensor, tf.Tensor], tf.Tensor], metrics_shape: Sequence[int], lam_shape: Sequence[int]
+) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
     """``step(batch_indices, lam)`` looped over a ``(steps, batch)`` block in one compiled call,
     returning the sum of its metrics. One trace serves every chunk length."""
+
     def run(batches: tf.Tensor, lam: tf.Tensor) -> tf.Tensor:
         totals = tf.zeros(metrics_shape)
         for i in tf.range(tf.shape(batches)[0]):
             totals += step(batches[i], lam)
         return totals
 
-    return tf.function(run, input_signature=[tf.TensorSpec([None, None], tf.int32),
-                                             tf.TensorSpec(lam_shape, tf.float32)])
+    return tf.function(
+        run, input_signature=[tf.TensorSpec([None, None], tf.int32), tf.TensorSpec(lam_shape, tf.float32)]
+    )
 
 
-def run_in_chunks(run_steps: Callable[[tf.Tensor, tf.Tensor], tf.Tensor], batches: np.ndarray, lam: tf.Tensor,
-                  on_step: Callable[[int], None] | None = None) -> np.ndarray:
+def run_in_chunks(
+    run_steps: Callable[[tf.Tensor, tf.Tensor], tf.Tensor],
+    batches: np.ndarray,
+    lam: tf.Tensor,
+    on_step: Callable[[int], None] | None = None,
+) -> np.ndarray:
     """Every row of ``batches`` through ``run_steps``, ``STEPS_PER_CALL`` at a time; the summed
     metrics. ``on_step(step)`` follows each chunk with the number of steps done (1-based)."""
     totals = None
     for start in range(0, len(batches), STEPS_PER_CALL):
-        chunk = run_steps(tf.constant(batches[start:start + STEPS_PER_CALL]), lam)
+        chunk = run_steps(tf.constant(batches[start : start + STEPS_PER_CALL]), lam)
         totals = chunk if totals is None else totals + chunk
         if on_step is not None:
             on_step(min(start + STEPS_PER_CALL, len(batches)))

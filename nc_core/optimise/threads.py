@@ -16,6 +16,7 @@ trajectory it would follow alone: which thread runs it does not matter.
 
     >>> run_on_threads(engines, jobs, run_job, events, on_done, cancel)
 """
+
 from __future__ import annotations
 
 import os
@@ -68,9 +69,14 @@ def _frozen_trigger(event: ProgressEvent) -> ProgressEvent:
     return replace(event, trigger=lambda: trigger)
 
 
-def run_on_threads(engines: Sequence[Any], jobs: Sequence[Any], run_job: RunJob,
-                   events: Callable[[Any], EventCallback],
-                   on_done: Callable[[Any, Any, Any], None], cancel: CancelToken | None = None) -> None:
+def run_on_threads(
+    engines: Sequence[Any],
+    jobs: Sequence[Any],
+    run_job: RunJob,
+    events: Callable[[Any], EventCallback],
+    on_done: Callable[[Any, Any, Any], None],
+    cancel: CancelToken | None = None,
+) -> None:
     """Run ``jobs`` on ``len(engines)`` threads, in order of ``jobs`` as engines come free.
 
     ``run_job(engine, job, on_event, cancel)`` returns ``(result, checkpoint)``; ``events(job)``
@@ -99,8 +105,12 @@ def run_on_threads(engines: Sequence[Any], jobs: Sequence[Any], run_job: RunJob,
             except BaseException as error:  # stop the threads already running before raising it
                 failure, halt.stopped = error, True
                 break
-            threading.Thread(target=work, args=(idle.pop(), job, len(started) - 1), daemon=True,
-                             name=f"nc-class-{getattr(job, 'target', '')}").start()
+            threading.Thread(
+                target=work,
+                args=(idle.pop(), job, len(started) - 1),
+                daemon=True,
+                name=f"nc-class-{getattr(job, 'target', '')}",
+            ).start()
             running += 1
         if not running:
             break

@@ -12,6 +12,7 @@ Two parametrisations:
 
     >>> model = keras.Sequential([Trigger("neural-cleanse"), frozen_classifier])
 """
+
 from __future__ import annotations
 
 import keras
@@ -19,6 +20,7 @@ import numpy as np
 from keras import ops
 
 from nc_core.optimise.masks import MASK_METHODS, mask_l1, stamp  # noqa: F401  (NumPy twins, re-exported)
+
 
 @keras.saving.register_keras_serializable(package="nc_core")
 class Trigger(keras.layers.Layer):

@@ -11,6 +11,7 @@ lazily, so the command line can read :class:`RepairConfig` without loading Keras
     >>> result = repair(model, inputs.data, report, RepairConfig())
     >>> result.table()
 """
+
 from nc_core._lazy import lazy_getattr
 
 _EXPORTS = {

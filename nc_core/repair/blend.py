@@ -13,6 +13,7 @@ is ``a`` everywhere), so unlearning stamps it as it stamps a reversed patch.
     >>> trigger.source  # doctest: +SKIP
     'blend at opacity 0.15 (for the max-margin finding)'
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,8 +27,15 @@ ASR_GOAL = 0.9
 BATCH = 64
 
 
-def reverse_blend(classifier, data, target: int, steps: int = 150, seed: int = 0, cancel=None,
-                  opacities: tuple[float, ...] = OPACITIES) -> RepairTrigger:
+def reverse_blend(
+    classifier,
+    data,
+    target: int,
+    steps: int = 150,
+    seed: int = 0,
+    cancel=None,
+    opacities: tuple[float, ...] = OPACITIES,
+) -> RepairTrigger:
     """The smallest-opacity blend trigger that sends ``ASR_GOAL`` of other classes' images to
     ``target`` (the largest tried when none does). ``classifier`` outputs probabilities."""
     import keras
@@ -55,8 +63,9 @@ def reverse_blend(classifier, data, target: int, steps: int = 150, seed: int = 0
 
     @tf.function
     def hits(images):
-        return tf.reduce_sum(tf.cast(tf.argmax(classifier(blended(images), training=False), axis=1) == target,
-                                     tf.float32))
+        return tf.reduce_sum(
+            tf.cast(tf.argmax(classifier(blended(images), training=False), axis=1) == target, tf.float32)
+        )
 
     found = None
     for opacity in opacities:
@@ -65,10 +74,13 @@ def reverse_blend(classifier, data, target: int, steps: int = 150, seed: int = 0
             if cancel is not None and k % 25 == 0 and cancel.cancelled:
                 raise RunCancelled()
             step(tf.constant(x[rng.choice(len(x), len(labels), replace=len(x) < len(labels))]))
-        asr = sum(float(hits(tf.constant(x[i:i + 256]))) for i in range(0, len(x), 256)) / len(x)
-        found = RepairTrigger(target, np.full(x.shape[1:3], opacity, np.float32),
-                        np.asarray(tf.sigmoid(logits)).astype(np.float32),
-                        source=f"blend at opacity {opacity:g} (for the max-margin finding)")
+        asr = sum(float(hits(tf.constant(x[i : i + 256]))) for i in range(0, len(x), 256)) / len(x)
+        found = RepairTrigger(
+            target,
+            np.full(x.shape[1:3], opacity, np.float32),
+            np.asarray(tf.sigmoid(logits)).astype(np.float32),
+            source=f"blend at opacity {opacity:g} (for the max-margin finding)",
+        )
         if asr >= ASR_GOAL:
             break
     return found

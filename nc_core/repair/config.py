@@ -8,6 +8,7 @@ shipped samples (BENCHMARKS.md, "Repair").
 
     >>> RepairConfig(epochs=3).validate(num_samples=500, num_classes=10)
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
@@ -61,7 +62,7 @@ class RepairConfig:
     max_accuracy_drop: float = 0.05
     seed: int = 0
 
-    def replace(self, **changes) -> "RepairConfig":
+    def replace(self, **changes) -> RepairConfig:
         return replace(self, **changes)
 
     def to_dict(self) -> dict:
@@ -70,11 +71,16 @@ class RepairConfig:
     def validate(self, num_samples: int, num_classes: int) -> None:
         """Refuse settings that cannot run, with a sentence the user understands."""
         checks = [
-            (self.method in REPAIR_METHODS, f"The repair method must be one of {', '.join(REPAIR_METHODS)}, not {self.method!r}."),
+            (
+                self.method in REPAIR_METHODS,
+                f"The repair method must be one of {', '.join(REPAIR_METHODS)}, not {self.method!r}.",
+            ),
             (1 <= self.epochs <= 1000, f"Repair epochs must be between 1 and 1000, not {self.epochs}."),
             (0 < self.learning_rate <= 1, f"The repair learning rate must be in (0, 1], not {self.learning_rate}."),
-            (1 <= self.batch_size <= num_samples,
-             f"The repair batch size must be between 1 and the {num_samples} samples, not {self.batch_size}."),
+            (
+                1 <= self.batch_size <= num_samples,
+                f"The repair batch size must be between 1 and the {num_samples} samples, not {self.batch_size}.",
+            ),
             (0 < self.stamp_share < 1, f"The share of stamped images must be in (0, 1), not {self.stamp_share}."),
             (0 <= self.grow_pixels <= 8, f"Trigger growth must be 0 to 8 pixels, not {self.grow_pixels}."),
             (0 <= self.restarts <= 10, f"Repair restarts must be between 0 and 10, not {self.restarts}."),
@@ -82,10 +88,11 @@ class RepairConfig:
             (0 < self.max_ratio <= 1, f"The mask-size ratio must be in (0, 1], not {self.max_ratio}."),
             (0 < self.holdout_share < 1, f"The held-out share must be in (0, 1), not {self.holdout_share}."),
             (0 <= self.target_asr < 1, f"The target attack success must be in [0, 1), not {self.target_asr}."),
-            (0 < self.prune_step <= self.prune_max_share <= 1,
-             "Pruning needs 0 < prune_step <= prune_max_share <= 1."),
-            (0 <= self.max_accuracy_drop <= 1,
-             f"The clean-accuracy budget must be in [0, 1], not {self.max_accuracy_drop}."),
+            (0 < self.prune_step <= self.prune_max_share <= 1, "Pruning needs 0 < prune_step <= prune_max_share <= 1."),
+            (
+                0 <= self.max_accuracy_drop <= 1,
+                f"The clean-accuracy budget must be in [0, 1], not {self.max_accuracy_drop}.",
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -1,31 +1,32 @@
 """Repair a model a scan flagged, measure it before and after on held-out data, and re-scan it.
 
-    >>> result = repair(model, data, report, RepairConfig(), known=trigger_from_card(card, (32, 32, 3)))
-    >>> result.before.known_asr, result.after.known_asr, result.after.clean_accuracy
-    (0.97, 0.02, 0.969)
-    >>> rescan(result, inputs.data, report).verdict
-    'clean'
+>>> result = repair(model, data, report, RepairConfig(), known=trigger_from_card(card, (32, 32, 3)))
+>>> result.before.known_asr, result.after.known_asr, result.after.clean_accuracy
+(0.97, 0.02, 0.969)
+>>> rescan(result, inputs.data, report).verdict
+'clean'
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import keras
 import numpy as np
 
-from nc_core.optimise.cleanse import CleanseConfig
-from nc_core.loading.data import Dataset
+from nc_core.detection.report import ScanReport
 from nc_core.errors import RepairFailedError
+from nc_core.loading.data import Dataset
 from nc_core.loading.models import ModelInfo, as_classifier
+from nc_core.optimise.cleanse import CleanseConfig
 from nc_core.optimise.progress import CancelToken, EventCallback
 from nc_core.repair.config import RepairConfig
 from nc_core.repair.evaluation import Figures, measure, split_holdout
 from nc_core.repair.pruning import prune
 from nc_core.repair.triggers import RepairTrigger, check_trigger, triggers_to_remove
 from nc_core.repair.unlearning import trainable_copy, unlearn, weights_copy
-from nc_core.detection.report import ScanReport
 
 #: ``on_progress(fraction, message)``: the share of the repair done and what runs now.
 ProgressCallback = Callable[[float, str], None]
@@ -80,12 +81,18 @@ class RepairResult:
         return {**payload, "before": self.before.to_dict(), "after": self.after.to_dict()}
 
     @classmethod
-    def from_dict(cls, payload: dict, model: keras.Model | None = None) -> "RepairResult":
+    def from_dict(cls, payload: dict, model: keras.Model | None = None) -> RepairResult:
         fields = {k: v for k, v in payload.items() if k not in ("before", "after", "rounds")}
         rescan = RescanSummary(**payload["rescan"]) if payload.get("rescan") is not None else None
         fields.pop("rescan", None)
-        return cls(model=model, before=Figures.from_dict(payload["before"]), after=Figures.from_dict(payload["after"]),
-                   rounds=[RepairRound(**r) for r in payload["rounds"]], rescan=rescan, **fields)
+        return cls(
+            model=model,
+            before=Figures.from_dict(payload["before"]),
+            after=Figures.from_dict(payload["after"]),
+            rounds=[RepairRound(**r) for r in payload["rounds"]],
+            rescan=rescan,
+            **fields,
+        )
 
     @property
     def accuracy_drop(self) -> float:
@@ -102,11 +109,21 @@ class RepairResult:
         """Before/after rows for the UI, the report and the CLI (one computation, shown everywhere)."""
         rows = [{"figure": "clean accuracy", "before": self.before.clean_accuracy, "after": self.after.clean_accuracy}]
         for target in self.targets:
-            rows.append({"figure": f"attack success, reversed trigger of class {target}",
-                         "before": self.before.reversed_asr.get(target), "after": self.after.reversed_asr.get(target)})
+            rows.append(
+                {
+                    "figure": f"attack success, reversed trigger of class {target}",
+                    "before": self.before.reversed_asr.get(target),
+                    "after": self.after.reversed_asr.get(target),
+                }
+            )
         if self.before.known_asr is not None:
-            rows.append({"figure": f"attack success, real trigger ({self.known_trigger})",
-                         "before": self.before.known_asr, "after": self.after.known_asr})
+            rows.append(
+                {
+                    "figure": f"attack success, real trigger ({self.known_trigger})",
+                    "before": self.before.known_asr,
+                    "after": self.after.known_asr,
+                }
+            )
         return rows
 
 
@@ -156,8 +173,17 @@ def repair(
     pruned: list[int] = []
     for round_index in range(config.max_rounds):
         if round_index == 0 and removing and config.restarts:
-            restarts = _reverse_again(repaired, tune, [t.target for t in removing], report, config, 0,
-                                      outputs_probabilities, cancel, runs=config.restarts)
+            restarts = _reverse_again(
+                repaired,
+                tune,
+                [t.target for t in removing],
+                report,
+                config,
+                0,
+                outputs_probabilities,
+                cancel,
+                runs=config.restarts,
+            )
             rounds += [RepairRound(0, t.target, t.l1, True) for t in restarts]
             removing += restarts
         elif round_index > 0:
@@ -171,17 +197,36 @@ def repair(
         if not removing:
             break  # nothing stands out (a forced repair of a clean model): the model stays as it was
         if config.method == "pruning":
-            pruned += prune(repaired, tune, removing, config, lambda f: progress.step(round_index, f), cancel)
+            pruned += prune(repaired, tune, removing, config, lambda f: progress.step(round_index, f), cancel)  # noqa: B023 (called within this iteration)
         else:
-            unlearn(repaired, tune, removing, config, not outputs_probabilities, rng,
-                    lambda e: progress.step(round_index, e / config.epochs), cancel)
+            unlearn(
+                repaired,
+                tune,
+                removing,
+                config,
+                not outputs_probabilities,
+                rng,
+                lambda e: progress.step(round_index, e / config.epochs),  # noqa: B023 (called within this iteration)
+                cancel,
+            )
     repaired = weights_copy(repaired)  # without the fine-tune's optimizer, BatchNorm as it was saved
     _check_finite(repaired, config)
     after = measure(repaired, held_out, triggers, known)
     progress.done()
     return RepairResult(
-        repaired, config.method, targets, before, after, rounds, bound, config.to_dict(), len(tune_idx),
-        len(held_idx), time.perf_counter() - started, pruned, known.source if known is not None else None,
+        repaired,
+        config.method,
+        targets,
+        before,
+        after,
+        rounds,
+        bound,
+        config.to_dict(),
+        len(tune_idx),
+        len(held_idx),
+        time.perf_counter() - started,
+        pruned,
+        known.source if known is not None else None,
     )
 
 
@@ -190,12 +235,19 @@ def _check_finite(model: keras.Model, config: RepairConfig) -> None:
     if not all(np.isfinite(weights).all() for weights in model.get_weights()):
         raise RepairFailedError(
             f"The repair diverged: the repaired model has weights that are not finite numbers, so nothing was "
-            f"kept. Try a lower learning rate (now {config.learning_rate:g}).")
+            f"kept. Try a lower learning rate (now {config.learning_rate:g})."
+        )
 
 
-def _blends_for_margin_findings(triggers: list[RepairTrigger], report: ScanReport, model: keras.Model, data: Dataset,
-                                outputs_probabilities: bool, config: RepairConfig,
-                                cancel: CancelToken | None) -> list[RepairTrigger]:
+def _blends_for_margin_findings(
+    triggers: list[RepairTrigger],
+    report: ScanReport,
+    model: keras.Model,
+    data: Dataset,
+    outputs_probabilities: bool,
+    config: RepairConfig,
+    cancel: CancelToken | None,
+) -> list[RepairTrigger]:
     """The triggers to unlearn, with a whole-image blend (:mod:`nc_core.repair.blend`) in place of
     Neural Cleanse's mask for each class that only the max-margin test flagged: its small mask is
     not what the backdoor answers to."""
@@ -207,13 +259,23 @@ def _blends_for_margin_findings(triggers: list[RepairTrigger], report: ScanRepor
         return triggers
     classifier = _probabilities(weights_copy(model), outputs_probabilities)
     classifier.trainable = False
-    return [reverse_blend(classifier, data, t.target, seed=config.seed, cancel=cancel) if t.target in only_margin
-            else t for t in triggers]
+    return [
+        reverse_blend(classifier, data, t.target, seed=config.seed, cancel=cancel) if t.target in only_margin else t
+        for t in triggers
+    ]
 
 
-def _reverse_again(model: keras.Model, data: Dataset, targets: list[int], report: ScanReport, config: RepairConfig,
-                   round_index: int, outputs_probabilities: bool, cancel: CancelToken | None,
-                   runs: int = 1) -> list[RepairTrigger]:
+def _reverse_again(
+    model: keras.Model,
+    data: Dataset,
+    targets: list[int],
+    report: ScanReport,
+    config: RepairConfig,
+    round_index: int,
+    outputs_probabilities: bool,
+    cancel: CancelToken | None,
+    runs: int = 1,
+) -> list[RepairTrigger]:
     """Each target's smallest trigger on the model as repaired so far (on a copy), from
     ``runs`` random starts each (seeds differ by round and run)."""
     from nc_core.detection.scan import reverse_engineer
@@ -254,11 +316,25 @@ def rescan(
 
     classifier = _probabilities(result.model, outputs_probabilities)
     classifier.trainable = False
-    new = scan(classifier, data, [row.class_id for row in report.rows], CleanseConfig(**report.config),
-               on_event=on_event, cancel=cancel, model_name=model_name, rule=report.rule, on_result=on_result,
-               on_samples=on_samples)
-    result.rescan = RescanSummary(verdict=new.verdict, flagged=list(new.flagged), score=float(new.score),
-                                  anomaly_index=float(new.anomaly_index), reason=new.verdict_reason)
+    new = scan(
+        classifier,
+        data,
+        [row.class_id for row in report.rows],
+        CleanseConfig(**report.config),
+        on_event=on_event,
+        cancel=cancel,
+        model_name=model_name,
+        rule=report.rule,
+        on_result=on_result,
+        on_samples=on_samples,
+    )
+    result.rescan = RescanSummary(
+        verdict=new.verdict,
+        flagged=list(new.flagged),
+        score=float(new.score),
+        anomaly_index=float(new.anomaly_index),
+        reason=new.verdict_reason,
+    )
     return new
 
 

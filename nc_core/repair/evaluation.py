@@ -1,9 +1,10 @@
 """Honest before/after figures: a held-out split, clean accuracy and each trigger's attack success.
 
-    >>> tune, held_out = split_holdout(data.y, 0.3, seed=0)
-    >>> measure(model, data.subset(held_out), triggers).clean_accuracy
-    0.97
+>>> tune, held_out = split_holdout(data.y, 0.3, seed=0)
+>>> measure(model, data.subset(held_out), triggers).clean_accuracy
+0.97
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -11,10 +12,10 @@ from dataclasses import asdict, dataclass, field
 import keras
 import numpy as np
 
-from nc_core.loading.data import Dataset
 from nc_core.errors import InvalidDataError
-from nc_core.optimise.masks import stamp
+from nc_core.loading.data import Dataset
 from nc_core.loading.models import predict
+from nc_core.optimise.masks import stamp
 from nc_core.repair.config import MIN_SAMPLES_PER_CLASS
 from nc_core.repair.triggers import RepairTrigger
 
@@ -32,9 +33,12 @@ class Figures:
         return {**asdict(self), "reversed_asr": {str(k): v for k, v in self.reversed_asr.items()}}
 
     @classmethod
-    def from_dict(cls, payload: dict) -> "Figures":
-        return cls(float(payload["clean_accuracy"]), {int(k): float(v) for k, v in payload["reversed_asr"].items()},
-                   None if payload.get("known_asr") is None else float(payload["known_asr"]))
+    def from_dict(cls, payload: dict) -> Figures:
+        return cls(
+            float(payload["clean_accuracy"]),
+            {int(k): float(v) for k, v in payload["reversed_asr"].items()},
+            None if payload.get("known_asr") is None else float(payload["known_asr"]),
+        )
 
 
 def split_holdout(y: np.ndarray, share: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -63,12 +67,17 @@ def split_holdout(y: np.ndarray, share: float, seed: int = 0) -> tuple[np.ndarra
     return np.setdiff1d(np.arange(len(y)), held_out), held_out
 
 
-def measure(model: keras.Model, data: Dataset, triggers: list[RepairTrigger], known: RepairTrigger | None = None) -> Figures:
+def measure(
+    model: keras.Model, data: Dataset, triggers: list[RepairTrigger], known: RepairTrigger | None = None
+) -> Figures:
     """Clean accuracy and attack success (share of other classes' samples sent to the target)."""
     inputs = data.model_inputs()
     accuracy = float(np.mean(predict(model, inputs).argmax(axis=1) == data.y))
-    return Figures(accuracy, {t.target: attack_success(model, data, t) for t in triggers},
-                   attack_success(model, data, known) if known is not None else None)
+    return Figures(
+        accuracy,
+        {t.target: attack_success(model, data, t) for t in triggers},
+        attack_success(model, data, known) if known is not None else None,
+    )
 
 
 def attack_success(model: keras.Model, data: Dataset, trigger: RepairTrigger) -> float:

@@ -7,17 +7,18 @@ allowed is spent.
 
     >>> pruned = prune(model, tune_data, triggers, RepairConfig(method="pruning"))
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import numpy as np
 
-from nc_core.loading.data import Dataset
 from nc_core.errors import InvalidParameterError, RunCancelled
-from nc_core.optimise.masks import stamp
+from nc_core.loading.data import Dataset
 from nc_core.loading.models import predict
+from nc_core.optimise.masks import stamp
 from nc_core.optimise.progress import CancelToken
 from nc_core.repair.config import RepairConfig
 from nc_core.repair.evaluation import attack_success
@@ -30,12 +31,16 @@ def prunable_layer(model: keras.Model) -> keras.layers.Layer:
     """The last Dense or Conv2D layer before the output layer (the paper prunes a late layer)."""
     candidates = [layer for layer in model.layers if isinstance(layer, PRUNABLE)]
     if len(candidates) < 2:
-        raise InvalidParameterError("Pruning needs a hidden Dense or Conv2D layer before the output layer; "
-                                    "this model has none at its top level. Use unlearning instead.")
+        raise InvalidParameterError(
+            "Pruning needs a hidden Dense or Conv2D layer before the output layer; "
+            "this model has none at its top level. Use unlearning instead."
+        )
     return candidates[-2]
 
 
-def unit_excitation(model: keras.Model, layer: keras.layers.Layer, data: Dataset, triggers: list[RepairTrigger]) -> np.ndarray:
+def unit_excitation(
+    model: keras.Model, layer: keras.layers.Layer, data: Dataset, triggers: list[RepairTrigger]
+) -> np.ndarray:
     """Per unit: the largest rise of its mean activation, stamped over clean, among the triggers."""
     probe = keras.Model(model.inputs[0], layer.output)
 

@@ -10,6 +10,7 @@ samples describe theirs) or from a mask image and a pattern image.
     >>> known.target, known.mask.sum()
     (33, 16.0)
 """
+
 from __future__ import annotations
 
 import io
@@ -19,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from nc_core.errors import InvalidDataError, InvalidParameterError
 from nc_core.detection.report import ScanReport
+from nc_core.errors import InvalidDataError, InvalidParameterError
 
 
 @dataclass
@@ -54,15 +55,19 @@ def grown(trigger: RepairTrigger, pixels: int = 1) -> RepairTrigger:
         weight, painted = _box_sum(weight), _box_sum(painted)
     pattern = np.where(weight[..., None] > 0, painted / np.maximum(weight[..., None], 1e-12), trigger.pattern)
     pattern = np.where(mask[..., None] > 0.5, trigger.pattern, pattern)
-    return RepairTrigger(trigger.target, np.maximum(mask, (weight > 1e-3).astype(np.float32)),
-                   np.clip(pattern, 0, 1).astype(np.float32), source=f"{trigger.source}, grown")
+    return RepairTrigger(
+        trigger.target,
+        np.maximum(mask, (weight > 1e-3).astype(np.float32)),
+        np.clip(pattern, 0, 1).astype(np.float32),
+        source=f"{trigger.source}, grown",
+    )
 
 
 def _box_sum(a: np.ndarray) -> np.ndarray:
     """Sum over each pixel's 3x3 neighbourhood (zero outside the image), on the first two axes."""
     padded = np.pad(a, [(1, 1), (1, 1)] + [(0, 0)] * (a.ndim - 2))
     height, width = a.shape[:2]
-    return sum(padded[i:i + height, j:j + width] for i in range(3) for j in range(3))
+    return sum(padded[i : i + height, j : j + width] for i in range(3) for j in range(3))
 
 
 def triggers_to_remove(report: ScanReport, force: bool = False) -> list[RepairTrigger]:
@@ -82,8 +87,10 @@ def triggers_to_remove(report: ScanReport, force: bool = False) -> list[RepairTr
         targets = [min(report.rows, key=lambda row: row.judged_l1).class_id] if report.rows else []
     missing = [t for t in targets if t not in by_class]
     if not targets or missing:
-        raise InvalidDataError("The scan report holds no mask and pattern for the classes to repair "
-                               f"{missing or ''}; use a report written with its arrays (scan --out).")
+        raise InvalidDataError(
+            "The scan report holds no mask and pattern for the classes to repair "
+            f"{missing or ''}; use a report written with its arrays (scan --out)."
+        )
     return [RepairTrigger(t, _mask_2d(by_class[t].mask), np.asarray(by_class[t].pattern, np.float32)) for t in targets]
 
 
@@ -102,15 +109,20 @@ def check_trigger(trigger: RepairTrigger, input_shape: tuple[int, ...], num_clas
         raise InvalidDataError(
             f"{what[0].upper()}{what[1:]} has a {'x'.join(map(str, mask.shape))} mask and a "
             f"{'x'.join(map(str, pattern.shape))} pattern, but the images are {height}x{width}x{channels}: "
-            "it comes from a scan of another model or data.")
+            "it comes from a scan of another model or data."
+        )
     target = trigger.target
     if isinstance(target, bool) or not isinstance(target, (int, np.integer)) or not 0 <= target < num_classes:
-        raise InvalidDataError(f"{what[0].upper()}{what[1:]} sends inputs to class {target}, but the model has "
-                               f"classes 0 to {num_classes - 1}.")
+        raise InvalidDataError(
+            f"{what[0].upper()}{what[1:]} sends inputs to class {target}, but the model has "
+            f"classes 0 to {num_classes - 1}."
+        )
     for name, values in (("mask", mask), ("pattern", pattern)):
         if values.dtype.kind not in "fiu" or not np.isfinite(values).all():
-            raise InvalidDataError(f"{what[0].upper()}{what[1:]} has a {name} that is not finite numbers (NaN or "
-                                   "infinity): repairing with it would ruin the model.")
+            raise InvalidDataError(
+                f"{what[0].upper()}{what[1:]} has a {name} that is not finite numbers (NaN or "
+                "infinity): repairing with it would ruin the model."
+            )
 
 
 def _mask_2d(mask: np.ndarray) -> np.ndarray:
@@ -128,8 +140,10 @@ def trigger_from_card(card: dict, input_shape: tuple[int, int, int]) -> RepairTr
     """
     spec = card.get("trigger") if isinstance(card, dict) else None
     if not isinstance(spec, dict) or spec.get("kind") != "patch" or "target" not in card:
-        raise InvalidDataError("The model card describes no patch trigger with its target "
-                               "(it needs \"target\" and a \"trigger\" of kind \"patch\").")
+        raise InvalidDataError(
+            "The model card describes no patch trigger with its target "
+            '(it needs "target" and a "trigger" of kind "patch").'
+        )
     try:
         values = spec.get("pattern") or np.full((int(spec["size"]),) * 2, float(spec.get("value", 255)))
         patch = np.asarray(values, np.float32) / 255.0
@@ -139,24 +153,28 @@ def trigger_from_card(card: dict, input_shape: tuple[int, int, int]) -> RepairTr
     height, width, channels = input_shape
     h, w = patch.shape[:2] if patch.ndim >= 2 else (0, 0)
     if patch.ndim != 2 or not (0 <= row and 0 <= col and row + h <= height and col + w <= width):
-        raise InvalidDataError(f"The model card's {h}x{w} trigger at ({row}, {col}) does not fit "
-                               f"{height}x{width} images.")
+        raise InvalidDataError(
+            f"The model card's {h}x{w} trigger at ({row}, {col}) does not fit {height}x{width} images."
+        )
     mask = np.zeros((height, width), np.float32)
     pattern = np.zeros((height, width, channels), np.float32)
-    mask[row:row + h, col:col + w] = 1.0
-    pattern[row:row + h, col:col + w, :] = np.clip(patch, 0, 1)[..., None]
+    mask[row : row + h, col : col + w] = 1.0
+    pattern[row : row + h, col : col + w, :] = np.clip(patch, 0, 1)[..., None]
     return RepairTrigger(target, mask, pattern, source="model card")
 
 
-def trigger_from_images(mask_png: bytes | Path, pattern_png: bytes | Path, target: int,
-                        input_shape: tuple[int, int, int]) -> RepairTrigger:
+def trigger_from_images(
+    mask_png: bytes | Path, pattern_png: bytes | Path, target: int, input_shape: tuple[int, int, int]
+) -> RepairTrigger:
     """The real trigger as two images of the input's size: a grey mask (white = trigger) and a pattern."""
     height, width, channels = input_shape
     mask = _image(mask_png, "L", "mask")[..., 0]
     pattern = _image(pattern_png, "L" if channels == 1 else "RGB", "pattern")
     if mask.shape != (height, width) or pattern.shape[:2] != (height, width):
-        raise InvalidDataError(f"The trigger images are {mask.shape[1]}x{mask.shape[0]} and "
-                               f"{pattern.shape[1]}x{pattern.shape[0]}; the model takes {width}x{height}.")
+        raise InvalidDataError(
+            f"The trigger images are {mask.shape[1]}x{mask.shape[0]} and "
+            f"{pattern.shape[1]}x{pattern.shape[0]}; the model takes {width}x{height}."
+        )
     if channels not in (1, 3):
         pattern = np.repeat(pattern[..., :1], channels, axis=-1)
     return RepairTrigger(int(target), mask, pattern, source="images")

@@ -5,15 +5,16 @@ shortcut to the target class is trained away while the clean images hold the acc
 
     >>> model = trainable_copy(original); unlearn(model, tune_data, triggers, RepairConfig(), from_logits=False)
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import numpy as np
 
-from nc_core.loading.data import Dataset
 from nc_core.errors import RunCancelled
+from nc_core.loading.data import Dataset
 from nc_core.optimise.masks import stamp
 from nc_core.optimise.progress import CancelToken
 from nc_core.repair.config import RepairConfig
@@ -65,8 +66,10 @@ def unlearn(
     (:func:`~nc_core.repair.triggers.grown`) when ``config.grow_pixels`` is above 0."""
     if config.grow_pixels:
         triggers = [*triggers, *(grown(t, config.grow_pixels) for t in triggers)]
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits))
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
+    )
     for epoch in range(config.epochs):
         if cancel is not None and cancel.cancelled:
             raise RunCancelled("The repair was cancelled.")

@@ -2,11 +2,13 @@
 
 Verdict and reason, settings, the L1 chart (Plotly, its JavaScript embedded), the per-class
 table, every class's mask, pattern and fusion, and clean samples with the trigger stamped on and
-the model's predictions (:mod:`nc_core.detection.samples`), all inside one file: images as base64 PNGs, no link to anything outside. Every string that
+the model's predictions (:mod:`nc_core.detection.samples`), all inside one file: images as base64
+PNGs, no link to anything outside. Every string that
 comes from a user (model and data names, class names) is HTML-escaped.
 
     >>> write_html_report(report, "report.html", triggered={3: samples_of_class_3})
 """
+
 from __future__ import annotations
 
 import base64
@@ -19,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from nc_core.detection.fusion import MAX_MARGIN, NEURAL_CLEANSE, WHAT_IT_SEES
-from nc_core.reports.figures import l1_figure, margin_figure
-from nc_core.reports.images import scale_for, to_image, trigger_images
 from nc_core.detection.report import ScanReport
 from nc_core.detection.samples import TriggeredSamples
+from nc_core.reports.figures import l1_figure, margin_figure
+from nc_core.reports.images import scale_for, to_image, trigger_images
 
 #: Triggered samples shown per class.
 SAMPLES_PER_CLASS = 4
@@ -69,8 +71,12 @@ def _name(report: ScanReport, class_id: int, names: list[str] | None) -> str:
     return next((row.name for row in report.rows if row.class_id == class_id), str(class_id))
 
 
-def render_html_report(report: ScanReport, triggered: Mapping[int, TriggeredSamples] | None = None,
-                       class_names: list[str] | None = None, title: str | None = None) -> str:
+def render_html_report(
+    report: ScanReport,
+    triggered: Mapping[int, TriggeredSamples] | None = None,
+    class_names: list[str] | None = None,
+    title: str | None = None,
+) -> str:
     """The whole report as one HTML document (see the module docstring).
 
     ``triggered`` holds each class's triggered samples, as a scan stored them (its ``on_samples``);
@@ -81,11 +87,13 @@ def render_html_report(report: ScanReport, triggered: Mapping[int, TriggeredSamp
     names = [_name(report, k, class_names) for k in range(last + 1)]
     figure = l1_figure(report, names)
     chart = figure.to_html(full_html=False, include_plotlyjs=True, config={"displaylogo": False})
-    margin_chart = ("<h2>Second method: max-margin</h2>"
-                    f"<p class='settings'>Max-margin sees {_text(WHAT_IT_SEES[MAX_MARGIN])}</p>"
-                    + margin_figure(report, names).to_html(full_html=False, include_plotlyjs=False,
-                                                           config={"displaylogo": False})
-                    if report.margin is not None else "")
+    margin_chart = (
+        "<h2>Second method: max-margin</h2>"
+        f"<p class='settings'>Max-margin sees {_text(WHAT_IT_SEES[MAX_MARGIN])}</p>"
+        + margin_figure(report, names).to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
+        if report.margin is not None
+        else ""
+    )
     colour = VERDICT_COLOURS.get(report.verdict, "#555")
     heading = _text(title or f"Neural Cleanse report: {report.model}")
     parts = [
@@ -97,10 +105,13 @@ def render_html_report(report: ScanReport, triggered: Mapping[int, TriggeredSamp
         f"<p><b>{_text(report.headline)}</b></p><div>{_text(report.verdict_reason)}</div></div>",
         _settings(report),
         "<h2>Neural Cleanse: mask size per class</h2>",
-        f"<p class='settings'>Neural Cleanse sees {_text(WHAT_IT_SEES[NEURAL_CLEANSE])}</p>", chart,
+        f"<p class='settings'>Neural Cleanse sees {_text(WHAT_IT_SEES[NEURAL_CLEANSE])}</p>",
+        chart,
         margin_chart,
-        "<h2>Classes</h2>", _table(report, class_names),
-        "<h2>Recovered triggers</h2>", _gallery(report, triggered or {}, class_names),
+        "<h2>Classes</h2>",
+        _table(report, class_names),
+        "<h2>Recovered triggers</h2>",
+        _gallery(report, triggered or {}, class_names),
         "</body></html>",
     ]
     return "\n".join(parts)
@@ -109,28 +120,36 @@ def render_html_report(report: ScanReport, triggered: Mapping[int, TriggeredSamp
 def _settings(report: ScanReport) -> str:
     config = report.config
     items = {
-        "score": f"{report.score:.2f} (a class is flagged above 1)", "flagged": report.flagged or "none",
-        "median L1": f"{report.median:.1f}", "anomaly index (paper)": f"{report.anomaly_index:.2f}",
+        "score": f"{report.score:.2f} (a class is flagged above 1)",
+        "flagged": report.flagged or "none",
+        "median L1": f"{report.median:.1f}",
+        "anomaly index (paper)": f"{report.anomaly_index:.2f}",
         "flagged by": "; ".join(f"{c}: {' and '.join(m)}" for c, m in report.flagged_by.items()) or "none",
         "suspects (never clean)": report.suspects or "none",
-        "rule": (f"threshold {report.threshold:g}, max L1 ratio {report.max_ratio:g}, "
-                 f"min compactness {report.min_compactness:g}, max boundary {report.max_boundary:g}, "
-                 f"extreme ratio {report.extreme_ratio:g}, max-margin p-value {report.margin_p:g}"),
-        "schedule": (f"{config.get('method')} / {config.get('engine')}, at most {config.get('epochs')} epochs, "
-                     f"batch {config.get('batch_size')}, screen {config.get('screen_epochs', 0)} epochs, "
-                     f"{len(report.screened)} of {len(report.rows)} classes screened only"),
+        "rule": (
+            f"threshold {report.threshold:g}, max L1 ratio {report.max_ratio:g}, "
+            f"min compactness {report.min_compactness:g}, max boundary {report.max_boundary:g}, "
+            f"extreme ratio {report.extreme_ratio:g}, max-margin p-value {report.margin_p:g}"
+        ),
+        "schedule": (
+            f"{config.get('method')} / {config.get('engine')}, at most {config.get('epochs')} epochs, "
+            f"batch {config.get('batch_size')}, screen {config.get('screen_epochs', 0)} epochs, "
+            f"{len(report.screened)} of {len(report.rows)} classes screened only"
+        ),
         "work": f"{report.steps} optimisation steps in {report.seconds:.1f} s"
-                + (" (cancelled)" if report.cancelled else ""),
+        + (" (cancelled)" if report.cancelled else ""),
     }
     rows = "".join(f"<li><b>{_text(k)}</b>: {_text(v)}</li>" for k, v in items.items())
     return f"<ul class='settings'>{rows}</ul>"
 
 
 def _table(report: ScanReport, class_names: list[str] | None) -> str:
-    head = ("<tr><th>class</th><th>name</th><th>mask L1</th><th>judged L1</th><th>of median</th>"
-            "<th>anomaly index</th><th>log index</th><th>compactness</th><th>boundary</th><th>score</th>"
-            "<th>max margin</th><th>margin p</th><th>flagged by</th><th>ASR</th>"
-            "<th>schedule</th><th>steps</th></tr>")
+    head = (
+        "<tr><th>class</th><th>name</th><th>mask L1</th><th>judged L1</th><th>of median</th>"
+        "<th>anomaly index</th><th>log index</th><th>compactness</th><th>boundary</th><th>score</th>"
+        "<th>max margin</th><th>margin p</th><th>flagged by</th><th>ASR</th>"
+        "<th>schedule</th><th>steps</th></tr>"
+    )
     body = []
     for row in sorted(report.rows, key=lambda r: r.judged_l1):
         schedule = "full" if row.full_schedule else "screened"
@@ -140,7 +159,8 @@ def _table(report: ScanReport, class_names: list[str] | None) -> str:
             f"<td>{row.judged_l1:.1f}</td><td>{row.ratio:.2f}</td><td>{row.anomaly_index:.2f}</td>"
             f"<td>{row.log_index:.2f}</td><td>{row.compactness:.2f}</td><td>{row.boundary:.2f}</td><td>{row.score:.2f}</td>"
             f"<td>{row.margin:.1f}</td><td>{row.margin_p:.2g}</td><td>{_text(row.flagged_by.replace(',', ', '))}</td>"
-            f"<td>{row.asr:.1%}</td><td>{schedule}</td><td>{row.steps}</td></tr>")
+            f"<td>{row.asr:.1%}</td><td>{schedule}</td><td>{row.steps}</td></tr>"
+        )
     return f"<table>{head}{''.join(body)}</table>"
 
 
@@ -148,15 +168,17 @@ def _gallery(report: ScanReport, triggered: Mapping[int, TriggeredSamples], clas
     cards = []
     flagged_first = sorted(report.results, key=lambda r: (r.target not in report.flagged, r.l1))
     for result in flagged_first:
-        pictures = trigger_images(result.mask, result.pattern,
-                                  scale_for(max(np.shape(result.pattern)[:2]), PICTURE_SIDE))
+        pictures = trigger_images(
+            result.mask, result.pattern, scale_for(max(np.shape(result.pattern)[:2]), PICTURE_SIDE)
+        )
         samples = _samples(triggered.get(result.target), class_names)
         mark = " · flagged" if result.target in report.flagged else ""
         cards.append(
             f"<div class='class'><b>{result.target} · {_text(_name(report, result.target, class_names))}</b>"
             f"{mark}<br>L1 {result.l1:.1f} · ASR {result.asr:.1%}<div>"
             + "".join(_image_tag(pictures[k]) for k in ("mask", "pattern", "fusion"))
-            + f"</div>{samples}</div>")
+            + f"</div>{samples}</div>"
+        )
     return f"<div class='classes'>{''.join(cards)}</div>"
 
 
@@ -165,13 +187,19 @@ def _samples(samples: TriggeredSamples | None, class_names: list[str] | None) ->
     if samples is None or not len(samples):
         return ""
     samples = samples.first(SAMPLES_PER_CLASS)
-    figures = [f"<figure>{_png(image / 255.0)}<figcaption>{_text(samples.caption(i, True, class_names))}"
-               "</figcaption></figure>" for i, image in enumerate(samples.triggered)]
+    figures = [
+        f"<figure>{_png(image / 255.0)}<figcaption>{_text(samples.caption(i, True, class_names))}</figcaption></figure>"
+        for i, image in enumerate(samples.triggered)
+    ]
     return "<div>With the trigger: true → predicted</div><div>" + "".join(figures) + "</div>"
 
 
-def write_html_report(report: ScanReport, path: str | Path, triggered: Mapping[int, TriggeredSamples] | None = None,
-                      class_names: list[str] | None = None) -> Path:
+def write_html_report(
+    report: ScanReport,
+    path: str | Path,
+    triggered: Mapping[int, TriggeredSamples] | None = None,
+    class_names: list[str] | None = None,
+) -> Path:
     """Write :func:`render_html_report` to ``path`` (UTF-8); return the path."""
     path = Path(path)
     path.write_text(render_html_report(report, triggered, class_names), encoding="utf-8")

@@ -5,6 +5,7 @@ so a mask looks the same everywhere.
 
     >>> trigger_images(result)["fusion"].save("fusion.png")
 """
+
 from __future__ import annotations
 
 import math
@@ -72,8 +73,12 @@ def mask_box(mask: np.ndarray, level: float = 0.1) -> tuple[int, int, int, int] 
         return None
     rows, cols = np.nonzero(plane >= level * peak)
     height, width = plane.shape
-    return (max(int(rows.min()) - 1, 0), max(int(cols.min()) - 1, 0),
-            min(int(rows.max()) + 2, height), min(int(cols.max()) + 2, width))
+    return (
+        max(int(rows.min()) - 1, 0),
+        max(int(cols.min()) - 1, 0),
+        min(int(rows.max()) + 2, height),
+        min(int(cols.max()) + 2, width),
+    )
 
 
 def zoomed_mask(mask: np.ndarray, side: int = 224) -> Image.Image | None:

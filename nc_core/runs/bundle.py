@@ -6,6 +6,7 @@ checked for the fields a run needs. Anything else is refused with a sentence.
 
     >>> record, report_json, class_files, repair_json = read_bundle(Path("run.zip").read_bytes())
 """
+
 from __future__ import annotations
 
 import io
@@ -15,9 +16,9 @@ import zipfile
 
 import numpy as np
 
+from nc_core.errors import InvalidDataError
 from nc_core.loading import limits
 from nc_core.loading.data import read_npy_header
-from nc_core.errors import InvalidDataError
 
 MAX_BUNDLE_BYTES = 256 * 1024**2
 MAX_MEMBER_BYTES = 64 * 1024**2
@@ -83,22 +84,31 @@ def read_bundle(data: bytes) -> tuple[dict, str | None, dict[str, bytes], str | 
             array_budget -= _check_arrays(content, name, array_budget)
         else:
             _check_class_figures(_json(content, name), name)
-    return (record, report.decode() if report is not None else None, class_files,
-            repair.decode() if repair is not None else None)
+    return (
+        record,
+        report.decode() if report is not None else None,
+        class_files,
+        repair.decode() if repair is not None else None,
+    )
 
 
 def _check_unpacked_sizes(members: list[zipfile.ZipInfo]) -> None:
     """What the members declare they unpack to, from the headers, before any is inflated."""
     for info in members:
         if limits.zip_bomb_ratio(info) is not None:
-            raise _refuse(f"{info.filename[:80]} is compressed more than {limits.MAX_COMPRESSION_RATIO} to 1 "
-                          "(NC_MAX_COMPRESSION_RATIO), which looks like a zip bomb")
+            raise _refuse(
+                f"{info.filename[:80]} is compressed more than {limits.MAX_COMPRESSION_RATIO} to 1 "
+                "(NC_MAX_COMPRESSION_RATIO), which looks like a zip bomb"
+            )
     if limits.archive_ratio(members) is not None:
-        raise _refuse(f"it is compressed more than {limits.MAX_COMPRESSION_RATIO} to 1 as a whole "
-                      "(NC_MAX_COMPRESSION_RATIO), which looks like a zip bomb")
+        raise _refuse(
+            f"it is compressed more than {limits.MAX_COMPRESSION_RATIO} to 1 as a whole "
+            "(NC_MAX_COMPRESSION_RATIO), which looks like a zip bomb"
+        )
     if sum(info.file_size for info in members) > limits.MAX_BUNDLE_UNPACKED_BYTES:
-        raise _refuse(f"it unpacks to more than {limits.megabytes(limits.MAX_BUNDLE_UNPACKED_BYTES)} "
-                      "(NC_MAX_BUNDLE_MB)")
+        raise _refuse(
+            f"it unpacks to more than {limits.megabytes(limits.MAX_BUNDLE_UNPACKED_BYTES)} (NC_MAX_BUNDLE_MB)"
+        )
 
 
 def _check_record(record: dict) -> None:
@@ -108,16 +118,23 @@ def _check_record(record: dict) -> None:
     checks = [
         (record["kind"] in ("scan", "reverse", "repair"), "its kind is not scan, reverse or repair"),
         (record["status"] in STATUSES, "its status is not one a run has"),
-        (all(_text(record.get(k), optional=k != "model" and k != "data")
-             for k in ("model", "data", "error", "verdict", "origin")), "a name or message is not short text"),
+        (
+            all(
+                _text(record.get(k), optional=k != "model" and k != "data")
+                for k in ("model", "data", "error", "verdict", "origin")
+            ),
+            "a name or message is not short text",
+        ),
         (isinstance(record["settings"], dict), "its settings are not a mapping"),
         (_time(record["created"]) and _time(record.get("finished"), optional=True), "a time is out of range"),
         (record.get("verdict") in (None, "backdoored", "clean", "inconclusive"), "its verdict is unknown"),
         (_number(record.get("anomaly_index"), optional=True), "its anomaly index is not a number"),
         (_int_list(record.get("flagged", [])), "its flagged classes are not class ids"),
         (isinstance(record.get("progress", {}), dict), "its progress is not a mapping"),
-        (_names((record["settings"] if isinstance(record["settings"], dict) else {}).get("class_names")),
-         "its class names are not short text"),
+        (
+            _names((record["settings"] if isinstance(record["settings"], dict) else {}).get("class_names")),
+            "its class names are not short text",
+        ),
     ]
     for ok, reason in checks:
         if not ok:
@@ -184,13 +201,19 @@ def _time(value: object, optional: bool = False) -> bool:
 
 
 def _int_list(value: object) -> bool:
-    return isinstance(value, list) and len(value) <= _MAX_LIST and all(
-        isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 10**7 for v in value)
+    return (
+        isinstance(value, list)
+        and len(value) <= _MAX_LIST
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 10**7 for v in value)
+    )
 
 
 def _names(value: object) -> bool:
-    return value is None or (isinstance(value, list) and len(value) <= _MAX_LIST
-                             and all(isinstance(v, str) and len(v) <= 1000 for v in value))
+    return value is None or (
+        isinstance(value, list)
+        and len(value) <= _MAX_LIST
+        and all(isinstance(v, str) and len(v) <= 1000 for v in value)
+    )
 
 
 def _json(content: bytes | None, name: str):
@@ -234,8 +257,10 @@ def _check_arrays(content: bytes, name: str, budget: int) -> int:
                 raise _refuse(f"{name} does not hold a mask and a pattern")
             nbytes = _check_shapes(arrays.zip, name)
             if nbytes > budget:
-                raise _refuse(f"its class arrays unpack to more than "
-                              f"{limits.megabytes(limits.MAX_BUNDLE_UNPACKED_BYTES)} (NC_MAX_BUNDLE_MB)")
+                raise _refuse(
+                    f"its class arrays unpack to more than "
+                    f"{limits.megabytes(limits.MAX_BUNDLE_UNPACKED_BYTES)} (NC_MAX_BUNDLE_MB)"
+                )
             mask, pattern = arrays["mask"], arrays["pattern"]
             for key, array in (("mask", mask), ("pattern", pattern)):
                 if array.dtype.kind != "f" or not np.isfinite(array).all():
@@ -260,8 +285,9 @@ def _declared_bytes(content: bytes, name: str, budget: int) -> int:
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError):
         raise _refuse(f"{name} is not a readable array file") from None
     if total > budget:
-        raise _refuse(f"its arrays unpack to more than {limits.megabytes(limits.MAX_BUNDLE_UNPACKED_BYTES)} "
-                      "(NC_MAX_BUNDLE_MB)")
+        raise _refuse(
+            f"its arrays unpack to more than {limits.megabytes(limits.MAX_BUNDLE_UNPACKED_BYTES)} (NC_MAX_BUNDLE_MB)"
+        )
     return total
 
 
@@ -284,8 +310,13 @@ def _check_margin_images(content: bytes, budget: int) -> int:
     try:
         with np.load(io.BytesIO(content), allow_pickle=False) as arrays:
             images = arrays["images"]
-            ok = set(arrays.files) == {"images"} and images.dtype.kind == "f" and images.ndim == 4 \
-                and images.shape[1] * images.shape[2] <= _MAX_PIXELS and bool(np.isfinite(images).all())
+            ok = (
+                set(arrays.files) == {"images"}
+                and images.dtype.kind == "f"
+                and images.ndim == 4
+                and images.shape[1] * images.shape[2] <= _MAX_PIXELS
+                and bool(np.isfinite(images).all())
+            )
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError):
         ok = False
     if not ok:

@@ -10,13 +10,14 @@ and report are the run's own, so the dashboard shows them like any scan's.
 :func:`nc_core.runs.worker.submit_repair` does both: this module prepares and runs, the worker
 module launches.
 """
+
 from __future__ import annotations
 
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from nc_core.errors import InvalidParameterError
 from nc_core.optimise.progress import CancelToken
@@ -29,8 +30,13 @@ REPAIR_SHARE = 0.25
 SCAN_REPORT = "scan_report.json"
 
 
-def create_repair_run(store: RunStore, scan_id: str, config: RepairConfig = RepairConfig(), force: bool = False,
-                      trigger_card: dict | None = None) -> str:
+def create_repair_run(
+    store: RunStore,
+    scan_id: str,
+    config: RepairConfig = RepairConfig(),
+    force: bool = False,
+    trigger_card: dict | None = None,
+) -> str:
     """A repair run of the model a finished scan run looked at, ready for a worker; its id.
 
     Refuses (with a sentence) a run that is not a finished scan, or a scan that flagged nothing
@@ -48,10 +54,14 @@ def create_repair_run(store: RunStore, scan_id: str, config: RepairConfig = Repa
     scan_spec = ScanSpec.from_settings(scan.settings)
     model_file, data_file = scan_spec.model_file, scan_spec.data_file
     if not model_file or not data_file or not (source / model_file).exists() or not (source / data_file).exists():
-        raise InvalidParameterError("This scan's model and data are not stored with it (an imported run?): "
-                                    "repair it from the command line with the model and data files.")
+        raise InvalidParameterError(
+            "This scan's model and data are not stored with it (an imported run?): "
+            "repair it from the command line with the model and data files."
+        )
     spec = RepairSpec(scan_spec, scan_id, config, force, trigger_card)
-    files = {model_file: source / model_file} | ({data_file: source / data_file} if (source / data_file).is_file() else {})
+    files = {model_file: source / model_file} | (
+        {data_file: source / data_file} if (source / data_file).is_file() else {}
+    )
     run_id = store.create_run("repair", scan.model, scan.data, spec.to_settings(), files)
     inputs = store.run_dir(run_id) / "inputs"
     if (source / data_file).is_dir():
@@ -62,11 +72,11 @@ def create_repair_run(store: RunStore, scan_id: str, config: RepairConfig = Repa
 
 def run_repair_job(store: RunStore, record, cancel: CancelToken, recorder: Callable[[float], Callable]) -> str:
     """The worker's side: repair, save the model and figures, re-scan; returns the final status."""
+    from nc_core.detection.report import ScanReport
     from nc_core.loading.inputs import load_inputs
     from nc_core.loading.models import load_model
     from nc_core.repair.core import repair, rescan
     from nc_core.repair.triggers import trigger_from_card
-    from nc_core.detection.report import ScanReport
 
     spec, folder = RepairSpec.from_settings(record.settings), store.run_dir(record.id)
     inputs_dir = folder / "inputs"
@@ -78,18 +88,42 @@ def run_repair_job(store: RunStore, record, cancel: CancelToken, recorder: Calla
     started = time.time()
 
     def progress(fraction: float, message: str) -> None:
-        store.update_progress(record.id, {"kind": "repair", "stage": "repair", "fraction": REPAIR_SHARE * fraction,
-                                          "message": message, "elapsed": time.time() - started})
+        store.update_progress(
+            record.id,
+            {
+                "kind": "repair",
+                "stage": "repair",
+                "fraction": REPAIR_SHARE * fraction,
+                "message": message,
+                "elapsed": time.time() - started,
+            },
+        )
 
     progress(0.0, "fine-tuning starts")
-    result = repair(load_model(model_path), inputs.data, report, spec.repair, known,
-                    spec.force, inputs.info.outputs_probabilities, on_progress=progress, cancel=cancel)
+    result = repair(
+        load_model(model_path),
+        inputs.data,
+        report,
+        spec.repair,
+        known,
+        spec.force,
+        inputs.info.outputs_probabilities,
+        on_progress=progress,
+        cancel=cancel,
+    )
     _save_model(result.model, folder / REPAIRED_MODEL)
     store.save_repair(record.id, result.to_dict())
-    new = rescan(result, inputs.data, report, inputs.info.outputs_probabilities, on_event=recorder(REPAIR_SHARE),
-                 cancel=cancel, model_name=f"{record.model} (repaired)",
-                 on_result=lambda r: store.save_class_result(record.id, r),
-                 on_samples=lambda samples: store.save_samples(record.id, samples))
+    new = rescan(
+        result,
+        inputs.data,
+        report,
+        inputs.info.outputs_probabilities,
+        on_event=recorder(REPAIR_SHARE),
+        cancel=cancel,
+        model_name=f"{record.model} (repaired)",
+        on_result=lambda r: store.save_class_result(record.id, r),
+        on_samples=lambda samples: store.save_samples(record.id, samples),
+    )
     new.data = record.data
     store.save_repair(record.id, result.to_dict())  # now with the re-scan's verdict
     store.save_report(record.id, new)

@@ -10,6 +10,7 @@ write the very JSON the store has always held, so older runs and bundles read un
     >>> ScanSpec.from_settings(spec.to_settings()) == spec
     True
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
@@ -47,10 +48,15 @@ class ScanSpec:
     def to_settings(self) -> dict:
         """The run's settings as the store keeps them (the rule's fields at the top level)."""
         settings = {
-            "config": self.config.to_dict(), "classes": None if self.classes is None else list(self.classes),
-            "pixel_range": self.pixel_range, "max_samples": self.max_samples, **self.rule.to_dict(),
-            "class_names": list(self.class_names), "clean_accuracy": self.clean_accuracy,
-            "model_file": self.model_file, "data_file": self.data_file,
+            "config": self.config.to_dict(),
+            "classes": None if self.classes is None else list(self.classes),
+            "pixel_range": self.pixel_range,
+            "max_samples": self.max_samples,
+            **self.rule.to_dict(),
+            "class_names": list(self.class_names),
+            "clean_accuracy": self.clean_accuracy,
+            "model_file": self.model_file,
+            "data_file": self.data_file,
         }
         if self.audit is not None:
             settings.update(audit=self.audit, label=self.label, targets=list(self.targets))
@@ -91,16 +97,23 @@ class RepairSpec:
     trigger_card: dict | None = None
 
     def to_settings(self) -> dict:
-        return {**self.scan.to_settings(), "source_run": self.source_run, "repair": self.repair.to_dict(),
-                "force": self.force, "trigger_card": self.trigger_card}
+        return {
+            **self.scan.to_settings(),
+            "source_run": self.source_run,
+            "repair": self.repair.to_dict(),
+            "force": self.force,
+            "trigger_card": self.trigger_card,
+        }
 
     @classmethod
     def from_settings(cls, settings: dict) -> RepairSpec:
         known = {f.name for f in fields(RepairConfig)}
         return cls(
-            scan=ScanSpec.from_settings(settings), source_run=str(settings.get("source_run") or ""),
+            scan=ScanSpec.from_settings(settings),
+            source_run=str(settings.get("source_run") or ""),
             repair=RepairConfig(**{k: v for k, v in (settings.get("repair") or {}).items() if k in known}),
-            force=bool(settings.get("force")), trigger_card=settings.get("trigger_card"),
+            force=bool(settings.get("force")),
+            trigger_card=settings.get("trigger_card"),
         )
 
 

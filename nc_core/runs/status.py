@@ -1,7 +1,7 @@
 """Where a run stands: the statuses a stored run can have, and which of them mean "working".
 
-    >>> "running" in ACTIVE
-    True
+>>> "running" in ACTIVE
+True
 """
 
 #: A worker has the run (or is about to): it may still change.

@@ -14,6 +14,7 @@ Layout under the data directory (``NC_DATA_DIR``, default ``./nc_data``)::
 
     >>> store = RunStore(); run_id = store.create_run("scan", "m.keras", "d.npz", {"epochs": 60})
 """
+
 from __future__ import annotations
 
 import io
@@ -33,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from nc_core.optimise.cleanse import EpochRecord, TriggerResult
-from nc_core.errors import DuplicateRunError, RunActiveError, StoreError
 from nc_core.detection.margin import MarginResult
-from nc_core.detection.samples import TriggeredSamples
 from nc_core.detection.report import ScanReport, make_report
+from nc_core.detection.samples import TriggeredSamples
+from nc_core.errors import DuplicateRunError, RunActiveError, StoreError
+from nc_core.optimise.cleanse import EpochRecord, TriggerResult
 from nc_core.runs.spec import RepairSpec, ScanSpec, spec_for
 from nc_core.runs.status import ACTIVE, STATUSES
 
@@ -219,7 +220,9 @@ class RunStore:
             raise StoreError(f"{run_id!r} is not a run id.")
         return self.root / "runs" / run_id
 
-    def create_run(self, kind: str, model: str, data: str, settings: dict, inputs: dict[str, Path] | None = None) -> str:
+    def create_run(
+        self, kind: str, model: str, data: str, settings: dict, inputs: dict[str, Path] | None = None
+    ) -> str:
         """Register a queued run; copy ``inputs`` (name -> file) into its folder first."""
         run_id = uuid.uuid4().hex[:16]
         folder = self.run_dir(run_id)
@@ -240,12 +243,23 @@ class RunStore:
 
     def _record(self, row: sqlite3.Row) -> RunRecord:
         return RunRecord(
-            id=row["id"], kind=row["kind"], status=row["status"], model=row["model"], data=row["data"],
-            settings=json.loads(row["settings"]), created=row["created"], finished=row["finished"],
-            verdict=row["verdict"], anomaly_index=row["anomaly_index"],
-            flagged=json.loads(row["flagged"] or "[]"), progress=json.loads(row["progress"] or "{}"),
-            error=row["error"], pid=row["pid"], cancel_requested=bool(row["cancel_requested"]),
-            origin=row["origin"], imported=row["imported"],
+            id=row["id"],
+            kind=row["kind"],
+            status=row["status"],
+            model=row["model"],
+            data=row["data"],
+            settings=json.loads(row["settings"]),
+            created=row["created"],
+            finished=row["finished"],
+            verdict=row["verdict"],
+            anomaly_index=row["anomaly_index"],
+            flagged=json.loads(row["flagged"] or "[]"),
+            progress=json.loads(row["progress"] or "{}"),
+            error=row["error"],
+            pid=row["pid"],
+            cancel_requested=bool(row["cancel_requested"]),
+            origin=row["origin"],
+            imported=row["imported"],
         )
 
     def get(self, run_id: str) -> RunRecord:
@@ -266,12 +280,14 @@ class RunStore:
         finished = None if status in ACTIVE else time.time()
         with self._write() as db:
             db.execute(
-                "UPDATE runs SET status = ?, error = COALESCE(?, error), pid = COALESCE(?, pid), finished = ? WHERE id = ?",
+                "UPDATE runs SET status = ?, error = COALESCE(?, error), pid = COALESCE(?, pid), finished = ? WHERE id = ?",  # noqa: E501
                 (status, error, pid, finished, run_id),
             )
             if pid is not None:  # which process holds this id now, and a first beat: silence counts from here
-                db.execute("UPDATE runs SET pid_started = ?, heartbeat = ? WHERE id = ?",
-                           (process_start_time(pid), time.time(), run_id))
+                db.execute(
+                    "UPDATE runs SET pid_started = ?, heartbeat = ? WHERE id = ?",
+                    (process_start_time(pid), time.time(), run_id),
+                )
 
     def update_progress(self, run_id: str, progress: dict) -> None:
         with self._write() as db:
@@ -303,15 +319,19 @@ class RunStore:
         for row in self._read("SELECT id, pid, pid_started, heartbeat FROM runs WHERE status IN ('queued', 'running')"):
             if row["pid"] is None:
                 continue
-            ours = process_alive(row["pid"]) and (row["pid_started"] is None
-                                                   or process_start_time(row["pid"]) == row["pid_started"])
+            ours = process_alive(row["pid"]) and (
+                row["pid_started"] is None or process_start_time(row["pid"]) == row["pid_started"]
+            )
             silent = row["heartbeat"] is not None and now - row["heartbeat"] > HEARTBEAT_TIMEOUT
             if ours and not silent:
                 continue
             if silent and ours and row["pid"] != os.getpid():  # never a process that merely reuses the id
                 _kill(row["pid"])
-            reason = (f"The worker stopped answering (no heartbeat for {HEARTBEAT_TIMEOUT:.0f} s)." if silent and ours
-                      else "The worker stopped before the run finished.")
+            reason = (
+                f"The worker stopped answering (no heartbeat for {HEARTBEAT_TIMEOUT:.0f} s)."
+                if silent and ours
+                else "The worker stopped before the run finished."
+            )
             self.set_status(row["id"], "interrupted", error=reason)
             self._remove_temporary_files(row["id"])
             ended.append(row["id"])
@@ -327,7 +347,9 @@ class RunStore:
         self.reap()
         record = self.get(run_id)
         if record.active and record.pid is not None:  # a worker has it (one never started can go)
-            raise RunActiveError("The run is still working: cancel it first (finished classes are kept), then delete it.")
+            raise RunActiveError(
+                "The run is still working: cancel it first (finished classes are kept), then delete it."
+            )
         folder = self.run_dir(run_id)
         with self._write() as db:
             db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
@@ -347,8 +369,10 @@ class RunStore:
     def save_live_trigger(self, run_id: str, target: int, epoch: int, mask: np.ndarray, pattern: np.ndarray) -> None:
         """The mask and pattern of the class being optimised now (the live view draws them)."""
         try:
-            atomic_write(self.run_dir(run_id) / "live.npz",
-                         _npz_bytes(mask=mask, pattern=pattern, target=np.int64(target), epoch=np.int64(epoch)))
+            atomic_write(
+                self.run_dir(run_id) / "live.npz",
+                _npz_bytes(mask=mask, pattern=pattern, target=np.int64(target), epoch=np.int64(epoch)),
+            )
         except OSError:
             pass  # a missed live picture is no reason to stop a run
 
@@ -445,18 +469,26 @@ class RunStore:
         if path.exists():
             report = ScanReport.from_json(path.read_text())
             report.results = results
-            images = margin.images if margin is not None else self._margin_images(run_id)  # an import has no margin.json
+            images = (
+                margin.images if margin is not None else self._margin_images(run_id)
+            )  # an import has no margin.json
             if report.margin is not None and images and len(images) == len(report.margin.margins):
                 report.margin.images = images
             return report
         if not results:
             return None
         spec = record.scan_spec
-        return make_report(results, model=record.model, data=record.data,
-                           pixel_range=spec.pixel_range or "", config=record.settings,
-                           class_names=list(spec.class_names) or None,
-                           cancelled=record.status != "done", rule=spec.rule,
-                           margin=margin)
+        return make_report(
+            results,
+            model=record.model,
+            data=record.data,
+            pixel_range=spec.pixel_range or "",
+            config=record.settings,
+            class_names=list(spec.class_names) or None,
+            cancelled=record.status != "done",
+            rule=spec.rule,
+            margin=margin,
+        )
 
     # ------------------------------------------------------------------ repair runs
     def save_repair(self, run_id: str, figures: dict) -> None:
@@ -533,18 +565,36 @@ class RunStore:
         try:
             with _removed_on_failure(folder), self._write() as db:
                 # Checked in the insert's own transaction, so two imports at once cannot both pass.
-                twin = db.execute("SELECT id FROM runs WHERE origin = ? AND created = ?",
-                                  (origin, record["created"])).fetchone() if origin else None
+                twin = (
+                    db.execute(
+                        "SELECT id FROM runs WHERE origin = ? AND created = ?", (origin, record["created"])
+                    ).fetchone()
+                    if origin
+                    else None
+                )
                 if twin is not None:
                     raise DuplicateRunError(twin["id"])
                 db.execute(
                     "INSERT INTO runs (id, kind, status, model, data, settings, created, finished, verdict, "
                     "anomaly_index, flagged, progress, error, origin, imported) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (run_id, record["kind"], status, record["model"], record["data"], json.dumps(record["settings"]),
-                     record["created"], record.get("finished"), record.get("verdict"), record.get("anomaly_index"),
-                     json.dumps(record.get("flagged", [])), json.dumps(record.get("progress", {})),
-                     record.get("error"), origin, time.time()),
+                    (
+                        run_id,
+                        record["kind"],
+                        status,
+                        record["model"],
+                        record["data"],
+                        json.dumps(record["settings"]),
+                        record["created"],
+                        record.get("finished"),
+                        record.get("verdict"),
+                        record.get("anomaly_index"),
+                        json.dumps(record.get("flagged", [])),
+                        json.dumps(record.get("progress", {})),
+                        record.get("error"),
+                        origin,
+                        time.time(),
+                    ),
                 )
         except DuplicateRunError as duplicate:
             shutil.rmtree(folder, ignore_errors=True)

@@ -8,6 +8,7 @@ interrupted and keeps its finished classes.
     >>> run_id = submit_run(store, "scan", model_path, data_path, ScanSpec(config=CleanseConfig(epochs=5)))
     >>> store.get(run_id).progress["fraction"]
 """
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,14 @@ LIVE_TRIGGER_INTERVAL = 1.0
 CANCEL_POLL_INTERVAL = 0.5
 
 
-def submit_run(store: RunStore, kind: str, model_path: Path, data_path: Path, spec: ScanSpec,
-               display_names: tuple[str, str] | None = None) -> str:
+def submit_run(
+    store: RunStore,
+    kind: str,
+    model_path: Path,
+    data_path: Path,
+    spec: ScanSpec,
+    display_names: tuple[str, str] | None = None,
+) -> str:
     """Store a scan or reverse run with copies of its inputs and start its worker process; return
     the run id. ``spec`` says what to run (its file names are set here, to the copies')."""
     model_path, data_path = Path(model_path), Path(data_path)
@@ -49,8 +56,9 @@ def submit_run(store: RunStore, kind: str, model_path: Path, data_path: Path, sp
     return run_id
 
 
-def submit_repair(store: RunStore, scan_id: str, config=None, force: bool = False,
-                  trigger_card: dict | None = None) -> str:
+def submit_repair(
+    store: RunStore, scan_id: str, config=None, force: bool = False, trigger_card: dict | None = None
+) -> str:
     """Start a repair of the model a finished scan run looked at (:mod:`nc_core.runs.repair_job`);
     return the new run's id. Refuses, with a sentence, what cannot be repaired."""
     from nc_core.repair.config import RepairConfig
@@ -66,7 +74,10 @@ def start_worker(store: RunStore, run_id: str) -> int:
     log = open(store.run_dir(run_id) / "worker.log", "ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "nc_core.runs.worker", str(store.root), run_id],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     log.close()
@@ -101,8 +112,12 @@ class _Recorder:
         self.latest[event.target] = event
         followed_target = next(iter(self.curves), event.target)  # the running class started first
         followed = event.target == followed_target
-        if (followed and event.kind == "epoch" and event.trigger is not None
-                and time.monotonic() - self.last_trigger >= LIVE_TRIGGER_INTERVAL):
+        if (
+            followed
+            and event.kind == "epoch"
+            and event.trigger is not None
+            and time.monotonic() - self.last_trigger >= LIVE_TRIGGER_INTERVAL
+        ):
             self.last_trigger = time.monotonic()
             mask, pattern = event.trigger()
             self.store.save_live_trigger(self.run_id, event.target, event.epoch, mask, pattern)
@@ -114,14 +129,24 @@ class _Recorder:
         urgent = followed and event.kind in ("class_start", "class_done")
         if urgent or time.monotonic() - self.last_write >= PROGRESS_INTERVAL:
             self.last_write = time.monotonic()
-            self.store.update_progress(self.run_id, {
-                "kind": shown.kind, "target": shown.target, "class_index": shown.class_index,
-                "num_classes": event.num_classes, "epoch": shown.epoch, "max_epochs": shown.max_epochs,
-                "step": shown.step, "steps_per_epoch": shown.steps_per_epoch,
-                "fraction": self.offset + (1 - self.offset) * event.fraction,
-                "elapsed": time.time() - self.started, "phase": event.phase, "stage": self.stage,
-                "curves": curves,
-            })
+            self.store.update_progress(
+                self.run_id,
+                {
+                    "kind": shown.kind,
+                    "target": shown.target,
+                    "class_index": shown.class_index,
+                    "num_classes": event.num_classes,
+                    "epoch": shown.epoch,
+                    "max_epochs": shown.max_epochs,
+                    "step": shown.step,
+                    "steps_per_epoch": shown.steps_per_epoch,
+                    "fraction": self.offset + (1 - self.offset) * event.fraction,
+                    "elapsed": time.time() - self.started,
+                    "phase": event.phase,
+                    "stage": self.stage,
+                    "curves": curves,
+                },
+            )
 
 
 def _start_heartbeat(store: RunStore, run_id: str) -> threading.Event:
@@ -151,6 +176,7 @@ def _polled(check, interval: float):
         if time.monotonic() - state["at"] >= interval:
             state["at"], state["answer"] = time.monotonic(), check()
         return state["answer"]
+
     return poll
 
 
@@ -165,9 +191,9 @@ def execute(store: RunStore, run_id: str) -> str:
 
 
 def _execute(store: RunStore, run_id: str) -> str:
+    from nc_core.detection.scan import scan
     from nc_core.loading.inputs import load_inputs
     from nc_core.optimise.progress import CancelToken
-    from nc_core.detection.scan import scan
 
     record = store.get(run_id)
     inputs_dir = store.run_dir(run_id) / "inputs"
@@ -175,16 +201,24 @@ def _execute(store: RunStore, run_id: str) -> str:
         return _execute_repair(store, record)
     try:
         spec = ScanSpec.from_settings(record.settings)
-        inputs = load_inputs(inputs_dir / spec.model_file, inputs_dir / spec.data_file, spec.pixel_range,
-                             spec.max_samples)
+        inputs = load_inputs(
+            inputs_dir / spec.model_file, inputs_dir / spec.data_file, spec.pixel_range, spec.max_samples
+        )
         recorder = _Recorder(store, run_id)
         token = CancelToken(check=_polled(lambda: store.cancel_requested(run_id), CANCEL_POLL_INTERVAL))
         report = scan(
-            inputs.classifier, inputs.data, spec.classes, spec.config,
-            on_event=recorder, cancel=token, model_name=record.model,
-            done=store.class_results(run_id), on_result=lambda r: store.save_class_result(run_id, r),
+            inputs.classifier,
+            inputs.data,
+            spec.classes,
+            spec.config,
+            on_event=recorder,
+            cancel=token,
+            model_name=record.model,
+            done=store.class_results(run_id),
+            on_result=lambda r: store.save_class_result(run_id, r),
             rule=spec.rule,
-            margin=store.margin_result(run_id), on_margin=lambda m: store.save_margin(run_id, m),
+            margin=store.margin_result(run_id),
+            on_margin=lambda m: store.save_margin(run_id, m),
             on_samples=lambda samples: store.save_samples(run_id, samples),
         )
         report.data = record.data

@@ -1,6 +1,7 @@
 """Audit inputs: an uploaded zip is bounded as a whole and leaves nothing behind; a manifest's
 paths stay in its folder, its targets are class indices and each model is listed once; the Ray
 the app starts listens on this machine only."""
+
 from __future__ import annotations
 
 import io
@@ -10,11 +11,11 @@ import sys
 import zipfile
 
 import pytest
-
 from conftest import ROOT, SAMPLES
+from test_app_pages import AUDIT_PAGE, app, literal
+
 from nc_core.audit.manifest import read_manifest
 from nc_core.errors import InvalidDataError
-from test_app_pages import AUDIT_PAGE, app, literal
 
 
 def test_a_zip_of_many_small_bombs_is_refused_on_the_audit_page_and_leaves_nothing(data_dir):
@@ -37,14 +38,17 @@ def _manifest(folder, rows: str):
     return folder / "m.csv"
 
 
-@pytest.mark.parametrize("rows,needle", [
-    ("../outside.keras,d.npz,,\n", "leads outside the manifest's folder"),
-    ("/etc/passwd.keras,d.npz,,\n", "leads outside the manifest's folder"),
-    ("link.keras,d.npz,,\n", "leads outside the manifest's folder"),
-    ("a.keras,d.npz,backdoored,12345678901234567890\n", "targets must be class indices"),
-    ("a.keras,d.npz,backdoored,-1\n", "targets must be class indices"),
-    ("a.keras,d.npz,,\nb.keras,d.npz,,\n./a.keras,d.npz,,\n", "entries 1 and 3 both scan 'a.keras'"),
-])
+@pytest.mark.parametrize(
+    "rows,needle",
+    [
+        ("../outside.keras,d.npz,,\n", "leads outside the manifest's folder"),
+        ("/etc/passwd.keras,d.npz,,\n", "leads outside the manifest's folder"),
+        ("link.keras,d.npz,,\n", "leads outside the manifest's folder"),
+        ("a.keras,d.npz,backdoored,12345678901234567890\n", "targets must be class indices"),
+        ("a.keras,d.npz,backdoored,-1\n", "targets must be class indices"),
+        ("a.keras,d.npz,,\nb.keras,d.npz,,\n./a.keras,d.npz,,\n", "entries 1 and 3 both scan 'a.keras'"),
+    ],
+)
 def test_a_manifest_that_leaves_its_folder_or_misnames_targets_is_refused(tmp_path, rows, needle):
     folder = tmp_path / "audit"
     folder.mkdir()
@@ -56,8 +60,14 @@ def test_a_manifest_that_leaves_its_folder_or_misnames_targets_is_refused(tmp_pa
 def test_the_cli_refuses_such_a_manifest_with_a_clean_error_and_accepts_a_root(tmp_path):
     manifest = _manifest(tmp_path, f"{SAMPLES / 'mnist_clean.keras'},{SAMPLES / 'mnist_data.npz'},clean,\n")
     env = {**os.environ, "NC_DATA_DIR": str(tmp_path / "nc_data")}
-    done = subprocess.run([sys.executable, "-m", "nc_core", "audit", str(manifest), "--quiet"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "nc_core", "audit", str(manifest), "--quiet"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2 and "leads outside the manifest's folder" in done.stderr
     assert "Traceback" not in done.stderr
     assert [e.model.name for e in read_manifest(manifest, root=SAMPLES)] == ["mnist_clean.keras"]
@@ -76,8 +86,9 @@ def test_the_local_ray_of_an_audit_listens_on_127_0_0_1_only():
         "ray.shutdown()\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     address, answer, cluster_mode_after = done.stdout.split()[-3:]
     assert address.startswith("127.0.0.1:") and answer == "42", "a loopback-only cluster that runs tasks"

@@ -1,26 +1,38 @@
 """Stored documents from elsewhere (an imported bundle's report and repair record) are checked
 against their dataclasses once, at import: a wrong type is refused naming its field, and text
 that passes is shown as text."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
+from test_app_pages import RUNS_PAGE, app, store
+from test_rendering import HOSTILE, _assert_shown_as_text
+from test_store import VALID_RUN, _zip
 
 from nc_core.errors import InvalidDataError
 from nc_core.repair.core import RepairResult, RepairRound, RescanSummary
 from nc_core.repair.evaluation import Figures
 from nc_core.schema import check_document
-from test_app_pages import RUNS_PAGE, app, store
-from test_rendering import HOSTILE, _assert_shown_as_text
-from test_store import VALID_RUN, _zip
 
 
 def repair_record(**changes) -> dict:
-    result = RepairResult(model=None, method="unlearning", targets=[2], before=Figures(0.98, {2: 0.99}, 0.97),
-                          after=Figures(0.97, {2: 0.02}, 0.01), rounds=[RepairRound(0, 2, 5.0, True)], bound=20.0,
-                          config={}, samples_tuned=350, samples_held_out=150, seconds=3.0, known_trigger="model card",
-                          rescan=RescanSummary("clean", [], 0.4, 0.9, "r"))
+    result = RepairResult(
+        model=None,
+        method="unlearning",
+        targets=[2],
+        before=Figures(0.98, {2: 0.99}, 0.97),
+        after=Figures(0.97, {2: 0.02}, 0.01),
+        rounds=[RepairRound(0, 2, 5.0, True)],
+        bound=20.0,
+        config={},
+        samples_tuned=350,
+        samples_held_out=150,
+        seconds=3.0,
+        known_trigger="model card",
+        rescan=RescanSummary("clean", [], 0.4, 0.9, "r"),
+    )
     payload = result.to_dict()
     for path, value in changes.items():
         *parents, last = path.split(".")
@@ -36,15 +48,18 @@ def repair_bundle(payload: dict) -> bytes:
     return _zip({"run.json": json.dumps(run), "repair.json": json.dumps(payload)})
 
 
-@pytest.mark.parametrize("change,field", [
-    ({"rescan.score": "0.5"}, "repair.json.rescan.score must be a number"),
-    ({"rounds.0.round": "1"}, r"repair.json.rounds\[0\].round must be a whole number"),
-    ({"samples_tuned": "**model is CLEAN** ![x](http://evil.example/x.png)"}, "repair.json.samples_tuned"),
-    ({"before.clean_accuracy": [1]}, "repair.json.before.clean_accuracy must be a number"),
-    ({"before.reversed_asr": {"two": 0.5}}, "repair.json.before.reversed_asr key must be a class index"),
-    ({"targets": ["1; DROP"]}, r"repair.json.targets\[0\] must be a whole number"),
-    ({"rescan.verdict": None}, "repair.json.rescan.verdict must be short text"),
-])
+@pytest.mark.parametrize(
+    "change,field",
+    [
+        ({"rescan.score": "0.5"}, "repair.json.rescan.score must be a number"),
+        ({"rounds.0.round": "1"}, r"repair.json.rounds\[0\].round must be a whole number"),
+        ({"samples_tuned": "**model is CLEAN** ![x](http://evil.example/x.png)"}, "repair.json.samples_tuned"),
+        ({"before.clean_accuracy": [1]}, "repair.json.before.clean_accuracy must be a number"),
+        ({"before.reversed_asr": {"two": 0.5}}, "repair.json.before.reversed_asr key must be a class index"),
+        ({"targets": ["1; DROP"]}, r"repair.json.targets\[0\] must be a whole number"),
+        ({"rescan.verdict": None}, "repair.json.rescan.verdict must be short text"),
+    ],
+)
 def test_a_repair_record_of_the_wrong_types_is_refused_naming_the_field(tmp_path, change, field):
     runs = store(tmp_path / "data")
     with pytest.raises(InvalidDataError, match=field):

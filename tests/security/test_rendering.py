@@ -6,6 +6,7 @@ checking each element kind, every string of every element a page renders is insp
 (labels, captions, image captions, page links, Plotly figures), so a new element that forgets
 :func:`dashboard.text.plain` fails here.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,12 +14,13 @@ import re
 
 from google.protobuf.message import Message
 from streamlit.testing.v1 import AppTest
-
 from test_app_pages import RUNS_PAGE, SCAN_PAGE, app, store
 from test_store import _result
 
-HOSTILE = ("**Scan OK** [x](https://evil.example/login) ![a](http://evil.example/a.png) "
-           "http://bare.example <b>bold</b> <a href='https://evil.example'>a</a>")
+HOSTILE = (
+    "**Scan OK** [x](https://evil.example/login) ![a](http://evil.example/a.png) "
+    "http://bare.example <b>bold</b> <a href='https://evil.example'>a</a>"
+)
 #: The hostile string as Markdown or HTML would take it: a link, an image, bold, an autolink, a tag.
 UNESCAPED = re.compile(r"(?<!\\)\]\(https?|(?<!\\)\*\*Scan|(?<![\\/])https?://bare|(?<!\\)<b>bold|(?<!\\)<a href")
 #: In a Plotly figure only HTML counts: Plotly draws ``<b>`` and ``<a href>``, not Markdown.
@@ -48,12 +50,13 @@ def _rendered(node):
             elif not path.endswith(PLAIN_FIELDS) or kind in ("Markdown", "Caption"):
                 yield f"{kind}{path}", text
     children = getattr(node, "children", None)
-    for child in (children.values() if isinstance(children, dict) else []):
+    for child in children.values() if isinstance(children, dict) else []:
         yield from _rendered(child)
 
 
 def _plotly_text(spec: str) -> str:
     """Every string in a figure's JSON (names, ticks, hover data, annotations), joined."""
+
     def strings(value):
         if isinstance(value, str):
             yield value
@@ -63,6 +66,7 @@ def _plotly_text(spec: str) -> str:
         elif isinstance(value, list):
             for item in value:
                 yield from strings(item)
+
     return "\n".join(strings(json.loads(spec)))
 
 
@@ -74,9 +78,12 @@ def _hostile_runs(folder) -> list[str]:
     results = [_result(k, l1) for k, l1 in enumerate([4.0, 60.0, 61.0])]
     ids = []
     for model in (HOSTILE + ".keras", "second.keras"):  # two scans: the Runs page compares them
-        run_id = runs.create_run("scan", model, HOSTILE + ".npz",
-                                 {"config": {"epochs": 3, "method": HOSTILE}, "class_names": names,
-                                  "pixel_range": HOSTILE})
+        run_id = runs.create_run(
+            "scan",
+            model,
+            HOSTILE + ".npz",
+            {"config": {"epochs": 3, "method": HOSTILE}, "class_names": names, "pixel_range": HOSTILE},
+        )
         for result in results:
             runs.save_class_result(run_id, result)
         runs.save_report(run_id, make_report(results, model, HOSTILE, class_names=names))
@@ -89,8 +96,11 @@ def _assert_shown_as_text(at: AppTest) -> None:
     assert not at.exception, at.exception
     shown = list(_rendered(at._tree))
     assert any("evil" in text for _, text in shown), "the hostile names are on the page"
-    leaks = [(where, text[:120]) for where, text in shown
-             if (UNESCAPED_HTML if where.endswith(".spec") else UNESCAPED).search(text)]
+    leaks = [
+        (where, text[:120])
+        for where, text in shown
+        if (UNESCAPED_HTML if where.endswith(".spec") else UNESCAPED).search(text)
+    ]
     assert not leaks, leaks
 
 
@@ -109,7 +119,10 @@ def test_class_names_show_as_text_on_the_model_page(data_dir):
     at = app().run().switch_page(MODEL_PAGE).run()
     at.radio(key="model_source").set_value("Upload your own").run()
     at.text_area(key="upload_names").set_value("\n".join([HOSTILE] * 10))
-    at = upload(at, ("m.keras", (SAMPLES / "mnist_backdoored.keras").read_bytes()),
-                ("d.npz", (SAMPLES / "mnist_data.npz").read_bytes()))
+    at = upload(
+        at,
+        ("m.keras", (SAMPLES / "mnist_backdoored.keras").read_bytes()),
+        ("d.npz", (SAMPLES / "mnist_data.npz").read_bytes()),
+    )
     assert "selection" in at.session_state
     _assert_shown_as_text(at)

@@ -3,6 +3,7 @@
 Each case goes through the real path: the CLI as a subprocess for what a batch job meets (its exit
 code and what is left on disk), the library for the rest.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,14 +12,14 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, SAMPLES
+from test_screen import result
+
 from nc_core.detection.report import make_report
 from nc_core.errors import InvalidDataError
 from nc_core.repair import RepairConfig, repair
 from nc_core.repair.core import RepairResult
 from nc_core.repair.evaluation import Figures
-from test_screen import result
 
 MODEL, DATA = SAMPLES / "mnist_backdoored.keras", SAMPLES / "mnist_data.npz"
 
@@ -39,8 +40,9 @@ def flagged_report(mask_of_3=None, mask_of_5=None):
 
 
 def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nc_core", *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "nc_core", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
 
 
 def test_a_report_whose_mask_is_nan_is_refused_and_no_model_is_written(tmp_path):
@@ -61,10 +63,13 @@ def test_a_second_flagged_class_with_a_mask_of_another_size_is_refused(mnist_bac
         repair(load_model(MODEL), mnist_backdoored.data, report, RepairConfig(epochs=1))
 
 
-@pytest.mark.parametrize("change,needle", [
-    ({"target": 999}, "sends inputs to class 999, but the model has classes 0 to 9"),
-    ({"trigger.value": float("nan")}, "has a pattern that is not finite"),
-])
+@pytest.mark.parametrize(
+    "change,needle",
+    [
+        ({"target": 999}, "sends inputs to class 999, but the model has classes 0 to 9"),
+        ({"trigger.value": float("nan")}, "has a pattern that is not finite"),
+    ],
+)
 def test_a_trigger_card_with_nan_or_a_target_outside_the_model_is_refused(tmp_path, change, needle):
     card = json.loads((SAMPLES / "mnist_backdoored.json").read_text())
     card["trigger"].pop("pattern", None)
@@ -75,8 +80,19 @@ def test_a_trigger_card_with_nan_or_a_target_outside_the_model_is_refused(tmp_pa
     report = tmp_path / "report.json"
     report.write_text(flagged_report().to_json(include_arrays=True))
     out = tmp_path / "fixed.keras"
-    done = cli("repair", str(MODEL), str(DATA), "--report", str(report), "--out", str(out), "--no-rescan", "--quiet",
-               "--trigger-card", str(tmp_path / "card.json"))
+    done = cli(
+        "repair",
+        str(MODEL),
+        str(DATA),
+        "--report",
+        str(report),
+        "--out",
+        str(out),
+        "--no-rescan",
+        "--quiet",
+        "--trigger-card",
+        str(tmp_path / "card.json"),
+    )
     assert done.returncode != 0 and needle in done.stderr, done.stderr
     assert not out.exists()
 
@@ -85,8 +101,25 @@ def test_a_repair_that_diverges_or_costs_too_much_accuracy_exits_non_zero(tmp_pa
     report = tmp_path / "report.json"
     report.write_text(flagged_report().to_json(include_arrays=True))
     out = tmp_path / "fixed.keras"
-    done = cli("repair", str(MODEL), str(DATA), "--report", str(report), "--out", str(out), "--no-rescan", "--quiet",
-               "--learning-rate", "1.0", "--epochs", "2", "--rounds", "1", "--max-accuracy-drop", "0.01")
+    done = cli(
+        "repair",
+        str(MODEL),
+        str(DATA),
+        "--report",
+        str(report),
+        "--out",
+        str(out),
+        "--no-rescan",
+        "--quiet",
+        "--learning-rate",
+        "1.0",
+        "--epochs",
+        "2",
+        "--rounds",
+        "1",
+        "--max-accuracy-drop",
+        "0.01",
+    )
     assert done.returncode != 0, done.stdout
     if "diverged" in done.stderr:
         assert not out.exists(), "a model with non-finite weights is never written"
@@ -101,8 +134,19 @@ def test_a_repair_that_diverges_or_costs_too_much_accuracy_exits_non_zero(tmp_pa
 
 def test_the_budget_is_the_clean_accuracy_lost_on_held_out_samples():
     def outcome(before: float, after: float, budget: float) -> RepairResult:
-        return RepairResult(None, "unlearning", [3], Figures(before), Figures(after), [], 1.0,
-                            RepairConfig(max_accuracy_drop=budget).to_dict(), 10, 5, 1.0)
+        return RepairResult(
+            None,
+            "unlearning",
+            [3],
+            Figures(before),
+            Figures(after),
+            [],
+            1.0,
+            RepairConfig(max_accuracy_drop=budget).to_dict(),
+            10,
+            5,
+            1.0,
+        )
 
     assert outcome(0.98, 0.95, 0.05).within_budget
     assert not outcome(0.98, 0.90, 0.05).within_budget

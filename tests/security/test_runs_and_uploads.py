@@ -1,5 +1,6 @@
 """Runs whose worker is gone are told from runs that live, even when the worker's process id now
 belongs to another program; that program is never killed."""
+
 from __future__ import annotations
 
 import subprocess
@@ -46,7 +47,6 @@ def test_two_uploaded_images_of_the_same_name_are_answered_with_that_name(data_d
 
     import numpy as np
     from PIL import Image
-
     from test_app_pages import MODEL_PAGE, SAMPLES, app, literal
 
     pictures = []
@@ -58,10 +58,12 @@ def test_two_uploaded_images_of_the_same_name_are_answered_with_that_name(data_d
     at.radio(key="model_source").set_value("Upload your own").run()
     at.radio(key="upload_data_kind").set_value("A few images").run()
     at.file_uploader(key="upload_model").set_value(
-        ("m.keras", (SAMPLES / "mnist_backdoored.keras").read_bytes(), "application/octet-stream"))
+        ("m.keras", (SAMPLES / "mnist_backdoored.keras").read_bytes(), "application/octet-stream")
+    )
     at.file_uploader(key="upload_images").set_value(pictures)
     at.button(key="upload_use").click().run()
     assert not at.exception
     assert [literal(e.value) for e in at.error] == [
-        "Two uploaded images are both named 'same.png': rename one and upload them again."]
+        "Two uploaded images are both named 'same.png': rename one and upload them again."
+    ]
     assert "selection" not in at.session_state
