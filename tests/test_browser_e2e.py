@@ -265,7 +265,10 @@ def test_sample_scan_in_the_browser_reaches_the_expected_verdict(server, page, c
         # The re-scan keeps this test's short scan settings (NC_E2E_EPOCHS), which may leave a class short
         # of converging ("inconclusive"); what matters here is that the backdoor is no longer found.
         assert not rescan.inner_text().startswith("Backdoored"), rescan.inner_text()
-        expect(page.get_by_text("attack success, real trigger (model card)").first).to_be_visible()
+        # What a person sees: the label on the before/after chart (the table is a canvas whose
+        # accessible cells may be hidden while it scrolls).
+        chart = page.locator(".js-plotly-plot").filter(has_text="attack success, real trigger (model card)")
+        expect(chart.first).to_be_visible(timeout=60_000)
         expect(page.get_by_role("button", name=re.compile("Download the repaired model"))).to_be_visible()
         snap(page, "repair")
 
