@@ -191,6 +191,7 @@ def test_the_model_page_selects_nothing_until_the_user_chooses(data_dir):
     assert "selection" not in at.session_state, "uploading starts from nothing chosen"
 
 
+@pytest.mark.integration
 @needs_mnist
 def test_random_bytes_as_a_model_are_answered_with_an_error(data_dir):
     at = app().run().switch_page(MODEL_PAGE).run()
@@ -217,6 +218,7 @@ def test_data_that_does_not_fit_the_model_is_answered_with_an_error(data_dir):
     assert "32x32x3" in literal(at.error[0].value) and "28x28x1" in literal(at.error[0].value)
 
 
+@pytest.mark.integration
 @needs_mnist
 def test_a_few_uploaded_images_of_one_class_are_understood_and_can_be_scanned(data_dir):
     with np.load(SAMPLES / "mnist_data.npz") as npz:
@@ -283,6 +285,7 @@ def scan_run(shared_dir):
     return at, record, seen
 
 
+@pytest.mark.integration
 @needs_mnist
 def test_reverse_page_shows_progress_then_the_trigger_of_the_target(reverse_run):
     at, record, seen = reverse_run
@@ -303,6 +306,7 @@ def test_reverse_page_shows_progress_then_the_trigger_of_the_target(reverse_run)
     ]
 
 
+@pytest.mark.integration
 @needs_mnist
 def test_reverse_page_finds_its_run_again_from_the_url(reverse_run, shared_dir):
     _, record, _ = reverse_run
@@ -313,6 +317,7 @@ def test_reverse_page_finds_its_run_again_from_the_url(reverse_run, shared_dir):
     assert {metric.label for metric in at.metric} >= {"Mask L1 (pixels)", "Attack success rate"}
 
 
+@pytest.mark.integration
 @needs_mnist
 def test_scan_page_reaches_a_verdict_on_the_mnist_sample(scan_run, shared_dir):
     at, record, seen = scan_run
@@ -339,6 +344,7 @@ def test_scan_page_reaches_a_verdict_on_the_mnist_sample(scan_run, shared_dir):
     assert any(caption.startswith(f"{stored.labels[0]} → ") for caption in image_captions(at))
 
 
+@pytest.mark.integration
 @needs_mnist
 def test_runs_page_lists_exports_imports_and_deletes_runs(reverse_run, scan_run, shared_dir):
     _, scan_record, _ = scan_run
@@ -366,6 +372,7 @@ def test_runs_page_lists_exports_imports_and_deletes_runs(reverse_run, scan_run,
     assert {r.id for r in store(shared_dir).list_runs()} == before
 
 
+@pytest.mark.integration
 @needs_mnist
 def test_a_run_page_opened_afresh_on_its_link_shows_the_run_without_a_selection(reverse_run, scan_run):
     for (_, record, _), page in ((reverse_run, REVERSE_PAGE), (scan_run, SCAN_PAGE)):
@@ -391,6 +398,7 @@ def test_runs_page_compares_two_scans(scan_run, shared_dir):
     store(shared_dir).delete(copy)
 
 
+@pytest.mark.integration
 @needs_mnist
 def test_a_finished_scan_is_repaired_in_the_background_and_the_repair_page_shows_before_and_after(scan_run, shared_dir):
     _, scan_record, _ = scan_run
@@ -426,6 +434,7 @@ def test_the_repair_page_without_a_run_says_where_repairs_start(data_dir):
     assert not at.exception and "Repair this model" in alerts(at)
 
 
+@pytest.mark.integration
 @needs_mnist
 def test_an_audit_of_an_uploaded_zip_runs_in_the_background_and_fills_its_table(data_dir, monkeypatch):
     pytest.importorskip("ray")
@@ -480,6 +489,7 @@ def test_a_bad_bundle_is_answered_with_an_error(data_dir):
     assert not at.exception and len(at.error) == 1
 
 
+@pytest.mark.integration
 @needs_mnist
 def test_settings_that_cannot_run_are_answered_with_an_error(data_dir):
     at = open_sample("mnist_backdoored").switch_page(REVERSE_PAGE).run()
@@ -490,6 +500,7 @@ def test_settings_that_cannot_run_are_answered_with_an_error(data_dir):
     assert store(data_dir).list_runs() == []
 
 
+@pytest.mark.integration
 @needs_mnist
 def test_cancel_stops_a_scan(data_dir):
     at = open_sample("mnist_backdoored").switch_page(SCAN_PAGE).run()
@@ -513,6 +524,7 @@ def _stored_scan(folder: Path) -> str:
     return run_id
 
 
+@pytest.mark.integration
 @needs_mnist
 def test_reviewer_mode_hides_uploads_runs_delete_and_import(data_dir, monkeypatch):
     monkeypatch.setenv("NC_REVIEWER_MODE", "1")
@@ -531,6 +543,7 @@ def test_reviewer_mode_hides_uploads_runs_delete_and_import(data_dir, monkeypatc
     assert [b.label for b in at.get("download_button")] == ["Export bundle (.zip)"]
 
 
+@pytest.mark.integration
 def test_password_gate_blocks_every_page_until_the_right_password(data_dir, monkeypatch):
     monkeypatch.setenv("NC_PASSWORD", "open sesame")
     at = app().run()
@@ -612,6 +625,7 @@ def test_a_running_scan_shows_the_current_class_and_fills_in_the_finished_ones(d
     runs.set_status(run_id, "done")
 
 
+@pytest.mark.integration
 def test_the_home_page_opens_a_shipped_finished_scan_in_one_click(data_dir):
     at = app().run()
     at.button(key="open_scan_mnist_backdoored").click().run()
@@ -640,6 +654,7 @@ def markdown_texts(at: AppTest) -> list[str]:
     return [str(element.value) for kind in kinds for element in at.get(kind)]
 
 
+@pytest.mark.integration
 def test_user_controlled_text_is_shown_as_text_on_every_page(data_dir):
     from test_store import _result
 

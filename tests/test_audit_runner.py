@@ -15,6 +15,7 @@ from nc_core.runs.store import RunStore  # noqa: E402
 SHORT = AuditSettings(config=CleanseConfig(epochs=6, screen_epochs=3, confirm_runs=0))
 
 
+@pytest.mark.integration
 def test_an_audit_stores_every_model_as_a_scan_run_and_resumes(tmp_path):
     data = sample_path("mnist_data.npz")
     entries = [
@@ -65,6 +66,7 @@ def _wait_for_running(store: RunStore, timeout: float = 120) -> object:
     raise AssertionError("no audit run started")
 
 
+@pytest.mark.integration
 def test_a_ray_worker_killed_mid_scan_is_retried_and_the_audit_completes(tmp_path):
     store = RunStore(tmp_path / "nc_data")
     entries = [AuditEntry(sample_path("mnist_backdoored.keras"), sample_path("mnist_data.npz"), "backdoored", (7,))]
@@ -118,6 +120,7 @@ def ray_cluster(tmp_path):
         shutil.rmtree(temp, ignore_errors=True)
 
 
+@pytest.mark.integration
 def test_an_audit_joins_a_running_ray_cluster_by_address(ray_cluster, tmp_path, monkeypatch):
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     store = RunStore(tmp_path / "nc_data")
@@ -126,6 +129,7 @@ def test_an_audit_joins_a_running_ray_cluster_by_address(ray_cluster, tmp_path, 
     assert result.workers == 2 and result.rows[0].status == "done"
 
 
+@pytest.mark.integration
 def test_an_interrupted_audit_resumes_without_redoing_finished_models(tmp_path):
     manifest = tmp_path / "m.csv"
     manifest.write_text(

@@ -28,6 +28,7 @@ def nc(*args, timeout=300):
     )
 
 
+@pytest.mark.integration
 def test_scan_prints_the_json_contract_and_writes_its_folder(tmp_path):
     out = tmp_path / "scan"
     done = nc(
@@ -95,6 +96,7 @@ def test_scan_prints_the_json_contract_and_writes_its_folder(tmp_path):
     assert ">Inconclusive<" in page and "mnist_backdoored.keras" in page
 
 
+@pytest.mark.integration
 def test_reverse_writes_mask_pattern_fusion_and_result(tmp_path):
     done = nc(
         "reverse", MODEL, DATA, "--target", "3", "--epochs", "3", "--method", "plain", "--out", tmp_path, "--quiet"
@@ -133,6 +135,7 @@ def _bad_files(tmp_path):
         ("audit with a ratio above 1", "--max-l1-ratio"),
     ],
 )
+@pytest.mark.integration
 def test_bad_input_exits_2_with_one_line(tmp_path, case, needle):
     random_model, wrong_shape, notes = _bad_files(tmp_path)
     args = {
@@ -166,6 +169,7 @@ def test_malformed_options_give_one_error_line(argv, capsys):
     assert len(err) == 1 and err[0].startswith("error: ")
 
 
+@pytest.mark.integration
 def test_the_installed_command_works_from_any_folder(tmp_path):
     import shutil
 

@@ -79,6 +79,7 @@ def store(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- workers
 
 
+@pytest.mark.integration
 def test_a_killed_worker_leaves_an_interrupted_run_with_its_finished_classes(store):
     run_id = submit_run(store, "scan", MODEL, DATA, _settings(ALL_CLASSES, SLOW_EPOCHS))
     _wait(store, run_id, lambda: len(_targets(store, run_id)) >= 1)
@@ -99,6 +100,7 @@ def test_a_killed_worker_leaves_an_interrupted_run_with_its_finished_classes(sto
     assert _integrity(store.root) == "ok"
 
 
+@pytest.mark.integration
 def test_three_scans_at_once_each_keep_their_own_results_and_survive_a_restart(store):
     plans = {"a": ([0, 1], 2, 11), "b": ([3, 4, 5], 3, 22), "c": ([7, 8], 4, 33)}
     ids = {
@@ -139,6 +141,7 @@ def test_three_scans_at_once_each_keep_their_own_results_and_survive_a_restart(s
             np.testing.assert_array_equal(new_result.pattern, old_result.pattern)
 
 
+@pytest.mark.integration
 def test_a_cancelled_run_stops_and_keeps_its_finished_classes(store):
     run_id = submit_run(store, "scan", MODEL, DATA, _settings(ALL_CLASSES, SLOW_EPOCHS))
     _wait(store, run_id, lambda: len(_targets(store, run_id)) >= 1)
@@ -153,6 +156,7 @@ def test_a_cancelled_run_stops_and_keeps_its_finished_classes(store):
     assert report.cancelled and [row.class_id for row in report.rows] == finished
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kind", ["lambda.keras", "random.h5"])
 def test_a_run_with_a_hostile_model_fails_with_a_sentence(store, tmp_path, kind):
     marker = tmp_path / "lambda_ran"

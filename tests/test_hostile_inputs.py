@@ -282,6 +282,7 @@ def test_cli_refuses_with_one_error_line(case, case_dirs, files, capsys, monkeyp
     _assert_nothing_written(inputs, cwd, before, _markers(inputs, files))
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("case", IN_A_PROCESS)
 def test_cli_process_refuses_with_one_error_line(case, case_dirs, files, tmp_path):
     inputs, cwd = case_dirs

@@ -72,6 +72,7 @@ def test_logits_are_read_before_the_softmax(mnist_clean):
     np.testing.assert_allclose(softmax / softmax.sum(axis=1, keepdims=True), probabilities, atol=1e-5)
 
 
+@pytest.mark.integration
 def test_the_backdoor_target_answers_hardest_and_the_clean_twin_has_none(mnist_backdoored, mnist_clean):
     backdoored = max_margin_scan(mnist_backdoored.classifier, mnist_backdoored.data.pixel_range)
     clean = max_margin_scan(mnist_clean.classifier, mnist_clean.data.pixel_range)

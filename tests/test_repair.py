@@ -143,6 +143,7 @@ def test_a_clean_verdict_is_repaired_only_when_forced(clean_report):
 # --------------------------------------------------------------------------- the real thing
 
 
+@pytest.mark.integration
 def test_unlearning_removes_the_real_backdoor_and_keeps_the_accuracy(unlearned):
     before, after = unlearned.before, unlearned.after
     assert before.known_asr >= 0.95 and after.known_asr <= 0.05
@@ -157,6 +158,7 @@ def test_unlearning_removes_the_real_backdoor_and_keeps_the_accuracy(unlearned):
     ]
 
 
+@pytest.mark.integration
 def test_the_result_round_trips_through_json(unlearned):
     again = RepairResult.from_dict(json.loads(json.dumps(unlearned.to_dict())))
     assert again.table() == unlearned.table() and again.rounds == unlearned.rounds
@@ -251,6 +253,7 @@ def exported_report(backdoored_report, tmp_path_factory):
     return path
 
 
+@pytest.mark.integration
 def test_the_cli_writes_a_repaired_model_the_safe_loader_reads(exported_report, tmp_path):
     out = tmp_path / "fixed.keras"
     done = _cli(
@@ -277,6 +280,7 @@ def test_the_cli_writes_a_repaired_model_the_safe_loader_reads(exported_report, 
     assert load_model(out).count_params() == load_model(sample_path("mnist_backdoored.keras")).count_params()
 
 
+@pytest.mark.integration
 def test_the_cli_reads_a_run_from_the_store(backdoored_report, tmp_path):
     store = RunStore(tmp_path / "nc_data")
     run_id = store.import_bundle(sample_path("mnist_clean_scan.zip").read_bytes())
@@ -308,6 +312,7 @@ def test_the_cli_reads_a_run_from_the_store(backdoored_report, tmp_path):
         (["--out", "f.keras", "--epochs", "0"], "Repair epochs must be between 1 and 1000"),
     ],
 )
+@pytest.mark.integration
 def test_the_cli_refuses_bad_settings_with_one_line(exported_report, tmp_path, extra, message):
     extra = [str(tmp_path / e) if e.endswith((".h5", ".keras", ".png")) else e for e in extra]
     done = _cli(

@@ -72,6 +72,7 @@ def _keras_with(path: Path, replace: dict | None = None, zeros: dict | None = No
     return path
 
 
+@pytest.mark.integration
 def test_a_huge_architecture_json_is_refused_before_parsing(tmp_path):
     config = json.loads(zipfile.ZipFile(MNIST_MODEL).read("config.json"))
     config["config"]["padding"] = [format(i, "x") * 8 for i in range(3_500_000)]  # ~31 MB of JSON
@@ -81,6 +82,7 @@ def test_a_huge_architecture_json_is_refused_before_parsing(tmp_path):
     assert_within_budget(path, cost)
 
 
+@pytest.mark.integration
 def test_zero_filled_assets_are_refused_before_keras_unpacks_them(tmp_path):
     path = _keras_with(tmp_path / "assets.keras", zeros={"assets/blob.bin": 1500 * 1024**2})
     cost = probe("inputs", path, MNIST_DATA)
@@ -88,6 +90,7 @@ def test_zero_filled_assets_are_refused_before_keras_unpacks_them(tmp_path):
     assert_within_budget(path, cost)
 
 
+@pytest.mark.integration
 def test_moderately_compressed_assets_are_refused_by_their_size(tmp_path):
     noise = np.random.default_rng(0).integers(0, 2, 40 * 1024**2, dtype=np.uint8).tobytes()  # ~7:1
     path = _keras_with(tmp_path / "assets.keras", replace={"assets/blob.bin": noise})
@@ -96,6 +99,7 @@ def test_moderately_compressed_assets_are_refused_by_their_size(tmp_path):
     assert_within_budget(path, cost)
 
 
+@pytest.mark.integration
 def test_a_zip_bomb_weights_member_is_refused(tmp_path):
     weights = zipfile.ZipFile(MNIST_MODEL).read("model.weights.h5")
     path = tmp_path / "bomb_weights.keras"
@@ -121,6 +125,7 @@ def _weights_with_a_huge_array(declared_values: int) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.integration
 def test_weights_that_declare_more_than_the_architecture_needs_are_refused(tmp_path):
     path = _keras_with(
         tmp_path / "huge_array.keras", replace={"model.weights.h5": _weights_with_a_huge_array(400 * 1024**2)}
@@ -130,6 +135,7 @@ def test_weights_that_declare_more_than_the_architecture_needs_are_refused(tmp_p
     assert_within_budget(path, cost)
 
 
+@pytest.mark.integration
 def test_an_h5_model_with_a_huge_config_is_refused(tmp_path):
     model = keras.models.load_model(MNIST_MODEL)
     path = tmp_path / "big_config.h5"
@@ -143,6 +149,7 @@ def test_an_h5_model_with_a_huge_config_is_refused(tmp_path):
     assert_within_budget(path, cost)
 
 
+@pytest.mark.integration
 def test_a_model_with_400_000_classes_is_refused(tmp_path):
     inputs = keras.Input((28, 28, 1))
     hidden = keras.layers.Dense(1)(keras.layers.Flatten()(inputs))
@@ -153,6 +160,7 @@ def test_a_model_with_400_000_classes_is_refused(tmp_path):
     assert_within_budget(path, cost)
 
 
+@pytest.mark.integration
 def test_an_npz_whose_array_inflates_to_a_gigabyte_is_refused(tmp_path):
     path = tmp_path / "bomb.npz"
     shape = (1_200_000, 28, 28, 1)
@@ -168,6 +176,7 @@ def test_an_npz_whose_array_inflates_to_a_gigabyte_is_refused(tmp_path):
     assert_within_budget(path, cost)
 
 
+@pytest.mark.integration
 def test_an_npz_with_too_many_pixel_values_is_refused_by_that_limit(tmp_path):
     path = tmp_path / "big.npz"
     x = np.random.default_rng(0).integers(0, 255, (2_000, 28, 28, 1), dtype=np.uint8)
@@ -176,6 +185,7 @@ def test_an_npz_with_too_many_pixel_values_is_refused_by_that_limit(tmp_path):
     assert "1,568,000 pixel values" in cost["error"] and "NC_MAX_DATA_VALUES" in cost["error"]
 
 
+@pytest.mark.integration
 def test_a_fifo_in_a_data_folder_is_skipped_instead_of_blocking(tmp_path):
     for label in ("a", "b"):
         (tmp_path / "data" / label).mkdir(parents=True)
@@ -186,6 +196,7 @@ def test_a_fifo_in_a_data_folder_is_skipped_instead_of_blocking(tmp_path):
     assert cost["error"] is None
 
 
+@pytest.mark.integration
 def test_a_fifo_given_as_the_data_file_is_refused(tmp_path):
     os.mkfifo(tmp_path / "pipe.npz")
     cost = probe("data", tmp_path / "pipe.npz", "28x28x1", timeout=60)
@@ -200,6 +211,7 @@ def _png_zip(path: Path, side: int, count: int) -> Path:
     return path
 
 
+@pytest.mark.integration
 def test_forty_7000_pixel_pngs_are_refused_from_their_headers(tmp_path):
     path = _png_zip(tmp_path / "big_pngs.zip", 7000, 40)
     cost = probe("data", path, "28x28x1")
@@ -208,6 +220,7 @@ def test_forty_7000_pixel_pngs_are_refused_from_their_headers(tmp_path):
     assert_within_budget(path, cost)
 
 
+@pytest.mark.integration
 def test_many_large_pngs_stop_at_the_decoding_budget(tmp_path):
     path = _png_zip(tmp_path / "many_pngs.zip", 4000, 40)
     cost = probe("data", path, "28x28x1")
@@ -232,6 +245,7 @@ def _bundle(path: Path, members: dict) -> Path:
     return path
 
 
+@pytest.mark.integration
 def test_a_bundle_of_zero_filled_members_is_refused_from_its_headers(tmp_path):
     path = _bundle(tmp_path / "bomb.zip", {f"classes/{i}.npz": 63 * 1024**2 for i in range(24)})
     cost = probe("bundle", path, tmp_path / "store")
@@ -239,6 +253,7 @@ def test_a_bundle_of_zero_filled_members_is_refused_from_its_headers(tmp_path):
     assert_within_budget(path, cost)
 
 
+@pytest.mark.integration
 def test_a_bundle_whose_class_mask_inflates_to_gigabytes_is_refused(tmp_path):
     inner = io.BytesIO()
     header = io.BytesIO()
@@ -269,6 +284,7 @@ def test_a_bundle_whose_class_mask_inflates_to_gigabytes_is_refused(tmp_path):
     assert_within_budget(path, cost)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", ["mnist_clean.keras", "signs_backdoored.keras"])
 def test_the_shipped_models_pass_every_limit(name):
     cost = probe("inputs", sample_path(name), sample_path(name.split("_")[0] + "_data.npz"))

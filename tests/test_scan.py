@@ -16,6 +16,7 @@ from nc_core.optimise.steps import STEPS_PER_CALL
 SHORT = CleanseConfig(epochs=4, confirm_runs=0)
 
 
+@pytest.mark.integration
 def test_events_drive_a_progress_bar_to_the_end(mnist_backdoored):
     events = []
     scan(mnist_backdoored.classifier, mnist_backdoored.data, [0, 1], SHORT, on_event=events.append)
@@ -31,6 +32,7 @@ def test_events_drive_a_progress_bar_to_the_end(mnist_backdoored):
     assert set(epoch.metrics) == {"loss", "ce", "l1", "asr", "lam"}
 
 
+@pytest.mark.integration
 def test_cancel_stops_within_an_epoch_and_keeps_finished_classes(mnist_backdoored):
     token = CancelToken()
     seen = []
@@ -50,6 +52,7 @@ def test_cancel_stops_within_an_epoch_and_keeps_finished_classes(mnist_backdoore
     assert after_cancel == []
 
 
+@pytest.mark.integration
 def test_a_resumed_scan_only_runs_the_missing_classes(mnist_backdoored):
     first = scan(mnist_backdoored.classifier, mnist_backdoored.data, [0, 1], SHORT)
     events = []
@@ -70,6 +73,7 @@ def test_the_plain_objective_finds_a_working_trigger(mnist_backdoored):
     assert all(h.lam == 0.0 for h in result.history)
 
 
+@pytest.mark.integration
 def test_the_report_round_trips_through_json(mnist_backdoored):
     report = scan(mnist_backdoored.classifier, mnist_backdoored.data, [0, 7], SHORT, model_name="m")
     again = ScanReport.from_json(report.to_json())
@@ -95,6 +99,7 @@ def test_median_run_keeps_the_median_restart_and_every_l1(mnist_backdoored):
     assert chosen.steps == sum(r.steps for r in runs)
 
 
+@pytest.mark.integration
 def test_a_model_that_takes_minus_one_to_one_finds_the_same_trigger(tmp_path, mnist_backdoored):
     """The pixel range is read from the data and the trigger still lands on the real backdoor."""
     import keras

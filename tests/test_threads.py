@@ -16,6 +16,7 @@ from nc_core.optimise.threads import auto_threads, run_on_threads, usable_cores
 SCHEDULE = CleanseConfig(epochs=12, screen_epochs=4, confirm_runs=1)
 
 
+@pytest.mark.integration
 def test_two_threads_find_exactly_what_one_finds(mnist_backdoored):
     """The screen's checkpoints continue on whichever engine is free, restarts run side by side:
     every class still follows its own trajectory, step for step."""
@@ -34,6 +35,7 @@ def test_two_threads_find_exactly_what_one_finds(mnist_backdoored):
     assert {e.target for e in events if e.kind == "class_done"} == set(range(10))
 
 
+@pytest.mark.integration
 def test_a_cancel_stops_every_thread_and_keeps_finished_classes(mnist_backdoored):
     token = CancelToken()
     finished = []

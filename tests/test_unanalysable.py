@@ -39,6 +39,7 @@ def test_a_model_with_nan_weights_is_refused(tmp_path, which):
         load_inputs(saved(tmp_path, model, "nan.keras"), sample_path("mnist_data.npz"))
 
 
+@pytest.mark.integration
 def test_data_of_one_class_leaves_that_class_unmeasured_and_the_verdict_inconclusive(mnist_clean):
     data = mnist_clean.data
     only_threes = data.subset(np.flatnonzero(data.y == 3)[:40])

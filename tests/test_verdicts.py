@@ -9,6 +9,7 @@ from nc_core.detection.scan import scan
 from nc_core.optimise.cleanse import CleanseConfig
 
 
+@pytest.mark.integration
 def test_a_two_epoch_scan_is_inconclusive_not_clean(mnist_clean):
     report = scan(mnist_clean.classifier, mnist_clean.data, config=CleanseConfig(epochs=2))
     assert report.verdict == "inconclusive"
@@ -19,11 +20,13 @@ def test_a_two_epoch_scan_is_inconclusive_not_clean(mnist_clean):
     assert all("steps" in c and "converged" in c for c in summary["classes"])
 
 
+@pytest.mark.integration
 def test_a_three_epoch_scan_of_the_backdoored_sample_is_not_called_clean(mnist_backdoored):
     report = scan(mnist_backdoored.classifier, mnist_backdoored.data, config=CleanseConfig(epochs=3))
     assert report.verdict != "clean"
 
 
+@pytest.mark.integration
 def test_a_cancelled_scan_with_nothing_flagged_is_inconclusive(mnist_clean):
     from nc_core.optimise.progress import CancelToken
 

@@ -18,6 +18,7 @@ from nc_core.audit.manifest import read_manifest
 from nc_core.errors import InvalidDataError
 
 
+@pytest.mark.integration
 def test_a_zip_of_many_small_bombs_is_refused_on_the_audit_page_and_leaves_nothing(data_dir):
     upload = io.BytesIO()
     with zipfile.ZipFile(upload, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -57,6 +58,7 @@ def test_a_manifest_that_leaves_its_folder_or_misnames_targets_is_refused(tmp_pa
         read_manifest(_manifest(folder, rows))
 
 
+@pytest.mark.integration
 def test_the_cli_refuses_such_a_manifest_with_a_clean_error_and_accepts_a_root(tmp_path):
     manifest = _manifest(tmp_path, f"{SAMPLES / 'mnist_clean.keras'},{SAMPLES / 'mnist_data.npz'},clean,\n")
     env = {**os.environ, "NC_DATA_DIR": str(tmp_path / "nc_data")}
@@ -73,6 +75,7 @@ def test_the_cli_refuses_such_a_manifest_with_a_clean_error_and_accepts_a_root(t
     assert [e.model.name for e in read_manifest(manifest, root=SAMPLES)] == ["mnist_clean.keras"]
 
 
+@pytest.mark.integration
 def test_the_local_ray_of_an_audit_listens_on_127_0_0_1_only():
     """In a process of its own, as the audit driver is (Ray keeps its authentication mode per process)."""
     pytest.importorskip("ray")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from google.protobuf.message import Message
 from streamlit.testing.v1 import AppTest
 from test_app_pages import RUNS_PAGE, SCAN_PAGE, app, store
@@ -104,6 +105,7 @@ def _assert_shown_as_text(at: AppTest) -> None:
     assert not leaks, leaks
 
 
+@pytest.mark.integration
 def test_names_show_as_text_on_home_runs_and_scan_pages(data_dir):
     first, _ = _hostile_runs(data_dir)
     _assert_shown_as_text(app().run())  # recent runs, as page links
@@ -113,6 +115,7 @@ def test_names_show_as_text_on_home_runs_and_scan_pages(data_dir):
         _assert_shown_as_text(at.run().switch_page(page).run())
 
 
+@pytest.mark.integration
 def test_class_names_show_as_text_on_the_model_page(data_dir):
     from test_app_pages import MODEL_PAGE, SAMPLES, upload
 

@@ -45,6 +45,7 @@ def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.integration
 def test_a_report_whose_mask_is_nan_is_refused_and_no_model_is_written(tmp_path):
     report = tmp_path / "report.json"
     report.write_text(flagged_report(mask_of_3=np.full((28, 28), np.nan, np.float32)).to_json(include_arrays=True))
@@ -70,6 +71,7 @@ def test_a_second_flagged_class_with_a_mask_of_another_size_is_refused(mnist_bac
         ({"trigger.value": float("nan")}, "has a pattern that is not finite"),
     ],
 )
+@pytest.mark.integration
 def test_a_trigger_card_with_nan_or_a_target_outside_the_model_is_refused(tmp_path, change, needle):
     card = json.loads((SAMPLES / "mnist_backdoored.json").read_text())
     card["trigger"].pop("pattern", None)
@@ -97,6 +99,7 @@ def test_a_trigger_card_with_nan_or_a_target_outside_the_model_is_refused(tmp_pa
     assert not out.exists()
 
 
+@pytest.mark.integration
 def test_a_repair_that_diverges_or_costs_too_much_accuracy_exits_non_zero(tmp_path):
     report = tmp_path / "report.json"
     report.write_text(flagged_report().to_json(include_arrays=True))

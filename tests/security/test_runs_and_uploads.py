@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from nc_core.runs.store import HEARTBEAT_TIMEOUT, RunStore, process_start_time
 
 
@@ -42,6 +44,7 @@ def test_a_silent_worker_of_our_own_is_stopped(tmp_path):
         hung.kill()
 
 
+@pytest.mark.integration
 def test_two_uploaded_images_of_the_same_name_are_answered_with_that_name(data_dir):
     import io
 
