@@ -6,9 +6,10 @@ field, before anything reads it: ``"score": "0.9"`` or ``"round": "1"`` is refus
 of the field, instead of a traceback on a page later. The dataclasses' own type hints are the
 schema, so a new field is checked as soon as it is declared.
 
-    >>> check_document({"round": "1", "target": 3, "l1": 2.0, "removed": True}, RepairRound, "repair.json: rounds[0]")
+    >>> from nc_core.repair.core import RepairRound
+    >>> check_document({"round": "1", "target": 3, "l1": 2.0, "removed": True}, RepairRound, "rounds[0]")
     Traceback (most recent call last):
-    nc_core.errors.InvalidDataError: repair.json: rounds[0].round must be a whole number, not '1'.
+    nc_core.errors.InvalidDataError: rounds[0].round must be a whole number, not '1'.
 """
 
 from __future__ import annotations
