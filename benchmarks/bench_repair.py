@@ -35,7 +35,7 @@ configure_tensorflow()
 from nc_core.detection.scan import scan  # noqa: E402
 from nc_core.loading.inputs import load_inputs  # noqa: E402
 from nc_core.loading.models import load_model  # noqa: E402
-from nc_core.optimise.cleanse import CleanseConfig  # noqa: E402
+from nc_core.optimise.config import CleanseConfig  # noqa: E402
 from nc_core.repair import RepairConfig, repair, rescan, trigger_from_card  # noqa: E402
 
 SAMPLES = ROOT / "sample_models"

@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 
 from nc_core.detection.scan import scan  # noqa: E402
 from nc_core.loading.inputs import load_inputs  # noqa: E402
-from nc_core.optimise.cleanse import CleanseConfig  # noqa: E402
+from nc_core.optimise.config import CleanseConfig  # noqa: E402
 from nc_core.optimise.engine import KerasEngine  # noqa: E402
 from nc_core.optimise.threads import auto_threads  # noqa: E402
 

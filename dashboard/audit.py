@@ -21,7 +21,7 @@ RUNS_PAGE_URL = "/Runs?run="
 def start_form() -> str | None:
     """Upload a zip of models with their data (and a manifest), start the audit; its id or None."""
     from nc_core.audit.background import submit_audit, unpack_audit_zip
-    from nc_core.optimise.cleanse import CleanseConfig
+    from nc_core.optimise.config import CleanseConfig
 
     with st.form("audit_form"):
         upload = st.file_uploader(

@@ -25,7 +25,7 @@ from nc_core.reports.images import mask_box, to_image, trigger_images, zoomed_ma
 
 if TYPE_CHECKING:
     from nc_core.detection.samples import TriggeredSamples
-    from nc_core.optimise.cleanse import TriggerResult
+    from nc_core.optimise.results import TriggerResult
 
 PREVIEW_SIDE = 224  # pixels of an enlarged mask / pattern / fusion
 GRID_WIDTH = 150  # pixels of one class in the trigger grid

@@ -1,6 +1,6 @@
 """The Neural Cleanse settings, as form fields; the reverse and scan pages put them in their forms.
 
-Defaults come from :class:`~nc_core.optimise.cleanse.CleanseConfig` itself, so the dashboard, the CLI and
+Defaults come from :class:`~nc_core.optimise.config.CleanseConfig` itself, so the dashboard, the CLI and
 the library start from the same numbers.
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from nc_core.detection.detect import DetectionRule
-from nc_core.optimise.cleanse import ENGINES, CleanseConfig
+from nc_core.optimise.config import ENGINES, CleanseConfig
 from nc_core.optimise.masks import MASK_METHODS
 
 ENGINE_HELP = (

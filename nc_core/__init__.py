@@ -16,8 +16,8 @@ module or subpackage, which would shadow it once imported (tests/test_public_api
 from nc_core._lazy import lazy_getattr
 
 _EXPORTS = {
-    "CleanseConfig": "nc_core.optimise.cleanse",
-    "TriggerResult": "nc_core.optimise.cleanse",
+    "CleanseConfig": "nc_core.optimise.config",
+    "TriggerResult": "nc_core.optimise.results",
     "Trigger": "nc_core.optimise.trigger",
     "KerasEngine": "nc_core.optimise.engine",
     "LegacyEngine": "nc_core.optimise.legacy",
@@ -28,8 +28,8 @@ _EXPORTS = {
     "boundary": "nc_core.detection.shape",
     "ScanReport": "nc_core.detection.report",
     "scan": "nc_core.detection.scan",
-    "reverse_engineer": "nc_core.detection.scan",
-    "attack_success_rate": "nc_core.detection.scan",
+    "reverse_engineer": "nc_core.optimise.runner",
+    "attack_success_rate": "nc_core.optimise.runner",
     "load_inputs": "nc_core.loading.inputs",
     "prepare": "nc_core.loading.inputs",
     "ScanInputs": "nc_core.loading.inputs",

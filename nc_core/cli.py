@@ -20,7 +20,7 @@ from pathlib import Path
 
 from nc_core.detection.detect import DetectionRule
 from nc_core.errors import InvalidParameterError, NCError
-from nc_core.optimise.cleanse import CleanseConfig
+from nc_core.optimise.config import CleanseConfig
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -380,8 +380,8 @@ def run_scan(args: argparse.Namespace) -> int:
 
 def run_reverse(args: argparse.Namespace) -> int:
     from nc_core.detection.report import result_to_dict
-    from nc_core.detection.scan import reverse_engineer
     from nc_core.loading.inputs import load_inputs
+    from nc_core.optimise.runner import reverse_engineer
     from nc_core.reports.images import save_trigger_images
 
     inputs = load_inputs(args.model, args.data, args.pixel_range, args.max_samples)

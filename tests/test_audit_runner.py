@@ -9,7 +9,7 @@ from conftest import sample_path  # noqa: E402
 
 from nc_core.audit.manifest import AuditEntry  # noqa: E402
 from nc_core.audit.runner import AuditSettings, run_audit  # noqa: E402
-from nc_core.optimise.cleanse import CleanseConfig  # noqa: E402
+from nc_core.optimise.config import CleanseConfig  # noqa: E402
 from nc_core.runs.store import RunStore  # noqa: E402
 
 SHORT = AuditSettings(config=CleanseConfig(epochs=6, screen_epochs=3, confirm_runs=0))

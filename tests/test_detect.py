@@ -38,7 +38,7 @@ def test_empty_input_gives_empty_statistics():
 
 
 def _results(l1, masks=None, **fields):
-    from nc_core.optimise.cleanse import TriggerResult
+    from nc_core.optimise.results import TriggerResult
 
     masks = masks or [np.zeros((28, 28))] * len(l1)
     return [

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, sample_path
 
-from nc_core.optimise.cleanse import CleanseConfig
+from nc_core.optimise.config import CleanseConfig
 from nc_core.runs.spec import ScanSpec
 from nc_core.runs.store import RunStore
 from nc_core.runs.worker import submit_run

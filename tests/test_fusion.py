@@ -10,7 +10,7 @@ import numpy as np
 from nc_core.detection.fusion import MAX_MARGIN, NEURAL_CLEANSE, fuse
 from nc_core.detection.margin import MarginResult
 from nc_core.detection.report import ScanReport, make_report
-from nc_core.optimise.cleanse import TriggerResult
+from nc_core.optimise.results import TriggerResult
 
 SIDE = 28
 

@@ -7,10 +7,11 @@ import pytest
 from conftest import sample_path
 
 from nc_core.detection.report import ScanReport
-from nc_core.detection.scan import median_run, reverse_engineer, scan
+from nc_core.detection.scan import median_run, scan
 from nc_core.errors import InvalidParameterError
-from nc_core.optimise.cleanse import CleanseConfig
+from nc_core.optimise.config import CleanseConfig
 from nc_core.optimise.progress import CancelToken
+from nc_core.optimise.runner import reverse_engineer
 from nc_core.optimise.steps import STEPS_PER_CALL
 
 SHORT = CleanseConfig(epochs=4, confirm_runs=0)

@@ -5,7 +5,8 @@ import math
 import pytest
 
 from nc_core.errors import InvalidParameterError
-from nc_core.optimise.cleanse import CleanseConfig, LambdaSchedule
+from nc_core.optimise.config import CleanseConfig
+from nc_core.optimise.schedule import LambdaSchedule
 
 
 def _feed(schedule, asrs, best_l1=math.inf):

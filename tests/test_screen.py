@@ -17,8 +17,10 @@ from nc_core.detection.screen import (
     plan_full_runs,
 )
 from nc_core.detection.shape import compactness
-from nc_core.optimise.cleanse import CleanseConfig, TriggerResult, reverse_target
+from nc_core.optimise.config import CleanseConfig
 from nc_core.optimise.engine import KerasEngine
+from nc_core.optimise.results import TriggerResult
+from nc_core.optimise.schedule import reverse_target
 
 
 def result(

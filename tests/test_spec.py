@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from nc_core.detection.detect import DetectionRule
-from nc_core.optimise.cleanse import CleanseConfig
+from nc_core.optimise.config import CleanseConfig
 from nc_core.repair.config import RepairConfig
 from nc_core.runs.spec import RepairSpec, ScanSpec
 from nc_core.runs.store import RunStore

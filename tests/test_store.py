@@ -11,7 +11,7 @@ import pytest
 
 from nc_core.detection.report import make_report
 from nc_core.errors import DuplicateRunError, InvalidDataError, RunActiveError, StoreError
-from nc_core.optimise.cleanse import EpochRecord, TriggerResult
+from nc_core.optimise.results import EpochRecord, TriggerResult
 from nc_core.runs.store import RunStore, atomic_write
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from nc_core.detection.scan import scan
 from nc_core.errors import RunCancelled
-from nc_core.optimise.cleanse import CleanseConfig
+from nc_core.optimise.config import CleanseConfig
 from nc_core.optimise.progress import CancelToken, ProgressEvent
 from nc_core.optimise.threads import auto_threads, run_on_threads, usable_cores
 

@@ -8,7 +8,7 @@ from conftest import sample_path
 from nc_core.detection.scan import scan
 from nc_core.errors import InvalidParameterError, ModelLoadError
 from nc_core.loading.inputs import load_inputs
-from nc_core.optimise.cleanse import MIN_SAMPLES, CleanseConfig
+from nc_core.optimise.config import MIN_SAMPLES, CleanseConfig
 
 
 def saved(tmp_path, model: keras.Model, name: str):

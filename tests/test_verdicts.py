@@ -6,7 +6,7 @@ import pytest
 from conftest import sample_path
 
 from nc_core.detection.scan import scan
-from nc_core.optimise.cleanse import CleanseConfig
+from nc_core.optimise.config import CleanseConfig
 
 
 @pytest.mark.integration

@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from nc_core.detection.detect import anomaly_indices  # noqa: E402
 from nc_core.detection.report import ScanReport, make_report  # noqa: E402
-from nc_core.optimise.cleanse import CleanseConfig  # noqa: E402
+from nc_core.optimise.config import CleanseConfig  # noqa: E402
 
 DEFAULT_ZOO = ROOT / ".zoo"
 

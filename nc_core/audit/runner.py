@@ -33,7 +33,7 @@ from nc_core.audit.manifest import AuditEntry
 from nc_core.audit.metrics import AuditOutcome, audit_metrics
 from nc_core.detection.detect import DetectionRule
 from nc_core.errors import InvalidParameterError
-from nc_core.optimise.cleanse import CleanseConfig
+from nc_core.optimise.config import CleanseConfig
 from nc_core.runs.spec import ScanSpec
 from nc_core.runs.store import RunStore, atomic_write, process_alive
 

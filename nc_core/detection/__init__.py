@@ -3,7 +3,7 @@
 Modules: :mod:`.shape` (how compact a mask is, and how long its edge), :mod:`.detect` (the
 paper's anomaly index and the product's rule), :mod:`.screen` (where a scan spends its budget),
 :mod:`.margin` (the max-margin detector), :mod:`.fusion` (one verdict over both methods),
-:mod:`.scan` (``scan`` and ``reverse_engineer``: optimisation of every class, then the rule),
+:mod:`.scan` (``scan``: which classes to optimise and how long, then the rule),
 :mod:`.samples` (triggered samples with the model's answers: the evidence a reviewer checks) and
 :mod:`.report` (``ScanReport``: every figure computed once, and the verdict). The public names
 are importable from :mod:`nc_core`.

@@ -25,7 +25,8 @@ from nc_core.detection.fusion import MAX_MARGIN, NEURAL_CLEANSE, finding_reason,
 from nc_core.detection.margin import MarginResult, margin_score, margin_statistics
 from nc_core.detection.screen import SCREEN_SCORE, budget_scale, full_budget_l1, pessimistic_scores
 from nc_core.detection.shape import boundary, compactness
-from nc_core.optimise.cleanse import CleanseConfig, EpochRecord, TriggerResult
+from nc_core.optimise.config import CleanseConfig
+from nc_core.optimise.results import EpochRecord, TriggerResult
 
 REPORT_VERSION = 2
 #: A median mask covering more than this share of the image is no minimal trigger: the
@@ -153,7 +154,7 @@ class ScanReport:
 
     @property
     def unconverged(self) -> list[int]:
-        """Classes whose full schedule did not settle (see :func:`nc_core.optimise.cleanse.converged`).
+        """Classes whose full schedule did not settle (see :func:`nc_core.optimise.results.converged`).
 
         Screened classes stopped on purpose and are not counted; whether they could still matter
         is :attr:`unsettled`'s question.

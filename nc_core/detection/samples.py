@@ -23,7 +23,7 @@ from nc_core.optimise.masks import stamp
 
 if TYPE_CHECKING:
     from nc_core.loading.data import Dataset
-    from nc_core.optimise.cleanse import TriggerResult
+    from nc_core.optimise.results import TriggerResult
 
 #: Samples kept per class: the result view shows 6, the comparison 3.
 SAMPLES_KEPT = 6

@@ -30,7 +30,7 @@ import numpy as np
 
 from nc_core.detection.detect import DetectionRule, detect
 from nc_core.detection.shape import compactness
-from nc_core.optimise.cleanse import TriggerResult
+from nc_core.optimise.results import TriggerResult
 
 #: A screened class scoring at least this gets the full schedule (1 = flagged; close calls, which
 #: get confirmation restarts, start at 0.75, so this leaves a margin for what the screen misjudges).

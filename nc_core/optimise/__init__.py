@@ -4,9 +4,11 @@ Modules: :mod:`.masks` and :mod:`.trigger` (the mask and pattern, in NumPy and a
 :mod:`.epoch` and :mod:`.steps` (what an epoch is, and many steps per compiled call),
 :mod:`.engine` (Keras 3), :mod:`.batched` (several classes per step, for accelerators),
 :mod:`.legacy` and :mod:`.legacy_worker` (the original ``K.function`` loop, in a child process),
-:mod:`.cleanse` (``CleanseConfig``, the lambda schedule, ``reverse_target``), :mod:`.threads`
-(classes side by side on CPU threads) and :mod:`.progress` (events, the scan's progress bar,
-cancel tokens). Nothing here decides a verdict: that is :mod:`nc_core.detection`.
+:mod:`.config` (``CleanseConfig``), :mod:`.results` (``TriggerResult`` and whether it converged),
+:mod:`.schedule` (the lambda schedule, ``Reversal``, ``reverse_target``), :mod:`.threads`
+(classes side by side on CPU threads), :mod:`.runner` (``reverse_engineer`` and the scan's
+``ReversalRunner``: engines made and classes run) and :mod:`.progress` (events, the scan's
+progress bar, cancel tokens). Nothing here decides a verdict: that is :mod:`nc_core.detection`.
 
     >>> from nc_core import CleanseConfig, KerasEngine
 """

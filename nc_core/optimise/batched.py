@@ -8,18 +8,17 @@ its own trigger, and Adam is elementwise, so every slot follows exactly the upda
 alone; a slot that finishes takes the next class at once. On 2 CPU cores this gains nothing (the
 step is compute-bound already, BENCHMARKS.md); it is for accelerators.
 
-Each class still follows its own schedule through :class:`nc_core.optimise.cleanse.TargetRun`. The one
+Each class still follows its own schedule through :class:`nc_core.optimise.schedule.TargetRun`. The one
 difference from one class at a time: the slots share one mini-batch order, so L1s agree within
 the noise of a different sample order, not bit for bit.
 
     >>> engine = BatchedEngine(classifier, x_unit, PixelRange.parse("0-255"), slots=8)
-    >>> results = run_batched(engine, [Job(t, CleanseConfig()) for t in range(43)], num_samples=len(x_unit))
+    >>> results = run_batched(engine, [Reversal(t, CleanseConfig()) for t in range(43)], num_samples=len(x_unit))
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -27,35 +26,14 @@ import tensorflow as tf
 
 from nc_core.errors import InvalidParameterError
 from nc_core.loading.pixels import PixelRange
-from nc_core.optimise.cleanse import (
-    Checkpoint,
-    CleanseConfig,
-    TargetRun,
-    TriggerResult,
-    check_cancel,
-    epoch_metrics,
-    event_emitter,
-)
 from nc_core.optimise.epoch import PROB_FLOOR, EpochMetrics, epoch_batches
 from nc_core.optimise.progress import CancelToken, EventCallback
+from nc_core.optimise.results import TriggerResult
+from nc_core.optimise.schedule import Checkpoint, Reversal, TargetRun, check_cancel, epoch_metrics, event_emitter
 from nc_core.optimise.steps import compile_steps, run_in_chunks
 
 TANH_EPSILON = 1e-7  # as :class:`nc_core.optimise.trigger.Trigger`'s default
 ADAM_EPSILON = 1e-7  # as Keras' Adam
-
-
-@dataclass(frozen=True)
-class Job:
-    """One class to optimise: its target, its config (epochs, seed) and where to resume from."""
-
-    target: int
-    config: CleanseConfig
-    resume: Checkpoint | None = None
-    keep_checkpoint: bool = False
-
-    @property
-    def epochs_left(self) -> int:
-        return self.config.epochs - (len(self.resume.history) if self.resume else 0)
 
 
 class BatchedEngine:
@@ -194,47 +172,47 @@ def _from_tanh_space(raw):
 
 def run_batched(
     engine: BatchedEngine,
-    jobs: Sequence[Job],
+    reversals: Sequence[Reversal],
     num_samples: int,
-    on_done: Callable[[Job, TriggerResult, Checkpoint | None], None],
-    event_callback: Callable[[Job], EventCallback | None] = lambda job: None,
+    on_done: Callable[[Reversal, TriggerResult, Checkpoint | None], None],
+    event_callback: Callable[[Reversal], EventCallback | None] = lambda reversal: None,
     cancel: CancelToken | None = None,
     evaluate_asr: Callable[[int, np.ndarray, np.ndarray], float] | None = None,
 ) -> None:
-    """Run ``jobs`` through the engine's slots, each to the end of its own schedule.
+    """Run ``reversals`` through the engine's slots, each to the end of its own schedule.
 
-    ``on_done(job, result, checkpoint)`` receives each class as it finishes (the checkpoint when
-    the job asked for one and its budget, not its early stop, ended it). ``event_callback(job)``
-    gives the progress callback of a job as it starts. Raises ``RunCancelled`` on cancel.
+    ``on_done(reversal, result, checkpoint)`` receives each class as it finishes (the checkpoint when
+    the reversal asked for one and its budget, not its early stop, ended it). ``event_callback(reversal)``
+    gives the progress callback of a reversal as it starts. Raises ``RunCancelled`` on cancel.
     """
-    pending = list(jobs)
-    if any(job.config.method != "neural-cleanse" for job in pending):
+    pending = list(reversals)
+    if any(reversal.config.method != "neural-cleanse" for reversal in pending):
         raise InvalidParameterError("Classes per step above 1 needs the neural-cleanse method.")
-    running: dict[int, tuple[Job, TargetRun, Callable]] = {}
+    running: dict[int, tuple[Reversal, TargetRun, Callable]] = {}
     steps = pending[0].config.steps_for(num_samples) if pending else 0
 
     def fill(slot: int) -> None:
-        job = pending.pop(0)
-        run = TargetRun(job.target, job.config, steps, job.resume)
-        if job.resume is not None:
-            engine.restore_slot(slot, job.resume.engine_state)
+        reversal = pending.pop(0)
+        run = TargetRun(reversal.target, reversal.config, steps, reversal.resume)
+        if reversal.resume is not None:
+            engine.restore_slot(slot, reversal.resume.engine_state)
         else:
-            engine.start_slot(slot, job.target, job.config.seed + job.target)
-        emit = event_emitter(event_callback(job), run)
+            engine.start_slot(slot, reversal.target, reversal.config.seed + reversal.target)
+        emit = event_emitter(event_callback(reversal), run)
         emit("class_start", run.epoch, 0)
-        running[slot] = (job, run, emit)
+        running[slot] = (reversal, run, emit)
 
     def finish(slot: int) -> None:
-        job, run, emit = running.pop(slot)
+        reversal, run, emit = running.pop(slot)
         trigger = lambda: engine.trigger(slot)  # noqa: E731
         checkpoint = (
-            run.checkpoint(engine.snapshot_slot(slot)) if job.keep_checkpoint and not run.stopped_early else None
+            run.checkpoint(engine.snapshot_slot(slot)) if reversal.keep_checkpoint and not run.stopped_early else None
         )
-        asr = (lambda m, p: evaluate_asr(job.target, m, p)) if evaluate_asr is not None else None
+        asr = (lambda m, p: evaluate_asr(reversal.target, m, p)) if evaluate_asr is not None else None
         result = run.result(engine.name, trigger, asr)
         engine.stop_slot(slot)
         emit("class_done", run.epoch, steps, {"l1": result.l1, "asr": result.asr})
-        on_done(job, result, checkpoint)
+        on_done(reversal, result, checkpoint)
 
     for slot in range(engine.slots):
         if pending:

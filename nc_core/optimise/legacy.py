@@ -78,7 +78,7 @@ def export_model(classifier: keras.Model, folder: Path) -> None:
 
 
 class LegacyEngine:
-    """The :class:`~nc_core.optimise.cleanse.Engine` protocol, run by a ``tf_keras`` graph-mode child.
+    """The :class:`~nc_core.optimise.schedule.Engine` protocol, run by a ``tf_keras`` graph-mode child.
 
     Same arguments as :class:`~nc_core.optimise.engine.KerasEngine`. The child starts once and serves
     every target; it is stopped by :meth:`close` (or at interpreter exit).

@@ -14,7 +14,7 @@ an exception raised by a callback) stops every thread within one chunk of steps
 (:mod:`nc_core.optimise.steps`); classes finished before it are delivered. Every class follows exactly the
 trajectory it would follow alone: which thread runs it does not matter.
 
-    >>> run_on_threads(engines, jobs, run_job, events, on_done, cancel)
+    >>> run_on_threads(engines, reversals, run_one, events, on_done, cancel)
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from nc_core.optimise.progress import CancelToken, EventCallback, ProgressEvent
 #: was never measured, and each thread traces its own step once, about a second).
 MAX_AUTO_THREADS = 4
 
-RunJob = Callable[[Any, Any, EventCallback, CancelToken], tuple[Any, Any]]
+RunOne = Callable[[Any, Any, EventCallback, CancelToken], tuple[Any, Any]]
 
 
 def usable_cores() -> int:
@@ -71,51 +71,53 @@ def _frozen_trigger(event: ProgressEvent) -> ProgressEvent:
 
 def run_on_threads(
     engines: Sequence[Any],
-    jobs: Sequence[Any],
-    run_job: RunJob,
+    reversals: Sequence[Any],
+    run_one: RunOne,
     events: Callable[[Any], EventCallback],
     on_done: Callable[[Any, Any, Any], None],
     cancel: CancelToken | None = None,
 ) -> None:
-    """Run ``jobs`` on ``len(engines)`` threads, in order of ``jobs`` as engines come free.
+    """Run ``reversals`` on ``len(engines)`` threads, in order of ``reversals`` as engines come free.
 
-    ``run_job(engine, job, on_event, cancel)`` returns ``(result, checkpoint)``; ``events(job)``
-    gives a job's event callback when it starts; ``on_done(job, result, checkpoint)`` receives
-    each finished job. All three callbacks run on the calling thread. The first exception (a
+    ``run_one(engine, reversal, on_event, cancel)`` returns ``(result, checkpoint)``; ``events(reversal)``
+    gives a reversal's event callback when it starts; ``on_done(reversal, result, checkpoint)`` receives
+    each finished class. All three callbacks run on the calling thread. The first exception (a
     :class:`~nc_core.errors.RunCancelled` on a cancel) is raised once every thread has stopped.
     """
     inbox: queue.Queue = queue.Queue()
     halt = _Halt(cancel)
-    pending, idle = list(jobs)[::-1], list(engines)
+    pending, idle = list(reversals)[::-1], list(engines)
     started: list[tuple[Any, EventCallback]] = []
     running, failure = 0, None
 
-    def work(engine: Any, job: Any, key: int) -> None:
+    def work(engine: Any, reversal: Any, key: int) -> None:
         try:
-            result, checkpoint = run_job(engine, job, lambda e: inbox.put(("event", key, _frozen_trigger(e))), halt)
+            result, checkpoint = run_one(
+                engine, reversal, lambda e: inbox.put(("event", key, _frozen_trigger(e))), halt
+            )
             inbox.put(("done", key, (engine, result, checkpoint)))
         except BaseException as error:  # handed to the calling thread, which raises it
             inbox.put(("error", key, (engine, error)))
 
     while pending or running:
         while pending and idle and failure is None and not halt.cancelled:
-            job = pending.pop()
+            reversal = pending.pop()
             try:
-                started.append((job, events(job)))
+                started.append((reversal, events(reversal)))
             except BaseException as error:  # stop the threads already running before raising it
                 failure, halt.stopped = error, True
                 break
             threading.Thread(
                 target=work,
-                args=(idle.pop(), job, len(started) - 1),
+                args=(idle.pop(), reversal, len(started) - 1),
                 daemon=True,
-                name=f"nc-class-{getattr(job, 'target', '')}",
+                name=f"nc-class-{getattr(reversal, 'target', '')}",
             ).start()
             running += 1
         if not running:
             break
         kind, key, payload = inbox.get()
-        job, report = started[key]
+        reversal, report = started[key]
         try:
             if kind == "event":
                 if failure is None and not halt.cancelled:  # nothing is reported after a cancel
@@ -126,7 +128,7 @@ def run_on_threads(
             if kind == "error":
                 raise payload[1]
             if failure is None:
-                on_done(job, payload[1], payload[2])
+                on_done(reversal, payload[1], payload[2])
         except BaseException as error:
             failure = failure or error
             halt.stopped = True

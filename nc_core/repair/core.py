@@ -20,7 +20,7 @@ from nc_core.detection.report import ScanReport
 from nc_core.errors import RepairFailedError
 from nc_core.loading.data import Dataset
 from nc_core.loading.models import ModelInfo, as_classifier
-from nc_core.optimise.cleanse import CleanseConfig
+from nc_core.optimise.config import CleanseConfig
 from nc_core.optimise.progress import CancelToken, EventCallback
 from nc_core.repair.config import RepairConfig
 from nc_core.repair.evaluation import Figures, measure, split_holdout
@@ -278,7 +278,7 @@ def _reverse_again(
 ) -> list[RepairTrigger]:
     """Each target's smallest trigger on the model as repaired so far (on a copy), from
     ``runs`` random starts each (seeds differ by round and run)."""
-    from nc_core.detection.scan import reverse_engineer
+    from nc_core.optimise.runner import reverse_engineer
 
     classifier = _probabilities(weights_copy(model), outputs_probabilities)  # the engine freezes it
     cleanse = CleanseConfig(**report.config).replace(screen_epochs=0, classes_per_step=1)

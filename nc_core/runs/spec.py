@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 
 from nc_core.detection.detect import DetectionRule
-from nc_core.optimise.cleanse import CleanseConfig
+from nc_core.optimise.config import CleanseConfig
 from nc_core.repair.config import RepairConfig
 
 

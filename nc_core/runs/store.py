@@ -38,7 +38,7 @@ from nc_core.detection.margin import MarginResult
 from nc_core.detection.report import ScanReport, make_report
 from nc_core.detection.samples import TriggeredSamples
 from nc_core.errors import DuplicateRunError, RunActiveError, StoreError
-from nc_core.optimise.cleanse import EpochRecord, TriggerResult
+from nc_core.optimise.results import EpochRecord, TriggerResult
 from nc_core.runs.spec import RepairSpec, ScanSpec, spec_for
 from nc_core.runs.status import ACTIVE, STATUSES
 

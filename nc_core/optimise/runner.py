@@ -1,0 +1,205 @@
+"""Running the optimisation on a model and its data: make the engine, reverse one class, run many.
+
+:func:`reverse_engineer` recovers one class's trigger; :class:`ReversalRunner` runs a scan's list
+of :class:`~nc_core.optimise.schedule.Reversal` s, one class at a time, side by side on threads or
+several per batched step, and keeps the checkpoints of screened classes. Which classes to run, and
+what their results mean, is :mod:`nc_core.detection.scan`'s.
+
+    >>> result = reverse_engineer(classifier, dataset, target=33, config=CleanseConfig(epochs=30))
+    >>> result.l1, result.asr
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nc_core.errors import InvalidParameterError
+from nc_core.loading.data import Dataset
+from nc_core.loading.models import compiled_forward, predict
+from nc_core.optimise.batched import BatchedEngine, run_batched
+from nc_core.optimise.config import CleanseConfig
+from nc_core.optimise.masks import stamp
+from nc_core.optimise.progress import CancelToken, EventCallback, ScanProgress
+from nc_core.optimise.results import TriggerResult
+from nc_core.optimise.schedule import Checkpoint, Reversal, reverse_target
+from nc_core.optimise.threads import auto_threads, run_on_threads
+
+ASR_EVAL_SAMPLES = 2000
+
+
+def attack_success_rate(
+    classifier: keras.Model,
+    data: Dataset,
+    mask: np.ndarray,
+    pattern: np.ndarray,
+    target: int,
+    forward: Callable[[np.ndarray], object] | None = None,
+) -> float:
+    """Share of clean samples of *other* classes that the trigger sends to ``target``.
+
+    ``forward`` is the classifier's :func:`~nc_core.loading.models.compiled_forward`, where one scan
+    evaluates many classes.
+
+    >>> attack_success_rate(classifier, dataset, result.mask, result.pattern, 33)
+    0.998
+    """
+    others = np.flatnonzero(data.y != target)[:ASR_EVAL_SAMPLES]
+    if others.size == 0:
+        return float("nan")
+    triggered = data.pixel_range.from_unit(stamp(data.x[others], mask, pattern))
+    return float(np.mean(predict(classifier, triggered, forward=forward).argmax(axis=1) == target))
+
+
+def make_engine(classifier: keras.Model, data: Dataset, config: CleanseConfig, x_unit=None):
+    """The engine the config names, ready to optimise triggers on ``data`` (or on ``x_unit``, the
+    same images as one tensor that several keras engines share)."""
+    if config.engine == "legacy":
+        from nc_core.optimise.legacy import LegacyEngine as engine_class
+    else:
+        from nc_core.optimise.engine import KerasEngine as engine_class
+    return engine_class(
+        classifier,
+        data.x if x_unit is None else x_unit,
+        data.pixel_range,
+        method=config.method,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        beta_1=config.beta_1,
+        beta_2=config.beta_2,
+    )
+
+
+def check_classes(classes: Sequence[int], num_classes: int) -> list[int]:
+    """The chosen classes, sorted and once each; refused when empty or outside the model's classes."""
+    chosen = [int(c) for c in classes]
+    if not chosen:
+        raise InvalidParameterError("Choose at least one class to scan.")
+    bad = [c for c in chosen if not 0 <= c < num_classes]
+    if bad:
+        raise InvalidParameterError(f"Class {bad[0]} is out of range: the model has classes 0 to {num_classes - 1}.")
+    return sorted(set(chosen))
+
+
+def reverse_engineer(
+    classifier: keras.Model,
+    data: Dataset,
+    target: int,
+    config: CleanseConfig = CleanseConfig(),
+    on_event: EventCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> TriggerResult:
+    """Recover the smallest trigger that sends ``data`` to class ``target``.
+
+    Raises :class:`~nc_core.errors.RunCancelled` if cancelled.
+    """
+    num_classes = int(classifier.output_shape[-1])
+    (target,) = check_classes([target], num_classes)
+    config.validate(len(data))
+    engine = make_engine(classifier, data, config)
+    return reverse_target(
+        engine,
+        target,
+        config,
+        len(data),
+        on_event,
+        cancel,
+        evaluate_asr=lambda mask, pattern: attack_success_rate(classifier, data, mask, pattern, target),
+    )
+
+
+class ReversalRunner:
+    """Runs a scan's reversals: one class at a time, side by side on threads, or several per step;
+    and keeps screen checkpoints.
+
+    ``config.classes_per_step`` above 1 selects the batched engine (:mod:`nc_core.optimise.batched`);
+    otherwise the keras engine runs on ``config.threads`` threads (:mod:`nc_core.optimise.threads`), one
+    engine each. Either way each reversal reports its progress through ``progress`` and each result
+    goes to the caller's ``on_done`` as it finishes, so a cancel keeps every class already done.
+    """
+
+    def __init__(
+        self,
+        classifier: keras.Model,
+        data: Dataset,
+        config: CleanseConfig,
+        progress: ScanProgress,
+        cancel: CancelToken | None,
+    ):
+        self.classifier, self.data, self.config = classifier, data, config
+        self.progress, self.cancel = progress, cancel
+        self.batched = config.classes_per_step > 1
+        self.checkpoints: dict[int, Checkpoint] = {}
+        self.forward = compiled_forward(classifier)
+        if self.batched:
+            self.engine = BatchedEngine(
+                classifier,
+                data.x,
+                data.pixel_range,
+                config.classes_per_step,
+                config.batch_size,
+                config.learning_rate,
+                config.beta_1,
+                config.beta_2,
+            )
+            return
+        threads = auto_threads(config.threads) if config.engine == "keras" else 1
+        shared = tf.constant(np.asarray(data.x, np.float32)) if threads > 1 else None
+        self.engines = [make_engine(classifier, data, config, shared) for _ in range(threads)]
+        if threads > 1:  # trace on this thread, before any worker thread calls them
+            for engine in self.engines:
+                engine.warm_up()
+            predict(classifier, data.pixel_range.from_unit(data.x[:1]), forward=self.forward)
+
+    def reversal(self, target: int, epochs: int, seed_offset: int = 0) -> Reversal:
+        """Run ``target`` to ``epochs``, continuing its screen where one was kept (not for restarts)."""
+        resume = self.checkpoints.pop(target, None) if not seed_offset else None
+        return Reversal(
+            target,
+            self.config.replace(seed=self.config.seed + seed_offset, epochs=epochs),
+            resume,
+            keep_checkpoint=epochs < self.config.epochs,
+        )
+
+    def run(self, reversals: Sequence[Reversal], on_done: Callable[[Reversal, TriggerResult], None]) -> None:
+        """Run every reversal, handing each class to ``on_done`` as it finishes."""
+
+        def events(reversal: Reversal) -> EventCallback:
+            return self.progress.run(reversal.epochs_left, reversal.config.epochs - reversal.epochs_left + 1)
+
+        def done(reversal: Reversal, result: TriggerResult, checkpoint: Checkpoint | None) -> None:
+            if checkpoint is not None:
+                self.checkpoints[reversal.target] = checkpoint
+            on_done(reversal, result)
+
+        if self.batched:
+            run_batched(self.engine, reversals, len(self.data), done, events, self.cancel, self.asr)
+        elif len(self.engines) > 1 and len(reversals) > 1:
+            run_on_threads(self.engines, reversals, self.run_one, events, done, self.cancel)
+        else:
+            for reversal in reversals:
+                done(reversal, *self.run_one(self.engines[0], reversal, events(reversal), self.cancel))
+
+    def asr(self, target: int, mask: np.ndarray, pattern: np.ndarray) -> float:
+        return attack_success_rate(self.classifier, self.data, mask, pattern, target, self.forward)
+
+    def run_one(
+        self, engine, reversal: Reversal, on_event: EventCallback, cancel
+    ) -> tuple[TriggerResult, Checkpoint | None]:
+        """One reversal on ``engine``: its result, and its checkpoint when it is a screen's run."""
+        kept: list[Checkpoint] = []
+        result = reverse_target(
+            engine,
+            reversal.target,
+            reversal.config,
+            len(self.data),
+            on_event,
+            cancel,
+            evaluate_asr=lambda m, p: self.asr(reversal.target, m, p),
+            resume=reversal.resume,
+            on_checkpoint=kept.append if reversal.keep_checkpoint else None,
+        )
+        return result, kept[0] if kept else None
