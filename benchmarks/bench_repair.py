@@ -28,9 +28,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nc_core.runtime import configure_tensorflow  # noqa: E402
+from nc_core.runtime import configure_backend  # noqa: E402
 
-configure_tensorflow()
+configure_backend()
 
 from nc_core.detection.scan import scan  # noqa: E402
 from nc_core.loading.inputs import load_inputs  # noqa: E402

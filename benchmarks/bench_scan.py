@@ -34,9 +34,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nc_core.runtime import configure_tensorflow  # noqa: E402
+from nc_core.runtime import configure_backend  # noqa: E402
 
-configure_tensorflow()  # as the CLI and the dashboard's workers do
+configure_backend()  # as the CLI and the dashboard's workers do
 
 import numpy as np  # noqa: E402
 

@@ -625,9 +625,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     silence_native_stderr()
-    from nc_core.runtime import configure_tensorflow
+    from nc_core.runtime import configure_backend
 
-    configure_tensorflow()
+    configure_backend()
     try:
         if args.command == "reverse" and args.out.exists() and not args.out.is_dir():
             raise InvalidParameterError(f"--out {args.out} exists and is not a folder.")

@@ -1,13 +1,14 @@
-"""TensorFlow settings for the processes nc_core owns (the CLI, background workers, benchmarks).
+"""Thread settings for the processes nc_core owns (the CLI, background workers, benchmarks).
 
 A scan optimises several classes side by side on threads (:mod:`nc_core.optimise.threads`), and two
 graphs run at once only when TensorFlow has an inter-op thread for each: so the inter-op pool
 keeps TensorFlow's default (one thread per core) unless ``$NC_TF_INTER_OP_THREADS`` sets it.
 (With one class at a time, one inter-op thread once measured a few percent faster per step; on
 the noisy 2-core benchmark machine that difference is within the noise, the threads' gain is
-not.) The library itself never calls this: a program that imports nc_core keeps its own settings.
+not.) On PyTorch only the cap on each op's threads applies; JAX takes its threads from XLA's own
+flags. The library itself never calls this: a program that imports nc_core keeps its own settings.
 
-    >>> configure_tensorflow()
+    >>> configure_backend()
 """
 
 from __future__ import annotations
@@ -17,9 +18,19 @@ import os
 INTER_OP_THREADS_ENV = "NC_TF_INTER_OP_THREADS"
 
 
-def configure_tensorflow(intra_op_threads: int | None = None) -> None:
+def configure_backend(intra_op_threads: int | None = None) -> None:
     """Use ``$NC_TF_INTER_OP_THREADS`` inter-op threads if set, if TensorFlow is not yet running;
     ``intra_op_threads`` caps each op's threads (an audit runs one scan per core)."""
+    import keras
+
+    if keras.backend.backend() == "torch":
+        import torch
+
+        if intra_op_threads:
+            torch.set_num_threads(int(intra_op_threads))
+        return
+    if keras.backend.backend() != "tensorflow":
+        return
     import tensorflow as tf
 
     try:

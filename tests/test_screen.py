@@ -132,7 +132,7 @@ def test_one_slot_of_the_batched_engine_takes_the_steps_of_the_one_class_engine(
     single.start_target(7, seed=7)
     batched.start_slot(1, target=7, seed=7)
     batched.start_slot(0, target=2, seed=2)  # a neighbour with its own penalty must not disturb it
-    batched._rng = np.random.default_rng(7)  # the same mini-batches as the one-class engine
+    batched.reseed(7)  # the same mini-batches as the one-class engine
     for lam in (0.0, 0.0, 1e-3, 1e-2):
         alone = single.run_epoch(lam, 5)
         together = batched.run_epoch([0.5, lam, 0.0], 5)[1]

@@ -314,9 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.cached_only:
         rows = [r for r in rows if (args.zoo / "reports" / schedule / (Path(r["model"]).stem + ".json")).is_file()]
     if not args.cached_only:
-        from nc_core.runtime import configure_tensorflow
+        from nc_core.runtime import configure_backend
 
-        configure_tensorflow()
+        configure_backend()
     scored: list[Scored] = []
     started = time.perf_counter()
     for k, row in enumerate(rows, start=1):

@@ -249,9 +249,9 @@ def _remove_upload(store: RunStore, folder: Path | None) -> None:
 def _scan_task(store_root: str, run_id: str, threads: int | None) -> str:
     """A Ray task: run one stored scan to its end in this worker process (resuming finished classes)."""
     from nc_core.runs.worker import execute
-    from nc_core.runtime import configure_tensorflow
+    from nc_core.runtime import configure_backend
 
-    configure_tensorflow(threads)
+    configure_backend(threads)
     return execute(RunStore(store_root), run_id)
 
 

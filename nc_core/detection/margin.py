@@ -51,6 +51,8 @@ DEFAULT_P_VALUE = 1e-4
 MIN_P = 1e-300
 #: Images in one optimisation batch: classes are optimised together up to this many images.
 MAX_BATCH_IMAGES = 512
+#: Ascent steps per compiled call: a cancel is heard within this many.
+STEPS_PER_CALL = 10
 
 
 @dataclass(frozen=True)
@@ -151,15 +153,12 @@ def max_margins(
 ) -> tuple[np.ndarray, list[np.ndarray], str, int]:
     """Each class's largest margin over valid inputs, the input reaching it, the logits' source
     and the steps taken (one step moves every class of a batch)."""
-    import tensorflow as tf
-
     config.validate()
     shape = tuple(int(d) for d in classifier.inputs[0].shape[1:])
     num_classes = int(classifier.outputs[0].shape[-1])
     chosen = list(range(num_classes)) if classes is None else list(classes)
     logits, source = logits_function(classifier)
-    scale = tf.constant(np.float32(pixel_range.scale))
-    offset = tf.constant(np.float32(pixel_range.offset))
+    scale, offset = np.float32(pixel_range.scale), np.float32(pixel_range.offset)
     per_batch = max(1, MAX_BATCH_IMAGES // config.starts)
     best = np.full(num_classes, -np.inf, np.float64)
     images: dict[int, np.ndarray] = {}
@@ -182,40 +181,51 @@ def max_margins(
 
 
 def _ascend(logits, start, labels, num_classes, scale, offset, config, cancel):
-    """Adam ascent of each image's margin for its own label; the best margin and image seen."""
-    import keras
-    import tensorflow as tf
+    """Adam ascent of each image's margin for its own label; the best margin and image seen.
 
-    x = tf.Variable(start)
-    optimizer = keras.optimizers.Adam(config.learning_rate)
-    onehot = tf.one_hot(labels, num_classes)
+    One compiled call runs ``STEPS_PER_CALL`` steps on any Keras backend, keeping each image's
+    best margin and the image that reached it inside the compiled loop."""
+    from keras import ops
+
+    from nc_core import backend
+    from nc_core.optimise.adam import adam_update
+
+    onehot = ops.one_hot(ops.convert_to_tensor(labels), num_classes)
+    scale, offset = ops.convert_to_tensor(scale), ops.convert_to_tensor(offset)
 
     def margin_of(images):
-        z = tf.cast(logits(images * scale + offset), tf.float32)
-        own = tf.reduce_sum(z * onehot, axis=1)
-        other = tf.reduce_max(z - 1e9 * onehot, axis=1)
-        return own - other
+        z = ops.cast(logits(images * scale + offset), "float32")
+        return ops.sum(z * onehot, axis=1) - ops.max(z - 1e9 * onehot, axis=1)
 
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            margin = margin_of(x)
-            loss = -tf.reduce_sum(margin)
-        optimizer.apply_gradients([(tape.gradient(loss, x), x)])
-        x.assign(tf.clip_by_value(x, 0.0, 1.0))
-        return margin
+    def negative_margin(params):
+        margin = margin_of(params[0])
+        return -ops.sum(margin), margin
 
-    best = np.full(len(labels), -np.inf)
-    best_images = start.copy()
-    for k in range(config.steps + 1):
-        before = x.numpy()
-        margin = step().numpy() if k < config.steps else margin_of(x).numpy()
+    grad = backend.value_and_grad(negative_margin)
+
+    def step(state, _row):
+        x, m, v, t, best, best_x = state
+        (_, margin), (g,) = grad([x])
         better = margin > best
-        best = np.where(better, margin, best)
-        best_images[better] = before[better]
-        if cancel is not None and k % 10 == 0 and cancel.cancelled:
+        best_x = ops.where(ops.reshape(better, (-1, *([1] * (len(x.shape) - 1)))), x, best_x)
+        best = ops.where(better, margin, best)
+        x, m, v = adam_update(x, g, m, v, t + 1.0, config.learning_rate)
+        return (ops.clip(x, 0.0, 1.0), m, v, t + 1.0, best, best_x), ops.zeros(())
+
+    run_chunk = backend.compile_function(lambda state, rows: backend.scan_steps(step, state, rows))
+    x = ops.convert_to_tensor(start)
+    zeros = ops.zeros_like(x)
+    state = (x, zeros, zeros, ops.convert_to_tensor(0.0), ops.full((len(labels),), -np.inf), x)
+    for first in range(0, config.steps, STEPS_PER_CALL):
+        rows = ops.zeros((min(STEPS_PER_CALL, config.steps - first),), "int32")
+        state, _ = run_chunk(state, rows)
+        if cancel is not None and cancel.cancelled:
             raise RunCancelled()
-    return best, best_images
+    x, best, best_x = state[0], backend.to_numpy(state[4]), backend.to_numpy(state[5])
+    final = backend.to_numpy(margin_of(x))
+    better = final > best
+    best_x[better] = backend.to_numpy(x)[better]
+    return np.where(better, final, best), best_x
 
 
 def margin_statistics(

@@ -15,12 +15,12 @@ from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from nc_core import backend
 from nc_core.errors import InvalidParameterError
 from nc_core.loading.data import Dataset
 from nc_core.loading.models import compiled_forward, predict
-from nc_core.optimise.batched import BatchedEngine, run_batched
+from nc_core.optimise.batched import BatchedEngine, OneClassEngine, run_batched
 from nc_core.optimise.config import CleanseConfig
 from nc_core.optimise.masks import stamp
 from nc_core.optimise.progress import CancelToken, EventCallback, ScanProgress
@@ -55,22 +55,31 @@ def attack_success_rate(
 
 
 def make_engine(classifier: keras.Model, data: Dataset, config: CleanseConfig, x_unit=None):
-    """The engine the config names, ready to optimise triggers on ``data`` (or on ``x_unit``, the
-    same images as one tensor that several keras engines share)."""
+    """The one-class engine the config names, on this process's Keras backend, ready to optimise
+    triggers on ``data`` (or on ``x_unit``, the same images as one tensor that engines share).
+
+    TensorFlow runs :class:`~nc_core.optimise.engine.KerasEngine` (or the tutorial's legacy engine);
+    JAX and PyTorch run the ``keras.ops`` engine with one slot, which has the paper's method only.
+    """
+    settings = {
+        "batch_size": config.batch_size,
+        "learning_rate": config.learning_rate,
+        "beta_1": config.beta_1,
+        "beta_2": config.beta_2,
+    }
+    x = data.x if x_unit is None else x_unit
     if config.engine == "legacy":
-        from nc_core.optimise.legacy import LegacyEngine as engine_class
-    else:
-        from nc_core.optimise.engine import KerasEngine as engine_class
-    return engine_class(
-        classifier,
-        data.x if x_unit is None else x_unit,
-        data.pixel_range,
-        method=config.method,
-        batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        beta_1=config.beta_1,
-        beta_2=config.beta_2,
-    )
+        backend.require_tensorflow("The tutorial's engine (--engine legacy)")
+        from nc_core.optimise.legacy import LegacyEngine
+
+        return LegacyEngine(classifier, x, data.pixel_range, method=config.method, **settings)
+    if backend.backend_name() != "tensorflow":
+        if config.method != "neural-cleanse":
+            backend.require_tensorflow(f"The {config.method!r} trigger method")
+        return OneClassEngine(classifier, x, data.pixel_range, **settings)
+    from nc_core.optimise.engine import KerasEngine
+
+    return KerasEngine(classifier, x, data.pixel_range, method=config.method, **settings)
 
 
 def check_classes(classes: Sequence[int], num_classes: int) -> list[int]:
@@ -146,8 +155,8 @@ class ReversalRunner:
                 config.beta_2,
             )
             return
-        threads = auto_threads(config.threads) if config.engine == "keras" else 1
-        shared = tf.constant(np.asarray(data.x, np.float32)) if threads > 1 else None
+        threads = auto_threads(config.threads) if config.engine == "keras" and _on_tensorflow() else 1
+        shared = _shared_images(data.x) if threads > 1 else None
         self.engines = [make_engine(classifier, data, config, shared) for _ in range(threads)]
         if threads > 1:  # trace on this thread, before any worker thread calls them
             for engine in self.engines:
@@ -203,3 +212,16 @@ class ReversalRunner:
             on_checkpoint=kept.append if reversal.keep_checkpoint else None,
         )
         return result, kept[0] if kept else None
+
+
+def _on_tensorflow() -> bool:
+    """Engines side by side on threads are TensorFlow's (its ops release the GIL; JAX's one
+    compiled program per step and PyTorch's intra-op threads use the cores already)."""
+    return backend.backend_name() == "tensorflow"
+
+
+def _shared_images(x: np.ndarray):
+    """The images as one TensorFlow tensor that every thread's engine reads."""
+    import tensorflow as tf
+
+    return tf.constant(np.asarray(x, np.float32))

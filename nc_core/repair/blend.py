@@ -38,47 +38,57 @@ def reverse_blend(
 ) -> RepairTrigger:
     """The smallest-opacity blend trigger that sends ``ASR_GOAL`` of other classes' images to
     ``target`` (the largest tried when none does). ``classifier`` outputs probabilities."""
-    import keras
-    import tensorflow as tf
+    from keras import ops
+
+    from nc_core import backend
+    from nc_core.optimise.adam import adam_update
 
     others = np.flatnonzero(data.y != target)
     x = np.asarray(data.x[others] if others.size else data.x, np.float32)
     rng = np.random.default_rng(seed)
-    scale = tf.constant(np.float32(data.pixel_range.scale))
-    offset = tf.constant(np.float32(data.pixel_range.offset))
-    logits = tf.Variable(rng.normal(0, 0.1, x.shape[1:]).astype(np.float32))
-    alpha = tf.Variable(0.0)
-    optimizer = keras.optimizers.Adam(0.1)
-    labels = tf.fill([min(BATCH, len(x))], target)
+    scale = ops.convert_to_tensor(np.float32(data.pixel_range.scale))
+    offset = ops.convert_to_tensor(np.float32(data.pixel_range.offset))
+    logits = ops.convert_to_tensor(rng.normal(0, 0.1, x.shape[1:]).astype(np.float32))
+    state = [logits, ops.zeros_like(logits), ops.zeros_like(logits), ops.convert_to_tensor(np.float32(0))]
+    weights = backend.model_weights(classifier)
+    batch = min(BATCH, len(x))
+    labels = ops.full((batch,), target, "int32")
 
-    def blended(images):
-        return (images * (1 - alpha) + alpha * tf.sigmoid(logits)) * scale + offset
+    def blended(images, logits, alpha):
+        return (images * (1 - alpha) + alpha * ops.sigmoid(logits)) * scale + offset
 
-    @tf.function
-    def step(images):
-        with tf.GradientTape() as tape:
-            probabilities = classifier(blended(images), training=False)
-            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, probabilities))
-        optimizer.apply_gradients([(tape.gradient(loss, logits), logits)])
+    def loss(params, images, alpha):
+        probabilities = ops.cast(backend.classify(classifier, weights, blended(images, params[0], alpha)), "float32")
+        return ops.mean(ops.sparse_categorical_crossentropy(labels, probabilities)), None
 
-    @tf.function
-    def hits(images):
-        return tf.reduce_sum(
-            tf.cast(tf.argmax(classifier(blended(images), training=False), axis=1) == target, tf.float32)
-        )
+    grad = backend.value_and_grad(loss)
+
+    @backend.compile_function
+    def step(logits, m, v, iteration, images, alpha):
+        _, (g,) = grad([logits], images, alpha)
+        return (*adam_update(logits, g, m, v, iteration, 0.1), iteration)
+
+    @backend.compile_function
+    def hits(logits, images, alpha):
+        predicted = ops.argmax(backend.classify(classifier, weights, blended(images, logits, alpha)), axis=1)
+        return ops.sum(ops.cast(ops.equal(predicted, target), "float32"))
 
     found = None
     for opacity in opacities:
-        alpha.assign(opacity)
+        alpha = ops.convert_to_tensor(np.float32(opacity))
         for k in range(steps):
             if cancel is not None and k % 25 == 0 and cancel.cancelled:
                 raise RunCancelled()
-            step(tf.constant(x[rng.choice(len(x), len(labels), replace=len(x) < len(labels))]))
-        asr = sum(float(hits(tf.constant(x[i : i + 256]))) for i in range(0, len(x), 256)) / len(x)
+            images = ops.convert_to_tensor(x[rng.choice(len(x), batch, replace=len(x) < batch)])
+            state = step(*state[:3], state[3] + 1.0, images, alpha)
+        asr = sum(
+            float(backend.to_numpy(hits(state[0], ops.convert_to_tensor(x[i : i + 256]), alpha)))
+            for i in range(0, len(x), 256)
+        ) / len(x)
         found = RepairTrigger(
             target,
             np.full(x.shape[1:3], opacity, np.float32),
-            np.asarray(tf.sigmoid(logits)).astype(np.float32),
+            (1 / (1 + np.exp(-backend.to_numpy(state[0])))).astype(np.float32),
             source=f"blend at opacity {opacity:g} (for the max-margin finding)",
         )
         if asr >= ASR_GOAL:

@@ -256,7 +256,7 @@ def _execute_repair(store: RunStore, record) -> str:
 
 
 if __name__ == "__main__":
-    from nc_core.runtime import configure_tensorflow
+    from nc_core.runtime import configure_backend
 
-    configure_tensorflow()
+    configure_backend()
     execute(RunStore(sys.argv[1]), sys.argv[2])
