@@ -9,11 +9,15 @@ the product's in steps and in wall time.
     python benchmarks/bench_scan.py --schedules product               # product defaults only (~2 min)
     python benchmarks/bench_scan.py --models mnist --schedules product,full
     python benchmarks/bench_scan.py --schedules product --repeats 3          # median of 3 scans each
+    python benchmarks/bench_scan.py --schedules product --backends tensorflow,jax,torch   # per backend
 
 Wall times on a shared machine vary by 10-20 % from run to run: ``--repeats`` scans each model
 that many times and reports the median (steps and verdicts are the same every time; the script
 says so if not). ``--threads N`` sets the classes run side by side (default: the product's, one
 per core up to 4).
+
+``--backends`` runs the same scans once per Keras backend, each in its own process (a process
+has one backend), and prints them as one table with the verdicts side by side.
 
 Schedules: ``product`` (``CleanseConfig()``: screen, then the full schedule where it matters),
 ``full`` (the product's schedule for every class, ``screen_epochs=0``: main before issue 8) and
@@ -26,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -40,10 +45,11 @@ configure_backend()  # as the CLI and the dashboard's workers do
 
 import numpy as np  # noqa: E402
 
+from nc_core import backend  # noqa: E402
 from nc_core.detection.scan import scan  # noqa: E402
 from nc_core.loading.inputs import load_inputs  # noqa: E402
 from nc_core.optimise.config import CleanseConfig  # noqa: E402
-from nc_core.optimise.engine import KerasEngine  # noqa: E402
+from nc_core.optimise.runner import make_engine  # noqa: E402
 from nc_core.optimise.threads import auto_threads  # noqa: E402
 
 SAMPLES = ROOT / "sample_models"
@@ -56,8 +62,8 @@ SCHEDULES = {
 
 
 def step_time(inputs, config: CleanseConfig, steps: int = 200) -> float:
-    """Seconds per optimisation step, after the trace (what the schedule multiplies)."""
-    engine = KerasEngine(inputs.classifier, inputs.data.x, inputs.data.pixel_range, batch_size=config.batch_size)
+    """Seconds per optimisation step of this backend's one-class engine, after the trace."""
+    engine = make_engine(inputs.classifier, inputs.data, config)
     engine.start_target(0)
     engine.run_epoch(0.0, 5)
     started = time.perf_counter()
@@ -91,7 +97,55 @@ def run(schedule: str, model: str, engine: str, repeats: int = 1, threads: int =
         "score": round(report.score, 2),
         "anomaly_index": round(report.anomaly_index, 2),
         "step_ms": round(1000 * step_time(inputs, CleanseConfig()), 2),
+        "backend": backend.backend_name(),
+        "device": backend.device_name(),
+        "l1": [round(r.l1, 2) for r in report.rows],
     }
+
+
+def on_each_backend(backends: list[str]) -> list[dict]:
+    """This script's rows once per backend, each from its own process (``KERAS_BACKEND``)."""
+    rows = []
+    for name in backends:
+        argv = [a for a in sys.argv[1:] if not a.startswith("--backends")]
+        if "--backends" in sys.argv:
+            position = sys.argv.index("--backends")
+            argv = sys.argv[1:position] + sys.argv[position + 2 :]
+        env = {**os.environ, "KERAS_BACKEND": name, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        done = subprocess.run([sys.executable, __file__, *argv, "--json"], env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"{name}: failed: {done.stderr.strip().splitlines()[-1:]}", flush=True)
+            continue
+        rows += [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return rows
+
+
+def print_row(row: dict) -> None:
+    print(
+        f"{row['backend']:10s} {row['model']:17s} {row['schedule']:8s} {row['seconds']:7.1f} s  "
+        f"{row['steps']:7d} steps "
+        f"({row['steps_per_class']:5d}/class, {row['full_schedule']:2d}/{row['classes']} classes in full)  "
+        f"{row['verdict']:12s} {row['flagged']} score {row['score']:.2f} index {row['anomaly_index']:.2f}  "
+        f"step {row['step_ms']:.2f} ms  {row['threads']} thread(s)"
+        + (f"  each {row['seconds_each']}" if len(row["seconds_each"]) > 1 else ""),
+        flush=True,
+    )
+
+
+def compare_backends(rows: list[dict]) -> None:
+    """Per model: do the backends agree, how far apart are their L1s, and which is fastest."""
+    for model in dict.fromkeys(r["model"] for r in rows):
+        same = [r for r in rows if r["model"] == model]
+        verdicts = {(r["verdict"], tuple(r["flagged"])) for r in same}
+        l1 = np.array([r["l1"] for r in same])
+        spread = float(np.max(np.abs(l1 / l1[0] - 1))) if len(same) > 1 else 0.0
+        fastest = min(same, key=lambda r: r["seconds"])
+        print(
+            f"{model}: verdicts {'agree' if len(verdicts) == 1 else 'DIFFER'} ({sorted(verdicts)}), "
+            f"largest per-class L1 difference from {same[0]['backend']} {100 * spread:.1f} %, "
+            f"fastest {fastest['backend']} ({fastest['seconds']:.1f} s)",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -102,14 +156,23 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="scans per model and schedule; the median is shown")
     parser.add_argument("--threads", type=int, default=0, help="classes side by side (0: the product's default)")
     parser.add_argument("--json", action="store_true", help="print one JSON line per row")
+    parser.add_argument("--backends", default="", help="comma-separated Keras backends, each in its own process")
     args = parser.parse_args()
+    if args.backends:
+        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores", flush=True)
+        rows = on_each_backend(args.backends.split(","))
+        for row in rows:
+            print_row(row)
+        compare_backends(rows)
+        return
 
     schedules = [s for s in args.schedules.split(",") if s in SCHEDULES]
     wanted = args.models.split(",")
     models = [m for m in MODELS if any(m == w or m.startswith(w + "_") for w in wanted)]
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"python {platform.python_version()}, engine {args.engine}",
+        f"python {platform.python_version()}, engine {args.engine}, "
+        f"{backend.backend_name()} on {backend.device_name()}",
         flush=True,
     )
     rows = []
@@ -117,16 +180,10 @@ def main() -> None:
         for schedule in schedules:
             row = run(schedule, model, args.engine, args.repeats, args.threads)
             rows.append(row)
-            print(
-                json.dumps(row)
-                if args.json
-                else f"{row['model']:17s} {row['schedule']:8s} {row['seconds']:7.1f} s  {row['steps']:7d} steps "
-                f"({row['steps_per_class']:5d}/class, {row['full_schedule']:2d}/{row['classes']} classes in full)  "
-                f"{row['verdict']:12s} {row['flagged']} score {row['score']:.2f} index {row['anomaly_index']:.2f}  "
-                f"step {row['step_ms']:.2f} ms  {row['threads']} thread(s)"
-                + (f"  each {row['seconds_each']}" if args.repeats > 1 else ""),
-                flush=True,
-            )
+            if args.json:
+                print(json.dumps(row), flush=True)
+            else:
+                print_row(row)
     by_key = {(r["model"], r["schedule"]): r for r in rows}
     for model in models:
         product, original = by_key.get((model, "product")), by_key.get((model, "original"))

@@ -399,6 +399,8 @@ def show_run(record, report, samples_for: SamplesSource, key: str) -> None:
             )
         return
     names = report_names(report, record)
+    if report.ran_on:
+        st.caption(plain(f"{report.steps:,} optimisation steps in {report.seconds:.1f} s on {report.ran_on}"))
     st.download_button(
         "Download HTML report",
         partial(html_report, report, names, samples_for),

@@ -338,6 +338,7 @@ def _text_summary(report) -> str:
         )
     lines.append(
         f"{len(report.rows)} classes, {report.steps} optimisation steps, in {report.seconds:.1f} s"
+        + (f" on {report.ran_on}" if report.ran_on else "")
         + ("  (cancelled)" if report.cancelled else "")
     )
     return "\n".join(lines)

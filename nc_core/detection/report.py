@@ -117,6 +117,14 @@ class ScanReport:
     margin_p: float = DetectionRule.margin_p
     suspects: list[int] = field(default_factory=list)
     flagged_by: dict[str, list[str]] = field(default_factory=dict)
+    #: Where the optimisation ran: the Keras backend and its device ("" in reports made before 0.14).
+    backend: str = ""
+    device: str = ""
+
+    @property
+    def ran_on(self) -> str:
+        """``"tensorflow on CPU"``, as every view prints it; empty when the report does not say."""
+        return f"{self.backend} on {self.device}" if self.backend else ""
 
     @property
     def rule(self) -> DetectionRule:
@@ -374,6 +382,8 @@ class ScanReport:
             "budget_scale": self.budget_scale,
             "steps": self.steps,
             "seconds": self.seconds,
+            "backend": self.backend,
+            "device": self.device,
             "cancelled": self.cancelled,
             "headline": self.headline,
             "suspects": list(self.suspects),
@@ -497,6 +507,8 @@ def make_report(
     cancelled: bool = False,
     rule: DetectionRule = DetectionRule(),
     margin: MarginResult | None = None,
+    backend: str = "",
+    device: str = "",
 ) -> ScanReport:
     """Run the paper's MAD test, the mask rule and, with ``margin``, the max-margin test over
     ``results``, fuse them (:mod:`nc_core.detection.fusion`) and freeze every figure."""
@@ -580,6 +592,8 @@ def make_report(
         margin_p=rule.margin_p,
         suspects=fusion.suspects,
         flagged_by={str(c): m for c, m in fusion.flagged_by.items()},
+        backend=backend,
+        device=device,
     )
 
 

@@ -20,6 +20,7 @@ from dataclasses import replace
 
 import keras
 
+from nc_core import backend
 from nc_core.detection.detect import DetectionRule
 from nc_core.detection.margin import MarginConfig, MarginResult, max_margin_scan
 from nc_core.detection.report import ScanReport, make_report
@@ -162,6 +163,8 @@ def scan(
         cancelled=cancelled,
         rule=rule,
         margin=margin,
+        backend=backend.backend_name(),
+        device=backend.device_name(),
     )
 
 

@@ -137,6 +137,7 @@ def _settings(report: ScanReport) -> str:
             f"{len(report.screened)} of {len(report.rows)} classes screened only"
         ),
         "work": f"{report.steps} optimisation steps in {report.seconds:.1f} s"
+        + (f" on {report.ran_on}" if report.ran_on else "")
         + (" (cancelled)" if report.cancelled else ""),
     }
     rows = "".join(f"<li><b>{_text(k)}</b>: {_text(v)}</li>" for k, v in items.items())
