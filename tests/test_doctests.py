@@ -15,6 +15,7 @@ import pytest
 DOCTESTED = [
     "dashboard.text",
     "nc_core._lazy",
+    "nc_core.files",
     "nc_core.audit.metrics",
     "nc_core.detection.detect",
     "nc_core.detection.fusion",

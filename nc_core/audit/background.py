@@ -23,9 +23,10 @@ import zipfile
 from pathlib import Path
 
 from nc_core.errors import InvalidDataError
+from nc_core.files import atomic_write
 from nc_core.loading import limits
 from nc_core.loading.data.archives import MAX_FILE_BYTES, MAX_TOTAL_BYTES, safe_parts
-from nc_core.runs.store import RunStore, atomic_write
+from nc_core.runs.store import RunStore
 
 SUFFIXES = (".keras", ".h5", ".hdf5", ".npz", ".zip", ".csv", ".jsonl")
 MANIFEST_NAMES = ("manifest.csv", "manifest.jsonl")
