@@ -9,16 +9,14 @@ as a folder with ``labels.json``; for a run it becomes an npz of model inputs (s
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 from pathlib import Path
 
-import numpy as np
-
 from dashboard.selection import Selection
 from nc_core.errors import InvalidDataError, InvalidParameterError
-from nc_core.runs.store import atomic_write, default_data_dir
+from nc_core.files import atomic_write, npz_bytes
+from nc_core.runs.store import default_data_dir
 
 LABELS_FILE = "labels.json"
 
@@ -149,6 +147,4 @@ def run_data_path(selection: Selection, data) -> Path:
     """
     if not selection.images:
         return Path(selection.data_path)
-    buffer = io.BytesIO()
-    np.savez(buffer, x=data.model_inputs(), y=data.y)
-    return save_upload("images.npz", buffer.getvalue())
+    return save_upload("images.npz", npz_bytes(x=data.model_inputs(), y=data.y))

@@ -22,7 +22,9 @@ from nc_core.errors import InvalidDataError, InvalidParameterError
 from nc_core.loading import data
 from nc_core.loading.data import (
     Dataset,
+    archives,
     check_fits,
+    images,
     load_data,
     load_image_folder,
     load_image_zip,
@@ -339,15 +341,15 @@ def test_zip_limits_on_size_and_count(tmp_path, monkeypatch):
     png = _image_bytes((1, 2, 3))
     path = _zip(tmp_path / "d.zip", {f"{c}/{i}.png": png for c in "ab" for i in range(3)})
     assert len(load_image_zip(path, (4, 4), 3)) == 6
-    monkeypatch.setattr(data, "MAX_FILES", 5)
+    monkeypatch.setattr(archives, "MAX_FILES", 5)
     with pytest.raises(InvalidDataError, match="holds 6 files; the limit is 5"):
         load_image_zip(path, (4, 4), 3)
-    monkeypatch.setattr(data, "MAX_FILES", 50)
-    monkeypatch.setattr(data, "MAX_TOTAL_BYTES", 4 * len(png))
+    monkeypatch.setattr(archives, "MAX_FILES", 50)
+    monkeypatch.setattr(archives, "MAX_TOTAL_BYTES", 4 * len(png))
     with pytest.raises(InvalidDataError, match="unpacks to more than"):
         load_image_zip(path, (4, 4), 3)
-    monkeypatch.setattr(data, "MAX_TOTAL_BYTES", 10**9)
-    monkeypatch.setattr(data, "MAX_FILE_BYTES", len(png) - 1)
+    monkeypatch.setattr(archives, "MAX_TOTAL_BYTES", 10**9)
+    monkeypatch.setattr(archives, "MAX_FILE_BYTES", len(png) - 1)
     with pytest.raises(InvalidDataError, match="are refused"):
         load_image_zip(path, (4, 4), 3)
 
@@ -378,7 +380,7 @@ def test_decompression_bomb_png_refused(tmp_path):
 
 
 def test_our_pixel_limit_applies_below_pillows(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "MAX_IMAGE_PIXELS", 100)
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 100)
     with pytest.raises(InvalidDataError, match="more than 100 pixels"):
         load_images([("big.png", _image_bytes((1, 2, 3), size=(20, 20)))], (4, 4), 3)
 

@@ -16,6 +16,7 @@ LAYERS = {
     "nc_core.runtime": 0,
     "nc_core.schema": 0,
     "nc_core.backend": 0,
+    "nc_core.files": 0,
     "nc_core.loading": 1,
     "nc_core.optimise": 2,
     "nc_core.detection": 3,

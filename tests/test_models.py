@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from nc_core.errors import InvalidDataError, InvalidParameterError, ModelLoadError, UnsafeModelError
 from nc_core.loading import models
 from nc_core.loading.models import ModelInfo, as_classifier, clean_accuracy, inspect_model, load_model, predict
+from nc_core.loading.models.keras_errors import load_error
 
 SHAPE = (8, 8, 1)
 
@@ -97,7 +98,7 @@ def test_keras_safe_mode_refusal_maps_to_unsafe(files, suffix):
     with pytest.raises(ValueError, match="safe_mode") as caught:
         keras.saving.load_model(files["lambda" + suffix], compile=False, safe_mode=True)
     assert not os.path.exists(files["marker"])
-    assert isinstance(models._load_error("m", caught.value), UnsafeModelError)
+    assert isinstance(load_error("m", caught.value), UnsafeModelError)
 
 
 def test_lambda_named_function_refused(tmp_path):

@@ -11,8 +11,9 @@ import pytest
 
 from nc_core.detection.report import make_report
 from nc_core.errors import DuplicateRunError, InvalidDataError, RunActiveError, StoreError
+from nc_core.files import atomic_write
 from nc_core.optimise.results import EpochRecord, TriggerResult
-from nc_core.runs.store import RunStore, atomic_write
+from nc_core.runs.store import RunStore
 
 
 def _result(target, l1):

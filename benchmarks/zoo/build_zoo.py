@@ -2,7 +2,10 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/zoo/build_zoo.py [--zoo DIR] [--only SUBSTRING] [--list]
+    .venv/bin/python -m benchmarks.zoo.build_zoo [--zoo DIR] [--only SUBSTRING] [--list]
+
+from the repository's root, so that the shipped samples' builders (``sample_models/builders``)
+import as ``sample_models.builders``.
 
 The scanner's verdict is only worth something on models it was not built around. This script
 trains a population of small classifiers (TrojAI-style) on three data sets:
@@ -39,14 +42,15 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras
 import numpy as np
 
+from sample_models.builders.determinism import save_npz_deterministic, seed_everything
+from sample_models.builders.mnist import load_mnist
+from sample_models.builders.sign_templates import SIGN_CLASSES, render_template
+from sample_models.builders.signs import generate_signs, render_sign_sample
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "sample_models"))
-
-import keras  # noqa: E402
-import make_samples  # noqa: E402  (the shipped samples' MNIST loader and sign generator)
-
 DEFAULT_ZOO = ROOT / ".zoo"
 FMNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FMNIST_HINT = "apt-get install dataset-fashion-mnist"
@@ -461,14 +465,14 @@ def load_signs(
     train_per_class: int = 600,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Synthetic sign classes (``train_per_class`` train, 50 held-out each), labels renumbered."""
-    templates = [make_samples.render_template(make_samples.SIGN_CLASSES[c]) for c in pick]
+    templates = [render_template(SIGN_CLASSES[c]) for c in pick]
 
     def generate(per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         if side == 32:
-            return make_samples.generate_signs(per_class, seed, templates)
+            return generate_signs(per_class, seed, templates)
         rng = np.random.default_rng(seed)
         y = np.repeat(np.arange(len(templates), dtype=np.int64), per_class)
-        x = np.stack([make_samples.render_sign_sample(templates[c], rng, out=side) for c in y])
+        x = np.stack([render_sign_sample(templates[c], rng, out=side) for c in y])
         order = rng.permutation(len(y))
         return x[order], y[order]
 
@@ -483,7 +487,7 @@ def class_names(dataset: str) -> list[str]:
     if dataset == "fmnist":
         return FMNIST_NAMES
     if dataset.startswith("signs"):
-        return [make_samples.SIGN_CLASSES[c].name for c in sign_pick(dataset)]
+        return [SIGN_CLASSES[c].name for c in sign_pick(dataset)]
     return [str(k) for k in range(10)]
 
 
@@ -505,7 +509,7 @@ def load_dataset(dataset: str, train_size: int = 12000) -> DataSplit:
     elif dataset == "signs64":
         (x_tr, y_tr), (x_te, y_te) = load_signs(SIGN_PICK, 64, 400)
     else:
-        (x_tr, y_tr), (x_te, y_te) = make_samples.load_mnist() if dataset == "mnist" else load_fmnist()
+        (x_tr, y_tr), (x_te, y_te) = load_mnist() if dataset == "mnist" else load_fmnist()
         pick = np.sort(np.random.default_rng([31, len(dataset)]).choice(len(y_tr), train_size, replace=False))
         x_tr, y_tr = x_tr[pick], y_tr[pick]
     held = np.concatenate([np.flatnonzero(y_te == c)[:TEST_PER_CLASS] for c in range(num_classes(dataset))])
@@ -518,7 +522,7 @@ def write_data(zoo: Path, dataset: str, input_range: str, split: DataSplit) -> P
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         x = split.x_test if input_range == "0-255" else (split.x_test / 255.0).astype(np.float32)
-        make_samples.save_npz_deterministic(path, x=x, y=split.y_test, class_names=np.array(split.names, str))
+        save_npz_deterministic(path, x=x, y=split.y_test, class_names=np.array(split.names, str))
     return path
 
 
@@ -593,7 +597,7 @@ EPOCHS = {"mnist": 4, "fmnist": 5, "signs": 10, "signs20": 12, "signs64": 12}
 
 
 def train(spec: ZooSpec, split: DataSplit) -> keras.Model:
-    make_samples.seed_everything(spec.seed)
+    seed_everything(spec.seed)
     x, y = poison(spec, split.x_train, split.y_train) if spec.backdoored else (split.x_train, split.y_train)
     x = x.astype(np.float32) if spec.input_range == "0-255" else (x / 255.0).astype(np.float32)
     model = build_model(spec.arch, x.shape[1:], spec.input_range, num_classes(spec.dataset), x)

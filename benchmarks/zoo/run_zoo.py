@@ -104,7 +104,7 @@ def roc_auc(positives: list[float], negatives: list[float]) -> float:
 def read_manifest(zoo: Path) -> list[dict]:
     path = zoo / "manifest.csv"
     if not path.is_file():
-        raise SystemExit(f"No zoo manifest at {path}: build the zoo first (benchmarks/zoo/build_zoo.py).")
+        raise SystemExit(f"No zoo manifest at {path}: build the zoo first (python -m benchmarks.zoo.build_zoo).")
     with path.open() as f:
         return [row for row in csv.DictReader(f) if row["label"] in ("clean", "backdoored")]
 

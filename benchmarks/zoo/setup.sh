@@ -12,4 +12,4 @@ if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
     $SUDO apt-get update -qq
     $SUDO apt-get install -y -qq dataset-fashion-mnist
 fi
-echo "zoo data ready: build with .venv/bin/python benchmarks/zoo/build_zoo.py"
+echo "zoo data ready: build with .venv/bin/python -m benchmarks.zoo.build_zoo"

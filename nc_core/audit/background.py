@@ -23,9 +23,10 @@ import zipfile
 from pathlib import Path
 
 from nc_core.errors import InvalidDataError
+from nc_core.files import atomic_write
 from nc_core.loading import limits
-from nc_core.loading.data import MAX_FILE_BYTES, MAX_TOTAL_BYTES, _safe_parts
-from nc_core.runs.store import RunStore, atomic_write
+from nc_core.loading.data.archives import MAX_FILE_BYTES, MAX_TOTAL_BYTES, safe_parts
+from nc_core.runs.store import RunStore
 
 SUFFIXES = (".keras", ".h5", ".hdf5", ".npz", ".zip", ".csv", ".jsonl")
 MANIFEST_NAMES = ("manifest.csv", "manifest.jsonl")
@@ -41,7 +42,7 @@ def unpack_audit_zip(data: bytes, store: RunStore, name: str = "audit.zip") -> P
     except (zipfile.BadZipFile, OSError, ValueError):
         raise InvalidDataError(f"{name[:80]!r} is not a zip file.") from None
     for info in infos:  # an unsafe name anywhere refuses the whole zip, even one we would skip
-        _safe_parts(info.filename, name[:80])
+        safe_parts(info.filename, name[:80])
     kept = [i for i in infos if Path(i.filename).suffix.lower() in SUFFIXES and not _hidden(i.filename)]
     if not kept:
         raise InvalidDataError("The audit zip holds no models (.keras or .h5), data or manifest.")
@@ -93,7 +94,7 @@ def _unpack(archive: zipfile.ZipFile, checked: list, folder: Path, name: str) ->
 
 def _checked_parts(info: zipfile.ZipInfo, name: str) -> tuple[str, ...]:
     """The member's safe path, after its declared size and compression ratio passed."""
-    parts = _safe_parts(info.filename, name[:80])
+    parts = safe_parts(info.filename, name[:80])
     if info.file_size > 4 * MAX_FILE_BYTES or limits.zip_bomb_ratio(info) is not None:
         raise InvalidDataError(f"{name[:80]!r}: {info.filename[:80]!r} is too large or compressed like a zip bomb.")
     return parts

@@ -33,9 +33,10 @@ from nc_core.audit.manifest import AuditEntry
 from nc_core.audit.metrics import AuditOutcome, audit_metrics
 from nc_core.detection.detect import DetectionRule
 from nc_core.errors import InvalidParameterError
+from nc_core.files import atomic_write
 from nc_core.optimise.config import CleanseConfig
 from nc_core.runs.spec import ScanSpec
-from nc_core.runs.store import RunStore, atomic_write, process_alive
+from nc_core.runs.store import RunStore, process_alive
 
 #: Ray retries a task whose worker process died this many times (the scan resumes each time).
 TASK_RETRIES = 3

@@ -1,8 +1,14 @@
-"""Reading run bundles (the zips :meth:`RunStore.export_bundle` writes) from untrusted hands.
+"""Run bundles: the zip a run is exported as, and reading one back from untrusted hands.
+
+A bundle carries a run to another machine: ``run.json`` (the run's record), ``report.json`` and
+``summary.json``, ``repair.json`` for a repair run, the run's ``classes/``, ``samples/`` and
+``margin.npz`` as stored, and PNGs of every trigger for a person browsing the zip.
 
 A reviewer imports a bundle someone sent; it is opened in memory, every member name is checked
 against the few a bundle holds, sizes are bounded, arrays are read without pickle, and JSON is
-checked for the fields a run needs. Anything else is refused with a sentence.
+checked for the fields a run needs. Anything else is refused with a sentence. The store
+(:meth:`~nc_core.runs.store.RunStore.export_bundle`, ``import_bundle``) only hands a run's
+files over and takes them back.
 
     >>> record, report_json, class_files, repair_json = read_bundle(Path("run.zip").read_bytes())
 """
@@ -13,13 +19,16 @@ import io
 import json
 import re
 import zipfile
+from pathlib import Path
 
 import numpy as np
 
+from nc_core.detection.report import ScanReport
 from nc_core.errors import InvalidDataError
 from nc_core.loading import limits
 from nc_core.loading.data import read_npy_header
 
+BUNDLE_VERSION = 1
 MAX_BUNDLE_BYTES = 256 * 1024**2
 MAX_MEMBER_BYTES = 64 * 1024**2
 MAX_MEMBERS = 20_000
@@ -31,6 +40,33 @@ _LATEST_TIME = 4_102_444_800.0
 _MAX_TEXT = 10_000
 _MAX_LIST = 100_000
 _MAX_PIXELS = 4096 * 4096
+
+
+def write_bundle(record: dict, report: ScanReport | None, repair: dict | None, run_dir: Path) -> bytes:
+    """A self-contained zip of one run: its ``record`` (a :class:`~nc_core.runs.store.RunRecord` as
+    a dict), its report and repair figures, and the files in its folder ``run_dir``."""
+    from nc_core.reports.images import trigger_images
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
+        bundle.writestr("run.json", json.dumps({"bundle_version": BUNDLE_VERSION, **record}, indent=2))
+        if report is not None:
+            bundle.writestr("report.json", report.to_json(include_arrays=False))
+            bundle.writestr("summary.json", json.dumps(report.summary(), indent=2))
+        if repair is not None:
+            bundle.writestr("repair.json", json.dumps(repair))
+        for folder in ("classes", "samples"):
+            for path in sorted((run_dir / folder).glob("*")):
+                if not path.name.startswith("."):  # a killed worker's half-written temporary file
+                    bundle.write(path, f"{folder}/{path.name}")
+        if (run_dir / "margin.npz").exists():
+            bundle.write(run_dir / "margin.npz", "margin.npz")
+        for result in report.results if report else []:
+            for name, image in trigger_images(result.mask, result.pattern, scale=4).items():
+                png = io.BytesIO()
+                image.save(png, format="PNG")
+                bundle.writestr(f"images/{result.target:03d}_{name}.png", png.getvalue())
+    return buffer.getvalue()
 
 
 def _refuse(reason: str) -> InvalidDataError:
@@ -143,8 +179,6 @@ def _check_record(record: dict) -> None:
 
 def _check_report(payload: object) -> None:
     """report.json fits :class:`~nc_core.detection.report.ScanReport`, field by field."""
-    from nc_core.detection.report import ScanReport
-
     _checked(payload, ScanReport, "report.json")
     try:
         report = ScanReport.from_dict(payload)

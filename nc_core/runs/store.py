@@ -17,13 +17,11 @@ Layout under the data directory (``NC_DATA_DIR``, default ``./nc_data``)::
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
 import signal
 import sqlite3
-import tempfile
 import time
 import uuid
 import zipfile
@@ -38,12 +36,12 @@ from nc_core.detection.margin import MarginResult
 from nc_core.detection.report import ScanReport, make_report
 from nc_core.detection.samples import TriggeredSamples
 from nc_core.errors import DuplicateRunError, RunActiveError, StoreError
+from nc_core.files import atomic_write, npz_bytes
 from nc_core.optimise.results import EpochRecord, TriggerResult
 from nc_core.runs.spec import RepairSpec, ScanSpec, spec_for
 from nc_core.runs.status import ACTIVE, STATUSES
 
 DATA_DIR_ENV = "NC_DATA_DIR"
-BUNDLE_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -125,21 +123,6 @@ class RunRecord:
         return spec.scan if isinstance(spec, RepairSpec) else spec
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 @contextmanager
 def _removed_on_failure(path: Path) -> Iterator[None]:
     """Remove ``path`` (a run's folder or a file just written) when the row that goes with it fails.
@@ -154,12 +137,6 @@ def _removed_on_failure(path: Path) -> Iterator[None]:
         else:
             path.unlink(missing_ok=True)
         raise
-
-
-def _npz_bytes(**arrays: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
 
 
 class RunStore:
@@ -361,7 +338,7 @@ class RunStore:
         folder = self.run_dir(run_id) / "classes"
         figures = {k: v for k, v in asdict(result).items() if k not in ("mask", "pattern")}
         try:
-            atomic_write(folder / f"{result.target}.npz", _npz_bytes(mask=result.mask, pattern=result.pattern))
+            atomic_write(folder / f"{result.target}.npz", npz_bytes(mask=result.mask, pattern=result.pattern))
             atomic_write(folder / f"{result.target}.json", json.dumps(figures).encode())
         except OSError as error:
             raise StoreError(f"Cannot save class {result.target} in {self.root}: {error}.") from None
@@ -371,7 +348,7 @@ class RunStore:
         try:
             atomic_write(
                 self.run_dir(run_id) / "live.npz",
-                _npz_bytes(mask=mask, pattern=pattern, target=np.int64(target), epoch=np.int64(epoch)),
+                npz_bytes(mask=mask, pattern=pattern, target=np.int64(target), epoch=np.int64(epoch)),
             )
         except OSError:
             pass  # a missed live picture is no reason to stop a run
@@ -390,7 +367,7 @@ class RunStore:
         inputs that reach each class's margin as npz."""
         folder = self.run_dir(run_id)
         try:
-            atomic_write(folder / "margin.npz", _npz_bytes(images=np.asarray(margin.images, np.float16)))
+            atomic_write(folder / "margin.npz", npz_bytes(images=np.asarray(margin.images, np.float16)))
             atomic_write(folder / "margin.json", json.dumps(margin.to_dict(include_arrays=False)).encode())
         except OSError as error:
             raise StoreError(f"Cannot save the max-margin result in {self.root}: {error}.") from None
@@ -510,35 +487,16 @@ class RunStore:
 
     # ------------------------------------------------------------------ bundles
     def export_bundle(self, run_id: str) -> bytes:
-        """A self-contained zip of the run: ``run.json``, ``report.json``, class arrays and PNGs."""
-        from nc_core.reports.images import trigger_images
+        """A self-contained zip of the run (the format is :mod:`nc_core.runs.bundle`'s)."""
+        from nc_core.runs.bundle import write_bundle
 
-        record = self.get(run_id)
-        report = self.load_report(run_id)
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
-            bundle.writestr("run.json", json.dumps({"bundle_version": BUNDLE_VERSION, **asdict(record)}, indent=2))
-            if report is not None:
-                bundle.writestr("report.json", report.to_json(include_arrays=False))
-                bundle.writestr("summary.json", json.dumps(report.summary(), indent=2))
-            repair = self.load_repair(run_id)
-            if repair is not None:
-                bundle.writestr(REPAIR_FILE, json.dumps(repair))
-            for folder in ("classes", "samples"):
-                for path in sorted((self.run_dir(run_id) / folder).glob("*")):
-                    if not path.name.startswith("."):  # a killed worker's half-written temporary file
-                        bundle.write(path, f"{folder}/{path.name}")
-            if (self.run_dir(run_id) / "margin.npz").exists():
-                bundle.write(self.run_dir(run_id) / "margin.npz", "margin.npz")
-            for result in report.results if report else []:
-                for name, image in trigger_images(result.mask, result.pattern, scale=4).items():
-                    png = io.BytesIO()
-                    image.save(png, format="PNG")
-                    bundle.writestr(f"images/{result.target:03d}_{name}.png", png.getvalue())
-        return buffer.getvalue()
+        return write_bundle(
+            asdict(self.get(run_id)), self.load_report(run_id), self.load_repair(run_id), self.run_dir(run_id)
+        )
 
     def import_bundle(self, data: bytes, reuse: bool = False) -> str:
-        """Add a run from an exported bundle under a new id; refuses anything that is not one.
+        """Add a run from an exported bundle under a new id; refuses anything that is not one
+        (:func:`nc_core.runs.bundle.read_bundle`).
 
         The new run keeps where it came from (``origin``: the exported run's id, ``imported``: when),
         and importing the same bundle again (same origin and start time) is refused, naming the
