@@ -18,19 +18,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import use_data_dir
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "sample_models"
-APP = str(ROOT / "app.py")
-MODEL_PAGE = "pages/1_Model_and_data.py"
-REVERSE_PAGE = "pages/2_Reverse_engineer.py"
-SCAN_PAGE = "pages/3_Scan_and_compare.py"
-RUNS_PAGE = "pages/4_Runs.py"
-REPAIR_PAGE = "pages/5_Repair.py"
-AUDIT_PAGE = "pages/6_Audit.py"
+from tests.helpers.app import (
+    APP,
+    AUDIT_PAGE,
+    MODEL_PAGE,
+    REPAIR_PAGE,
+    REVERSE_PAGE,
+    RUNS_PAGE,
+    SCAN_PAGE,
+    app,
+    literal,
+    store,
+    upload,
+    use_data_dir,
+)
+from tests.helpers.paths import ROOT, SAMPLES
+from tests.helpers.results import random_result
+
 RUN_TIMEOUT = 240  # seconds a real mnist run may take on a busy 2-core machine
 
 needs_mnist = pytest.mark.skipif(
@@ -50,10 +57,6 @@ def shared_dir(tmp_path_factory):
         yield use_data_dir(monkeypatch, tmp_path_factory.mktemp("shared") / "nc_data")
 
 
-def app() -> AppTest:
-    return AppTest.from_file(APP, default_timeout=90)
-
-
 def open_sample(sample: str = "mnist_backdoored") -> AppTest:
     """Home page → pick a sample → "Start with the sample" (lands on the model page)."""
     at = app().run()
@@ -61,12 +64,6 @@ def open_sample(sample: str = "mnist_backdoored") -> AppTest:
     at.button(key="start_sample").click().run()
     assert not at.exception, at.exception
     return at
-
-
-def store(folder: Path):
-    from nc_core.runs.store import RunStore
-
-    return RunStore(folder)
 
 
 def wait_for(folder: Path, run_id: str, timeout: float = RUN_TIMEOUT):
@@ -78,11 +75,6 @@ def wait_for(folder: Path, run_id: str, timeout: float = RUN_TIMEOUT):
     record = runs.get(run_id)
     assert not record.active, f"run {run_id} still {record.status} after {timeout} s"
     return record
-
-
-def literal(value: object) -> str:
-    """What a Markdown string shows: backslash escapes (user text goes through dashboard.text.plain) undone."""
-    return re.sub(r"\\(.)", r"\1", str(value))
 
 
 def texts(at: AppTest, kind: str) -> str:
@@ -171,13 +163,6 @@ def test_other_pages_ask_for_a_selection_first(data_dir):
     for page in (REVERSE_PAGE, SCAN_PAGE):
         at.switch_page(page).run()
         assert "Choose a model and its data first." in alerts(at)
-
-
-def upload(at: AppTest, model: tuple[str, bytes], data: tuple[str, bytes]) -> AppTest:
-    at.radio(key="model_source").set_value("Upload your own").run()
-    at.file_uploader(key="upload_model").set_value((*model, "application/octet-stream"))
-    at.file_uploader(key="upload_data").set_value((*data, "application/octet-stream"))
-    return at.button(key="upload_use").click().run()
 
 
 @needs_mnist
@@ -587,8 +572,6 @@ def test_a_link_with_a_run_id_opens_that_run_on_the_runs_page(data_dir):
 
 
 def test_a_running_scan_shows_the_current_class_and_fills_in_the_finished_ones(data_dir):
-    from test_store import _result
-
     runs = store(data_dir)
     run_id = runs.create_run("scan", "m.keras", "d.npz", {"config": {"epochs": 60}, "class_names": ["a", "b", "c"]})
     runs.set_status(run_id, "running", pid=os.getpid())  # this process: alive, so the run is live
@@ -610,8 +593,8 @@ def test_a_running_scan_shows_the_current_class_and_fills_in_the_finished_ones(d
         },
     )
     for target, l1 in ((0, 40.0), (1, 4.0)):
-        runs.save_class_result(run_id, _result(target, l1))
-    live = _result(2, 30.0)
+        runs.save_class_result(run_id, random_result(target, l1))
+    live = random_result(2, 30.0)
     runs.save_live_trigger(run_id, 2, 4, live.mask, live.pattern)
 
     at = app()
@@ -656,8 +639,6 @@ def markdown_texts(at: AppTest) -> list[str]:
 
 @pytest.mark.integration
 def test_user_controlled_text_is_shown_as_text_on_every_page(data_dir):
-    from test_store import _result
-
     from nc_core.detection.report import make_report
 
     runs = store(data_dir)
@@ -668,7 +649,7 @@ def test_user_controlled_text_is_shown_as_text_on_every_page(data_dir):
         HOSTILE + ".npz",
         {"config": {"epochs": 3, "method": HOSTILE}, "class_names": names, "pixel_range": HOSTILE},
     )
-    results = [_result(k, l1) for k, l1 in enumerate([4.0, 60.0, 61.0])]
+    results = [random_result(k, l1) for k, l1 in enumerate([4.0, 60.0, 61.0])]
     for result in results:
         runs.save_class_result(scan_id, result)
     runs.save_report(scan_id, make_report(results, HOSTILE, HOSTILE, class_names=names))

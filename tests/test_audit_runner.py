@@ -5,12 +5,11 @@ import pytest
 
 pytest.importorskip("ray")
 
-from conftest import sample_path  # noqa: E402
-
 from nc_core.audit.manifest import AuditEntry  # noqa: E402
 from nc_core.audit.runner import AuditSettings, run_audit  # noqa: E402
 from nc_core.optimise.cleanse import CleanseConfig  # noqa: E402
 from nc_core.runs.store import RunStore  # noqa: E402
+from tests.helpers.paths import sample_path  # noqa: E402
 
 SHORT = AuditSettings(config=CleanseConfig(epochs=6, screen_epochs=3, confirm_runs=0))
 
@@ -51,7 +50,7 @@ import sys  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 
-from conftest import ROOT  # noqa: E402
+from tests.helpers.paths import ROOT  # noqa: E402
 
 SLOWER = AuditSettings(config=CleanseConfig(epochs=25, screen_epochs=0, confirm_runs=0))
 

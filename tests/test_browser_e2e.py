@@ -17,27 +17,16 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, free_port, healthy
+from tests.helpers.paths import ROOT
+
 SAMPLE = os.environ.get("NC_E2E_SAMPLE", "mnist_backdoored")
 EPOCHS = os.environ.get("NC_E2E_EPOCHS", "30")
 SHOTS = Path(os.environ.get("NC_SCREENSHOT_DIR") or ROOT / "test-output" / "screenshots")
@@ -45,20 +34,6 @@ VIEWPORT = {"width": 1280, "height": 900}
 SCAN_TIMEOUT_MS = int(os.environ.get("NC_E2E_SCAN_TIMEOUT", "420")) * 1000
 
 pytestmark = pytest.mark.browser
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +46,7 @@ def server(tmp_path_factory):
     if not (ROOT / "sample_models" / f"{SAMPLE}.keras").exists():
         pytest.skip(f"the sample {SAMPLE} is not built (python sample_models/make_samples.py)")
     folder = tmp_path_factory.mktemp("browser")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "NC_DATA_DIR": str(folder / "nc_data"), "TF_CPP_MIN_LOG_LEVEL": "2"}
     for name in ("NC_PASSWORD", "NC_REVIEWER_MODE", "NC_SAMPLES_DIR"):
         env.pop(name, None)
@@ -99,7 +74,7 @@ def server(tmp_path_factory):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        while not _healthy(url):
+        while not healthy(url):
             if process.poll() is not None or time.perf_counter() - started > 90:
                 pytest.fail(f"streamlit did not start: {(folder / 'streamlit.log').read_text()[-2000:]}")
             time.sleep(0.2)

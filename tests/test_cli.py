@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, sample_path
 from PIL import Image
+
+from tests.helpers.paths import ROOT, sample_path
 
 MODEL = sample_path("mnist_backdoored.keras")
 DATA = sample_path("mnist_data.npz")

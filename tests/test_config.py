@@ -2,7 +2,7 @@
 
 import tomllib
 
-from conftest import ROOT
+from tests.helpers.paths import ROOT
 
 
 def test_uploads_are_capped_by_streamlit_config():

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import io
 import os
-import struct
 import tempfile
 import warnings
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from PIL import Image
 
 from nc_core.errors import InvalidDataError, InvalidParameterError
 from nc_core.loading import data
@@ -32,39 +29,17 @@ from nc_core.loading.data import (
     stratified_indices,
 )
 from nc_core.loading.pixels import PixelRange
-
-
-def _image_bytes(color, size=(10, 12), mode="RGB", fmt="PNG") -> bytes:
-    buffer = io.BytesIO()
-    Image.new(mode, size, color).save(buffer, format=fmt)
-    return buffer.getvalue()
-
-
-def _zip(path: Path, members: dict[str, bytes | None]) -> Path:
-    """Write a zip; a ``None`` value makes a directory entry."""
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, content in members.items():
-            if content is None:
-                archive.writestr(zipfile.ZipInfo(name), b"")
-            else:
-                archive.writestr(name, content)
-    return path
-
-
-def _npz(path: Path, **arrays) -> Path:
-    with open(path, "wb") as file:
-        np.savez(file, **arrays)
-    return path
+from tests.helpers.user_files import EvilPickle, image_bytes, png_header_and_rows, write_npz, write_zip
 
 
 def _pets() -> dict[str, bytes | None]:
     """Two classes inside a wrapper folder, mixed formats and sizes, plus clutter to skip."""
     return {
-        "pets/cat/white.png": _image_bytes((255, 255, 255)),
-        "pets/cat/black.jpg": _image_bytes((0, 0, 0), size=(30, 20), fmt="JPEG"),
-        "pets/cat/deeper/grey.png": _image_bytes(128, mode="L"),
-        "pets/dog/colour.png": _image_bytes((255, 0, 128), size=(5, 5)),
-        "pets/dog/alpha.png": _image_bytes((0, 255, 0, 10), mode="RGBA"),
+        "pets/cat/white.png": image_bytes((255, 255, 255)),
+        "pets/cat/black.jpg": image_bytes((0, 0, 0), size=(30, 20), fmt="JPEG"),
+        "pets/cat/deeper/grey.png": image_bytes(128, mode="L"),
+        "pets/dog/colour.png": image_bytes((255, 0, 128), size=(5, 5)),
+        "pets/dog/alpha.png": image_bytes((0, 255, 0, 10), mode="RGBA"),
         "pets/dog/notes.txt": b"not an image",
         "pets/dog/fake.png": b"not a png either",
         "pets/readme.md": b"# pets",
@@ -78,7 +53,7 @@ def _pets() -> dict[str, bytes | None]:
 
 def test_npz_grey_uint8_round_trip(tmp_path):
     x = np.arange(4 * 28 * 28, dtype=np.int64).reshape(4, 28, 28) % 256
-    ds = load_npz(_npz(tmp_path / "d.npz", x=x.astype(np.uint8), y=np.array([0, 1, 2, 1])))
+    ds = load_npz(write_npz(tmp_path / "d.npz", x=x.astype(np.uint8), y=np.array([0, 1, 2, 1])))
     assert ds.x.shape == (4, 28, 28, 1) and ds.x.dtype == np.float32
     assert ds.y.dtype == np.int64 and ds.y.tolist() == [0, 1, 2, 1]
     assert ds.pixel_range.name == "0-255" and ds.range_from_data
@@ -90,7 +65,7 @@ def test_npz_grey_uint8_round_trip(tmp_path):
 def test_npz_one_hot_labels_and_class_names(tmp_path):
     x = np.random.default_rng(0).random((3, 4, 4, 3)).astype(np.float32) * 2 - 1
     y = np.eye(3)[[2, 0, 1]]
-    ds = load_npz(_npz(tmp_path / "d.npz", x=x, y=y, class_names=np.array(["a", "b", "c"])))
+    ds = load_npz(write_npz(tmp_path / "d.npz", x=x, y=y, class_names=np.array(["a", "b", "c"])))
     assert ds.y.tolist() == [2, 0, 1] and ds.class_names == ["a", "b", "c"]
     assert ds.pixel_range.name == "-1-1"
     assert ds.x.min() >= 0 and ds.x.max() <= 1
@@ -98,14 +73,14 @@ def test_npz_one_hot_labels_and_class_names(tmp_path):
 
 def test_npz_standardised_data_maps_to_unit(tmp_path):
     x = np.random.default_rng(0).normal(size=(6, 4, 4, 3)).astype(np.float32) * 3
-    ds = load_npz(_npz(tmp_path / "d.npz", x=x, y=np.arange(6) % 2))
+    ds = load_npz(write_npz(tmp_path / "d.npz", x=x, y=np.arange(6) % 2))
     assert ds.pixel_range.name == "meanstd"
     np.testing.assert_allclose(ds.model_inputs(), x, atol=1e-4)
 
 
 def test_npz_explicit_range_and_change_keeps_stored_values(tmp_path):
     x = np.full((2, 3, 3, 1), 200, np.uint8)
-    ds = load_npz(_npz(tmp_path / "d.npz", x=x, y=[0, 1]), pixel_range=PixelRange.parse("0-1"))
+    ds = load_npz(write_npz(tmp_path / "d.npz", x=x, y=[0, 1]), pixel_range=PixelRange.parse("0-1"))
     assert ds.x.max() == 1.0  # clipped under the wrong range
     fixed = ds.with_pixel_range(PixelRange.parse("0-255"))
     np.testing.assert_allclose(fixed.x, 200 / 255, atol=1e-6)
@@ -114,7 +89,7 @@ def test_npz_explicit_range_and_change_keeps_stored_values(tmp_path):
 
 def test_npz_max_samples_is_stratified_and_repeatable(tmp_path):
     y = np.array([0] * 90 + [1] * 9 + [2])
-    path = _npz(tmp_path / "d.npz", x=np.zeros((100, 2, 2), np.uint8), y=y)
+    path = write_npz(tmp_path / "d.npz", x=np.zeros((100, 2, 2), np.uint8), y=y)
     ds = load_npz(path, max_samples=10)
     assert len(ds) == 10 and set(ds.y.tolist()) == {0, 1, 2}
     assert load_npz(path, max_samples=10).y.tolist() == ds.y.tolist()
@@ -131,22 +106,13 @@ def test_stratified_indices_keeps_shares():
     assert abs(counts[0] - 50) <= 2 and abs(counts[3] - 5) <= 2
 
 
-class _Evil:
-    """Unpickling this would create a marker file."""
-
-    marker = ""
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
 def test_npz_object_array_refused_without_unpickling(tmp_path):
-    _Evil.marker = str(tmp_path / "unpickled")
+    EvilPickle.marker = str(tmp_path / "unpickled")
     path = tmp_path / "d.npz"
-    np.savez(path, x=np.array([_Evil()], dtype=object), y=np.array([0]))
+    np.savez(path, x=np.array([EvilPickle()], dtype=object), y=np.array([0]))
     with pytest.raises(InvalidDataError, match="'x' holds Python objects"):
         load_npz(path)
-    assert not os.path.exists(_Evil.marker)
+    assert not os.path.exists(EvilPickle.marker)
 
 
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
@@ -154,15 +120,15 @@ def test_npz_non_finite(tmp_path, value):
     x = np.zeros((2, 3, 3), np.float32)
     x[1, 1, 1] = value
     with pytest.raises(InvalidDataError, match="NaN or infinite"):
-        load_npz(_npz(tmp_path / "d.npz", x=x, y=[0, 1]))
+        load_npz(write_npz(tmp_path / "d.npz", x=x, y=[0, 1]))
 
 
 def test_npz_missing_keys(tmp_path):
-    path = _npz(tmp_path / "d.npz", images=np.zeros((2, 3, 3)), labels=[0, 1])
+    path = write_npz(tmp_path / "d.npz", images=np.zeros((2, 3, 3)), labels=[0, 1])
     with pytest.raises(InvalidDataError, match=r"lacks the key 'x' and 'y' \(keys found: images, labels\)"):
         load_npz(path)
     with pytest.raises(InvalidDataError, match=r"lacks the key 'y' \(keys found: x\)"):
-        load_npz(_npz(tmp_path / "e.npz", x=np.zeros((2, 3, 3))))
+        load_npz(write_npz(tmp_path / "e.npz", x=np.zeros((2, 3, 3))))
 
 
 @pytest.mark.parametrize(
@@ -186,23 +152,23 @@ def test_npz_missing_keys(tmp_path):
 )
 def test_npz_bad_arrays(tmp_path, x, y, message):
     with pytest.raises(InvalidDataError, match=message):
-        load_npz(_npz(tmp_path / "d.npz", x=x, y=y))
+        load_npz(write_npz(tmp_path / "d.npz", x=x, y=y))
 
 
 def test_npz_bad_class_names(tmp_path):
     x, y = np.zeros((2, 4, 4)), np.array([0, 2])
     with pytest.raises(InvalidDataError, match="class_names holds 2 names but the labels go up to 2"):
-        load_npz(_npz(tmp_path / "d.npz", x=x, y=y, class_names=np.array(["a", "b"])))
+        load_npz(write_npz(tmp_path / "d.npz", x=x, y=y, class_names=np.array(["a", "b"])))
     with pytest.raises(InvalidDataError, match="array of strings"):
-        load_npz(_npz(tmp_path / "e.npz", x=x, y=y, class_names=np.arange(3)))
+        load_npz(write_npz(tmp_path / "e.npz", x=x, y=y, class_names=np.arange(3)))
 
 
 @pytest.mark.parametrize("content", ["random", "empty", "truncated", "npy", "zip"])
 def test_npz_bad_files(tmp_path, content):
-    good = _npz(tmp_path / "good.npz", x=np.zeros((2, 8, 8)), y=[0, 1]).read_bytes()
+    good = write_npz(tmp_path / "good.npz", x=np.zeros((2, 8, 8)), y=[0, 1]).read_bytes()
     npy = io.BytesIO()
     np.save(npy, np.zeros(3))
-    other_zip = _zip(tmp_path / "o.zip", {"x.npy": b"hello", "y.npy": b"world"}).read_bytes()
+    other_zip = write_zip(tmp_path / "o.zip", {"x.npy": b"hello", "y.npy": b"world"}).read_bytes()
     blobs = {
         "random": np.random.default_rng(0).bytes(3000),
         "empty": b"",
@@ -243,7 +209,7 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 
 
 def test_zip_round_trip_colour(tmp_path):
-    ds = load_image_zip(_zip(tmp_path / "pets.zip", _pets()), (8, 6), 3)
+    ds = load_image_zip(write_zip(tmp_path / "pets.zip", _pets()), (8, 6), 3)
     assert ds.class_names == ["cat", "dog"] and ds.source == "pets.zip"
     assert ds.x.shape == (5, 8, 6, 3) and ds.x.dtype == np.float32
     assert sorted(ds.y.tolist()) == [0, 0, 0, 1, 1]
@@ -256,7 +222,7 @@ def test_zip_round_trip_colour(tmp_path):
 
 
 def test_zip_round_trip_grey_and_other_size(tmp_path):
-    ds = load_image_zip(_zip(tmp_path / "pets.zip", _pets()), (3, 17), 1)
+    ds = load_image_zip(write_zip(tmp_path / "pets.zip", _pets()), (3, 17), 1)
     assert ds.x.shape == (5, 3, 17, 1)
     assert ds.x.min() >= 0 and ds.x.max() <= 1
     rgba = load_image_zip(tmp_path / "pets.zip", (4, 4), 4)
@@ -270,7 +236,7 @@ def test_folder_matches_zip(tmp_path):
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
     from_folder = load_image_folder(tmp_path / "tree", (8, 8), 3)
-    from_zip = load_image_zip(_zip(tmp_path / "pets.zip", members), (8, 8), 3)
+    from_zip = load_image_zip(write_zip(tmp_path / "pets.zip", members), (8, 8), 3)
     assert from_folder.class_names == from_zip.class_names == ["cat", "dog"]
     assert from_folder.source == "tree"
     order_f, order_z = np.argsort(from_folder.x.sum(axis=(1, 2, 3))), np.argsort(from_zip.x.sum(axis=(1, 2, 3)))
@@ -284,46 +250,46 @@ def test_folder_missing(tmp_path):
 
 
 def test_empty_class_folder_keeps_its_id(tmp_path):
-    png = _image_bytes((9, 9, 9))
-    ds = load_image_zip(_zip(tmp_path / "d.zip", {"a/1.png": png, "b/": None, "c/2.png": png}), (4, 4), 3)
+    png = image_bytes((9, 9, 9))
+    ds = load_image_zip(write_zip(tmp_path / "d.zip", {"a/1.png": png, "b/": None, "c/2.png": png}), (4, 4), 3)
     assert ds.class_names == ["a", "b", "c"] and ds.y.tolist() == [0, 2]
     with pytest.raises(InvalidDataError, match="only one class \\('a'\\); the scanner needs at least 2"):
-        load_image_zip(_zip(tmp_path / "e.zip", {"a/1.png": png, "b/": None}), (4, 4), 3)
+        load_image_zip(write_zip(tmp_path / "e.zip", {"a/1.png": png, "b/": None}), (4, 4), 3)
 
 
 def test_single_class_refused(tmp_path):
-    png = _image_bytes((9, 9, 9))
+    png = image_bytes((9, 9, 9))
     with pytest.raises(InvalidDataError, match=r"needs at least 2 classes.*found 1 \(cat\)"):
-        load_image_zip(_zip(tmp_path / "d.zip", {"cat/1.png": png, "cat/2.png": png}), (4, 4), 3)
+        load_image_zip(write_zip(tmp_path / "d.zip", {"cat/1.png": png, "cat/2.png": png}), (4, 4), 3)
     with pytest.raises(InvalidDataError, match="needs at least 2 classes.*found none"):
-        load_image_zip(_zip(tmp_path / "e.zip", {"1.png": png, "2.png": png}), (4, 4), 3)
+        load_image_zip(write_zip(tmp_path / "e.zip", {"1.png": png, "2.png": png}), (4, 4), 3)
 
 
 def test_only_non_images_refused(tmp_path):
     members = {"a/x.txt": b"hello", "a/x.png": b"hello", "b/y.png": b"not really a png"}
     with pytest.raises(InvalidDataError, match="no readable images"):
-        load_image_zip(_zip(tmp_path / "d.zip", members), (4, 4), 3)
+        load_image_zip(write_zip(tmp_path / "d.zip", members), (4, 4), 3)
 
 
 def test_one_class_unreadable_refused(tmp_path):
-    members = {"a/x.png": _image_bytes((1, 2, 3)), "b/y.png": b"not really a png"}
+    members = {"a/x.png": image_bytes((1, 2, 3)), "b/y.png": b"not really a png"}
     with pytest.raises(InvalidDataError, match="readable images for only one class"):
-        load_image_zip(_zip(tmp_path / "d.zip", members), (4, 4), 3)
+        load_image_zip(write_zip(tmp_path / "d.zip", members), (4, 4), 3)
 
 
 @pytest.mark.parametrize(
     "name", ["../evil.png", "/abs/evil.png", "a/../../evil.png", "C:/evil.png", "a\\..\\..\\x.png"]
 )
 def test_zip_slip_refused(tmp_path, name):
-    png = _image_bytes((1, 2, 3))
-    path = _zip(tmp_path / "d.zip", {"a/1.png": png, "b/2.png": png, name: png})
+    png = image_bytes((1, 2, 3))
+    path = write_zip(tmp_path / "d.zip", {"a/1.png": png, "b/2.png": png, name: png})
     with pytest.raises(InvalidDataError, match="unsafe file name"):
         load_image_zip(path, (4, 4), 3)
     assert not (tmp_path.parent / "evil.png").exists()
 
 
 def test_zip_bomb_ratio_refused(tmp_path):
-    png = _image_bytes((1, 2, 3))
+    png = image_bytes((1, 2, 3))
     path = tmp_path / "bomb.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("a/1.png", png)
@@ -336,8 +302,8 @@ def test_zip_bomb_ratio_refused(tmp_path):
 
 
 def test_zip_limits_on_size_and_count(tmp_path, monkeypatch):
-    png = _image_bytes((1, 2, 3))
-    path = _zip(tmp_path / "d.zip", {f"{c}/{i}.png": png for c in "ab" for i in range(3)})
+    png = image_bytes((1, 2, 3))
+    path = write_zip(tmp_path / "d.zip", {f"{c}/{i}.png": png for c in "ab" for i in range(3)})
     assert len(load_image_zip(path, (4, 4), 3)) == 6
     monkeypatch.setattr(data, "MAX_FILES", 5)
     with pytest.raises(InvalidDataError, match="holds 6 files; the limit is 5"):
@@ -352,25 +318,11 @@ def test_zip_limits_on_size_and_count(tmp_path, monkeypatch):
         load_image_zip(path, (4, 4), 3)
 
 
-def _png_header_and_rows(width: int, height: int) -> bytes:
-    """A valid 1-bit PNG of the given size, compressed in chunks so it stays fast to build."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    row = bytes(1 + (width + 7) // 8)
-    compressor = zlib.compressobj(9)
-    block = row * 1000
-    idat = b"".join(compressor.compress(block) for _ in range(height // 1000)) + compressor.flush()
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-
-
 def test_decompression_bomb_png_refused(tmp_path):
-    bomb = _png_header_and_rows(20_000, 20_000)
+    bomb = png_header_and_rows(20_000, 20_000)
     assert len(bomb) < 200_000
-    png = _image_bytes((1, 2, 3))
-    path = _zip(tmp_path / "d.zip", {"a/1.png": png, "b/2.png": png, "b/bomb.png": bomb})
+    png = image_bytes((1, 2, 3))
+    path = write_zip(tmp_path / "d.zip", {"a/1.png": png, "b/2.png": png, "b/bomb.png": bomb})
     with pytest.raises(InvalidDataError, match="'b/bomb.png' declares more than .* decompression bomb"):
         load_image_zip(path, (4, 4), 3)
     with pytest.raises(InvalidDataError, match="decompression bomb"):
@@ -380,7 +332,7 @@ def test_decompression_bomb_png_refused(tmp_path):
 def test_our_pixel_limit_applies_below_pillows(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "MAX_IMAGE_PIXELS", 100)
     with pytest.raises(InvalidDataError, match="more than 100 pixels"):
-        load_images([("big.png", _image_bytes((1, 2, 3), size=(20, 20)))], (4, 4), 3)
+        load_images([("big.png", image_bytes((1, 2, 3), size=(20, 20)))], (4, 4), 3)
 
 
 def test_not_a_zip(tmp_path):
@@ -391,8 +343,8 @@ def test_not_a_zip(tmp_path):
 
 
 def test_damaged_member(tmp_path):
-    png = _image_bytes((1, 2, 3))
-    path = _zip(tmp_path / "d.zip", {"a/1.png": png, "b/2.png": png})
+    png = image_bytes((1, 2, 3))
+    path = write_zip(tmp_path / "d.zip", {"a/1.png": png, "b/2.png": png})
     raw = bytearray(path.read_bytes())
     position = raw.index(png[20:40]) if png[20:40] in raw else 60
     raw[position : position + 8] = b"\xff" * 8
@@ -402,8 +354,8 @@ def test_damaged_member(tmp_path):
 
 
 def test_zip_max_samples(tmp_path):
-    png = _image_bytes((1, 2, 3))
-    path = _zip(tmp_path / "d.zip", {f"{c}/{i}.png": png for c in "abc" for i in range(10)})
+    png = image_bytes((1, 2, 3))
+    path = write_zip(tmp_path / "d.zip", {f"{c}/{i}.png": png for c in "abc" for i in range(10)})
     ds = load_image_zip(path, (4, 4), 3, max_samples=6)
     assert len(ds) == 6 and ds.class_counts() == {0: 2, 1: 2, 2: 2}
 
@@ -411,14 +363,14 @@ def test_zip_max_samples(tmp_path):
 @pytest.mark.parametrize("size,channels", [((0, 4), 3), ((4,), 3), ((4, 10**5), 3), ((4, 4), 5), ((4, 4), 0)])
 def test_bad_image_parameters(tmp_path, size, channels):
     with pytest.raises(InvalidParameterError):
-        load_images([("a.png", _image_bytes((1, 2, 3)))], size, channels)
+        load_images([("a.png", image_bytes((1, 2, 3)))], size, channels)
 
 
 # --------------------------------------------------------------------------- single images
 
 
 def test_load_images_with_and_without_labels():
-    files = [("a.png", _image_bytes((255, 0, 0))), ("b.jpg", _image_bytes((0, 0, 255), fmt="JPEG"))]
+    files = [("a.png", image_bytes((255, 0, 0))), ("b.jpg", image_bytes((0, 0, 255), fmt="JPEG"))]
     ds = load_images(files, (5, 7), 3, labels=[3, 1])
     assert ds.x.shape == (2, 5, 7, 3) and ds.y.tolist() == [3, 1] and ds.source == "2 uploaded images"
     unlabelled = load_images(files[:1], (5, 7), 1)
@@ -427,7 +379,7 @@ def test_load_images_with_and_without_labels():
 
 
 def test_load_images_errors():
-    png = _image_bytes((1, 2, 3))
+    png = image_bytes((1, 2, 3))
     with pytest.raises(InvalidDataError, match="'notes.txt' is not an image"):
         load_images([("a.png", png), ("notes.txt", b"hello")], (4, 4), 3)
     with pytest.raises(InvalidDataError, match="No images"):
@@ -448,13 +400,13 @@ def test_eps_is_not_opened():
 
 
 def test_load_data_dispatch_and_fit(tmp_path):
-    npz = _npz(tmp_path / "d.npz", x=np.zeros((2, 28, 28), np.uint8), y=[0, 1])
+    npz = write_npz(tmp_path / "d.npz", x=np.zeros((2, 28, 28), np.uint8), y=[0, 1])
     assert load_data(npz, (28, 28, 1)).x.shape == (2, 28, 28, 1)
     with pytest.raises(InvalidDataError, match="^The data holds 28x28x1 images; the model takes 32x32x3.$"):
         load_data(npz, (32, 32, 3))
     with pytest.raises(InvalidDataError, match="label 1 but the model knows 1 classes"):
         load_data(npz, (28, 28, 1), num_classes=1)
-    zipped = load_data(_zip(tmp_path / "p.zip", _pets()), (9, 9, 3), PixelRange.parse("-1-1"))
+    zipped = load_data(write_zip(tmp_path / "p.zip", _pets()), (9, 9, 3), PixelRange.parse("-1-1"))
     assert zipped.x.shape == (5, 9, 9, 3) and zipped.pixel_range.name == "-1-1"
     assert zipped.model_inputs().min() >= -1
     folder = tmp_path / "tree"
@@ -473,14 +425,14 @@ def test_load_data_unsupported(tmp_path):
 
 
 def test_images_with_pixel_range_only_changes_range():
-    ds = load_images([("a.png", _image_bytes((255, 255, 255)))], (2, 2), 3, labels=[0])
+    ds = load_images([("a.png", image_bytes((255, 255, 255)))], (2, 2), 3, labels=[0])
     moved = ds.with_pixel_range(PixelRange.parse("-1-1"))
     np.testing.assert_array_equal(moved.x, ds.x)
     assert moved.model_inputs().max() == 1.0 and ds.model_inputs().max() == 255.0
 
 
 def test_check_fits_ignores_unknown_labels():
-    ds = load_images([("a.png", _image_bytes((1, 1, 1)))], (2, 2), 3)
+    ds = load_images([("a.png", image_bytes((1, 1, 1)))], (2, 2), 3)
     check_fits(ds, (2, 2, 3), num_classes=2)
 
 
@@ -592,8 +544,8 @@ def _zip_bytes(draw):
     return raw
 
 
-_TINY_PNG = _image_bytes((10, 200, 30), size=(3, 2))
-_TINY_GREY = _image_bytes(77, size=(2, 5), mode="L")
+_TINY_PNG = image_bytes((10, 200, 30), size=(3, 2))
+_TINY_GREY = image_bytes(77, size=(2, 5), mode="L")
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

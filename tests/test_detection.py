@@ -8,10 +8,10 @@ import json
 
 import numpy as np
 import pytest
-from conftest import sample_path
 
 from nc_core.detection.scan import scan
 from nc_core.optimise.cleanse import CleanseConfig
+from tests.helpers.paths import sample_path
 
 pytestmark = pytest.mark.slow
 

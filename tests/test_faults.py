@@ -22,12 +22,12 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ROOT, sample_path
 
 from nc_core.optimise.cleanse import CleanseConfig
 from nc_core.runs.spec import ScanSpec
 from nc_core.runs.store import RunStore
 from nc_core.runs.worker import submit_run
+from tests.helpers.paths import ROOT, sample_path
 
 MODEL = sample_path("mnist_backdoored.keras")
 DATA = sample_path("mnist_data.npz")
@@ -162,9 +162,9 @@ def test_a_run_with_a_hostile_model_fails_with_a_sentence(store, tmp_path, kind)
     marker = tmp_path / "lambda_ran"
     model_path = tmp_path / kind
     if kind == "lambda.keras":
-        from test_models import _lambda_model
+        from tests.helpers.tiny_models import lambda_model
 
-        _lambda_model(str(marker)).save(model_path)
+        lambda_model(str(marker)).save(model_path)
         expected = "The model holds Python code (a Lambda layer) that is refused for safety"
     else:
         model_path.write_bytes(np.random.default_rng(0).bytes(4096))
@@ -185,21 +185,23 @@ def test_a_run_with_a_hostile_model_fails_with_a_sentence(store, tmp_path, kind)
 # A child process: a store with one queued run, then a file-size limit, then one write.
 _DISK_FULL = textwrap.dedent("""
     import json, resource, signal, sys
-    sys.path[:0] = [{root!r}, {tests!r}]
+    sys.path[:0] = [{root!r}]
     from nc_core.errors import StoreError
     from nc_core.detection.report import make_report
     from nc_core.runs.store import RunStore
-    from test_store import _result
+    from tests.helpers.results import random_result
 
     store = RunStore({data!r})
     run_id = store.create_run("scan", "m.keras", "d.npz", {{}})
     source = RunStore({data!r} + "_source")
     source_id = source.create_run("scan", "m.keras", "d.npz", {{}})
-    source.save_class_result(source_id, _result(0, 5.0))
+    source.save_class_result(source_id, random_result(0, 5.0))
     bundle = source.export_bundle(source_id)
     operations = {{
-        "class": lambda: store.save_class_result(run_id, _result(0, 5.0)),
-        "report": lambda: store.save_report(run_id, make_report([_result(k, 5.0 + k) for k in range(3)], "m", "d")),
+        "class": lambda: store.save_class_result(run_id, random_result(0, 5.0)),
+        "report": lambda: store.save_report(
+            run_id, make_report([random_result(k, 5.0 + k) for k in range(3)], "m", "d")
+        ),
         "run": lambda: store.create_run("scan", "m.keras", "d.npz", {{}}),
         "run_with_inputs": lambda: store.create_run("scan", "m.keras", "d.npz", {{}}, {{"model.keras": {model!r}}}),
         "import": lambda: store.import_bundle(bundle),
@@ -238,9 +240,7 @@ def test_a_full_disk_gives_a_store_error_and_no_half_written_run(tmp_path, opera
     data = tmp_path / "data"
     model = tmp_path / "model.keras"
     model.write_bytes(os.urandom(20_000))
-    script = _DISK_FULL.format(
-        root=str(ROOT), tests=str(ROOT / "tests"), data=str(data), model=str(model), limit=limit, operation=operation
-    )
+    script = _DISK_FULL.format(root=str(ROOT), data=str(data), model=str(model), limit=limit, operation=operation)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
@@ -272,10 +272,10 @@ def _read_only_namespace_works(folder) -> bool:
 
 _READ_ONLY = textwrap.dedent("""
     import json, subprocess, sys
-    sys.path[:0] = [{root!r}, {tests!r}]
+    sys.path[:0] = [{root!r}]
     from nc_core.errors import StoreError
     from nc_core.runs.store import RunStore
-    from test_store import _result
+    from tests.helpers.results import random_result
 
     store = RunStore({data!r})
     run_id = store.create_run("scan", "m.keras", "d.npz", {{}})
@@ -283,7 +283,7 @@ _READ_ONLY = textwrap.dedent("""
         subprocess.run(command, check=True)
     outcomes = {{}}
     for name, call in {{
-        "class": lambda: store.save_class_result(run_id, _result(0, 5.0)),
+        "class": lambda: store.save_class_result(run_id, random_result(0, 5.0)),
         "run": lambda: store.create_run("scan", "m.keras", "d.npz", {{}}),
         "new store": lambda: RunStore({fresh!r}),
     }}.items():
@@ -303,9 +303,7 @@ def test_a_read_only_data_directory_gives_store_errors(tmp_path):
     if not _read_only_namespace_works(folder):
         pytest.skip("cannot make a read-only bind mount here (unshare -rm with mount is not permitted)")
     data, fresh = folder / "data", folder / "fresh"
-    script = _READ_ONLY.format(
-        root=str(ROOT), tests=str(ROOT / "tests"), data=str(data), folder=str(folder), fresh=str(fresh)
-    )
+    script = _READ_ONLY.format(root=str(ROOT), data=str(data), folder=str(folder), fresh=str(fresh))
     done = subprocess.run(["unshare", "-rm", sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)

@@ -2,20 +2,18 @@
 the real optimisation of both methods, product defaults, on two small zoo models; and the repair
 of a finding only the max-margin test makes."""
 
-from pathlib import Path
-
 import pytest
 
 from nc_core.detection.fusion import MAX_MARGIN
 from nc_core.detection.scan import scan
 from nc_core.loading.inputs import load_inputs
+from tests.helpers.paths import TEST_MODELS
 
 pytestmark = pytest.mark.slow
-MODELS = Path(__file__).parent / "models"
 
 
 def scanned(model: str, data: str):
-    inputs = load_inputs(MODELS / model, MODELS / data)
+    inputs = load_inputs(TEST_MODELS / model, TEST_MODELS / data)
     return inputs, scan(inputs.classifier, inputs.data, model_name=model)
 
 
@@ -41,7 +39,7 @@ def test_the_repair_unlearns_a_blend_for_the_max_margin_finding(filter_scan):
 
     inputs, report = filter_scan
     result = repair(
-        load_model(MODELS / "mnist-filter-cnn.keras"),
+        load_model(TEST_MODELS / "mnist-filter-cnn.keras"),
         inputs.data,
         report,
         RepairConfig(max_rounds=1),

@@ -17,11 +17,11 @@ import zipfile
 import keras
 import numpy as np
 import pytest
-from conftest import ROOT, sample_path
-from test_data import _Evil, _image_bytes, _npz, _png_header_and_rows, _zip
-from test_models import SHAPE, _image_model, files  # noqa: F401  (files is a fixture)
 
 from nc_core.cli import EXIT_BAD_INPUT, main
+from tests.helpers.paths import ROOT, sample_path
+from tests.helpers.tiny_models import SHAPE, image_model
+from tests.helpers.user_files import EvilPickle, image_bytes, png_header_and_rows, write_npz, write_zip
 
 MODEL = sample_path("mnist_backdoored.keras")
 DATA = sample_path("mnist_data.npz")
@@ -49,7 +49,7 @@ def _grey_digits(n: int = 20) -> np.ndarray:
 
 
 def _pngs(*names: str) -> dict[str, bytes]:
-    png = _image_bytes(40, size=(28, 28), mode="L")
+    png = image_bytes(40, size=(28, 28), mode="L")
     return {name: png for name in names}
 
 
@@ -65,13 +65,13 @@ def _zip_bomb(path):
 
 
 def _object_npz(path):
-    _Evil.marker = str(path.parent / "unpickled")
-    np.savez(path, x=np.array([_Evil()], dtype=object), y=np.array([0]))
+    EvilPickle.marker = str(path.parent / "unpickled")
+    np.savez(path, x=np.array([EvilPickle()], dtype=object), y=np.array([0]))
     return path
 
 
 # Each case: the arguments after ``python -m nc_core`` (built in a fresh folder ``tmp``, with the
-# session's model ``files``) and a part of the one error line it must print.
+# session's ``model_files``) and a part of the one error line it must print.
 CASES = {
     # models
     "lambda-keras": (
@@ -115,16 +115,16 @@ CASES = {
         "The model input has shape (None, 16); the scanner needs images shaped",
     ),
     "regression-output": (
-        lambda tmp, f: ["scan", _saved(_image_model(1, None), tmp / "reg.keras"), DATA],
+        lambda tmp, f: ["scan", _saved(image_model(1, None), tmp / "reg.keras"), DATA],
         "The model outputs 1 value per input: it looks like a regression or binary model",
     ),
     # zips of class folders
     "zip-slip-dotdot": (
-        lambda tmp, f: ["scan", MODEL, _zip(tmp / "d.zip", _pngs("a/1.png", "b/2.png", "../evil.png"))],
+        lambda tmp, f: ["scan", MODEL, write_zip(tmp / "d.zip", _pngs("a/1.png", "b/2.png", "../evil.png"))],
         "'d.zip' holds an unsafe file name '../evil.png' (absolute or with '..').",
     ),
     "zip-slip-absolute": (
-        lambda tmp, f: ["scan", MODEL, _zip(tmp / "d.zip", _pngs("a/1.png", "b/2.png", "/tmp/evil.png"))],
+        lambda tmp, f: ["scan", MODEL, write_zip(tmp / "d.zip", _pngs("a/1.png", "b/2.png", "/tmp/evil.png"))],
         "'d.zip' holds an unsafe file name '/tmp/evil.png' (absolute or with '..').",
     ),
     "zip-bomb": (lambda tmp, f: ["scan", MODEL, _zip_bomb(tmp / "d.zip")], "'d.zip': 'b/zeros.png' is compressed"),
@@ -132,7 +132,9 @@ CASES = {
         lambda tmp, f: [
             "scan",
             MODEL,
-            _zip(tmp / "d.zip", {**_pngs("a/1.png", "b/2.png"), "b/bomb.png": _png_header_and_rows(20_000, 20_000)}),
+            write_zip(
+                tmp / "d.zip", {**_pngs("a/1.png", "b/2.png"), "b/bomb.png": png_header_and_rows(20_000, 20_000)}
+            ),
         ],
         "'b/bomb.png' declares more than 16,777,216 pixels (NC_MAX_IMAGE_PIXELS); it is refused as a decompression bomb.",  # noqa: E501
     ),
@@ -140,41 +142,41 @@ CASES = {
         lambda tmp, f: [
             "scan",
             MODEL,
-            _zip(tmp / "d.zip", {"a/x.txt": b"hello", "a/x.png": b"hello", "b/y.png": b"not really a png"}),
+            write_zip(tmp / "d.zip", {"a/x.txt": b"hello", "a/x.png": b"hello", "b/y.png": b"not really a png"}),
         ],
         "'d.zip' holds no readable images (PNG, JPEG, BMP, GIF, WebP, TIFF) in its class folders.",
     ),
     "empty-class-folders": (
-        lambda tmp, f: ["scan", MODEL, _zip(tmp / "d.zip", {"a/": None, "b/": None})],
+        lambda tmp, f: ["scan", MODEL, write_zip(tmp / "d.zip", {"a/": None, "b/": None})],
         "'d.zip' holds no image files (PNG, JPEG, BMP, GIF, WebP, TIFF) in its class folders.",
     ),
     "one-class-with-images": (
-        lambda tmp, f: ["scan", MODEL, _zip(tmp / "d.zip", {**_pngs("a/1.png"), "b/": None})],
+        lambda tmp, f: ["scan", MODEL, write_zip(tmp / "d.zip", {**_pngs("a/1.png"), "b/": None})],
         "'d.zip' has image files for only one class ('a'); the scanner needs at least 2 classes.",
     ),
     "single-class": (
-        lambda tmp, f: ["scan", MODEL, _zip(tmp / "d.zip", _pngs("cat/1.png", "cat/2.png"))],
+        lambda tmp, f: ["scan", MODEL, write_zip(tmp / "d.zip", _pngs("cat/1.png", "cat/2.png"))],
         "'d.zip' needs at least 2 classes, one sub-folder of images per class; found 1 (cat).",
     ),
     # npz
     "npz-missing-keys": (
-        lambda tmp, f: ["scan", MODEL, _npz(tmp / "d.npz", images=_grey_digits(), labels=np.zeros(20))],
+        lambda tmp, f: ["scan", MODEL, write_npz(tmp / "d.npz", images=_grey_digits(), labels=np.zeros(20))],
         "'d.npz' lacks the key 'x' and 'y' (keys found: images, labels)",
     ),
     "npz-wrong-rank": (
-        lambda tmp, f: ["scan", MODEL, _npz(tmp / "d.npz", x=np.zeros((20, 784)), y=np.zeros(20, int))],
+        lambda tmp, f: ["scan", MODEL, write_npz(tmp / "d.npz", x=np.zeros((20, 784)), y=np.zeros(20, int))],
         "x has shape (20, 784); images need shape (N, height, width, channels) or (N, height, width).",
     ),
     "npz-nan": (
-        lambda tmp, f: ["scan", MODEL, _npz(tmp / "d.npz", x=_with(np.nan), y=np.arange(20) % 10)],
+        lambda tmp, f: ["scan", MODEL, write_npz(tmp / "d.npz", x=_with(np.nan), y=np.arange(20) % 10)],
         "'d.npz': x holds NaN or infinite values; images need finite pixels.",
     ),
     "npz-inf": (
-        lambda tmp, f: ["scan", MODEL, _npz(tmp / "d.npz", x=_with(np.inf), y=np.arange(20) % 10)],
+        lambda tmp, f: ["scan", MODEL, write_npz(tmp / "d.npz", x=_with(np.inf), y=np.arange(20) % 10)],
         "'d.npz': x holds NaN or infinite values; images need finite pixels.",
     ),
     "npz-label-outside-model": (
-        lambda tmp, f: ["scan", MODEL, _npz(tmp / "d.npz", x=_grey_digits(), y=np.arange(20) % 11)],
+        lambda tmp, f: ["scan", MODEL, write_npz(tmp / "d.npz", x=_grey_digits(), y=np.arange(20) % 11)],
         "The data has the label 10 but the model knows 10 classes (0 to 9).",
     ),
     "npz-object-array": (
@@ -182,11 +184,15 @@ CASES = {
         "'d.npz': 'x' holds Python objects, which are not loaded for safety",
     ),
     "npz-image-shape-mismatch": (
-        lambda tmp, f: ["scan", MODEL, _npz(tmp / "d.npz", x=np.zeros((20, 32, 32, 3), np.uint8), y=np.zeros(20, int))],
+        lambda tmp, f: [
+            "scan",
+            MODEL,
+            write_npz(tmp / "d.npz", x=np.zeros((20, 32, 32, 3), np.uint8), y=np.zeros(20, int)),
+        ],
         "The data holds 32x32x3 images; the model takes 28x28x1.",
     ),
     "npz-length-mismatch": (
-        lambda tmp, f: ["scan", MODEL, _npz(tmp / "d.npz", x=_grey_digits(), y=np.zeros(19, int))],
+        lambda tmp, f: ["scan", MODEL, write_npz(tmp / "d.npz", x=_grey_digits(), y=np.zeros(19, int))],
         "x holds 20 images but y holds 19 labels; they need the same length.",
     ),
     # parameters
@@ -265,10 +271,10 @@ def _markers(inputs, files) -> list:
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_cli_refuses_with_one_error_line(case, case_dirs, files, capsys, monkeypatch):
+def test_cli_refuses_with_one_error_line(case, case_dirs, model_files, capsys, monkeypatch):
     inputs, cwd = case_dirs
     build, expected = CASES[case]
-    argv = [str(arg) for arg in build(inputs, files)]
+    argv = [str(arg) for arg in build(inputs, model_files)]
     before = set(inputs.rglob("*"))
     monkeypatch.chdir(cwd)
     monkeypatch.setenv("NC_VERBOSE", "1")  # keep sys.stderr as pytest's capture (no fd juggling)
@@ -279,15 +285,15 @@ def test_cli_refuses_with_one_error_line(case, case_dirs, files, capsys, monkeyp
     lines = err.splitlines()
     assert (code, out) == (EXIT_BAD_INPUT, ""), err
     assert len(lines) == 1 and lines[0].startswith(f"error: {expected}"), err
-    _assert_nothing_written(inputs, cwd, before, _markers(inputs, files))
+    _assert_nothing_written(inputs, cwd, before, _markers(inputs, model_files))
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize("case", IN_A_PROCESS)
-def test_cli_process_refuses_with_one_error_line(case, case_dirs, files, tmp_path):
+def test_cli_process_refuses_with_one_error_line(case, case_dirs, model_files, tmp_path):
     inputs, cwd = case_dirs
     build, expected = CASES[case]
-    argv = [str(arg) for arg in build(inputs, files)]
+    argv = [str(arg) for arg in build(inputs, model_files)]
     before = set(inputs.rglob("*"))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path / "home"), "TMPDIR": str(tmp_path)}
     env.pop("NC_VERBOSE", None)
@@ -305,4 +311,4 @@ def test_cli_process_refuses_with_one_error_line(case, case_dirs, files, tmp_pat
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {expected}"), done.stderr
     assert "Traceback" not in done.stderr
-    _assert_nothing_written(inputs, cwd, before, _markers(inputs, files))
+    _assert_nothing_written(inputs, cwd, before, _markers(inputs, model_files))

@@ -3,11 +3,11 @@
 import re
 
 import numpy as np
-from test_screen import result
 
 from nc_core.detection.report import make_report
 from nc_core.detection.samples import TriggeredSamples
 from nc_core.reports.html_report import SAMPLES_PER_CLASS, render_html_report, write_html_report
+from tests.helpers.results import sized_result
 
 
 def samples(target: int) -> TriggeredSamples:
@@ -28,8 +28,8 @@ HOSTILE = '<img src="https://evil.example/x.png" onerror="alert(1)"> **bold**'
 
 
 def report():
-    results = [result(0, 8, full=True, screen_l1=16, compact=True)] + [
-        result(k, 90 + 3 * k, full=True, screen_l1=150) for k in range(1, 10)
+    results = [sized_result(0, 8, full=True, screen_l1=16, compact=True)] + [
+        sized_result(k, 90 + 3 * k, full=True, screen_l1=150) for k in range(1, 10)
     ]
     return make_report(
         results, model=HOSTILE + ".keras", data="d.npz", class_names=[HOSTILE] + [f"c{k}" for k in range(1, 10)]
@@ -61,6 +61,6 @@ def test_nothing_is_fetched_from_outside_and_user_text_stays_text():
 
 
 def test_a_class_name_cannot_close_the_charts_script():
-    results = [result(k, 90 + 3 * k, full=True, screen_l1=150) for k in range(4)]
+    results = [sized_result(k, 90 + 3 * k, full=True, screen_l1=150) for k in range(4)]
     page = render_html_report(make_report(results, "m", "d"), class_names=["</script><script>alert(1)//"] * 4)
     assert "</script><script>alert(1)" not in page

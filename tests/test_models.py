@@ -17,91 +17,41 @@ from hypothesis import strategies as st
 from nc_core.errors import InvalidDataError, InvalidParameterError, ModelLoadError, UnsafeModelError
 from nc_core.loading import models
 from nc_core.loading.models import ModelInfo, as_classifier, clean_accuracy, inspect_model, load_model, predict
-
-SHAPE = (8, 8, 1)
-
-
-def _image_model(units: int = 3, activation: str | None = "softmax", name: str = "tiny") -> keras.Model:
-    inputs = keras.Input(SHAPE)
-    hidden = keras.layers.Flatten()(inputs)
-    return keras.Model(inputs, keras.layers.Dense(units, activation=activation)(hidden), name=name)
-
-
-def _lambda_model(marker: str) -> keras.Model:
-    """A model whose Lambda writes ``marker`` when it runs; running it on load would be a breach."""
-    inputs = keras.Input(SHAPE)
-    hidden = keras.layers.Lambda(lambda x: (open(marker, "w").close(), x)[1])(inputs)
-    outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(hidden))
-    model = keras.Model(inputs, outputs)
-    os.remove(marker)  # building the graph ran it once
-    return model
-
-
-class Doubler(keras.layers.Layer):
-    """A custom layer the loading process does not know (not registered)."""
-
-    def call(self, x):
-        return x * 2
-
-
-@pytest.fixture(scope="session")
-def files(tmp_path_factory):
-    """Every model file the tests load, saved once per session."""
-    root = tmp_path_factory.mktemp("models")
-    out = {"root": root, "marker": str(root / "lambda_ran")}
-    saved = {
-        "probs": _image_model(),
-        "logits": _image_model(activation=None, name="logits"),
-        "lambda": _lambda_model(out["marker"]),
-    }
-    inputs = keras.Input(SHAPE)
-    saved["custom"] = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(Doubler()(inputs))))
-    for name, model in saved.items():
-        for suffix in (".keras", ".h5"):
-            path = root / f"{name}{suffix}"
-            model.save(path)
-            out[name + suffix] = path
-    seq = keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(), keras.layers.Dense(4, activation="softmax")])
-    seq.save(root / "seq.keras")
-    out["seq.keras"] = root / "seq.keras"
-    saved["probs"].save_weights(root / "only.weights.h5")
-    out["weights.h5"] = root / "only.weights.h5"
-    return out
-
+from tests.helpers.tiny_models import SHAPE, image_model
 
 # --------------------------------------------------------------------------- load_model
 
 
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
-def test_loads_good_models(files, suffix):
-    model = load_model(files["probs" + suffix])
+def test_loads_good_models(model_files, suffix):
+    model = load_model(model_files["probs" + suffix])
     assert isinstance(model, keras.Model)
     assert inspect_model(model) == ModelInfo(SHAPE, 3, 8 * 8 * 3 + 3, True, "tiny")
 
 
-def test_loads_sequential(files):
-    info = inspect_model(load_model(str(files["seq.keras"])))
+def test_loads_sequential(model_files):
+    info = inspect_model(load_model(str(model_files["seq.keras"])))
     assert info.num_classes == 4 and info.outputs_probabilities
 
 
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
-def test_lambda_refused_and_never_run(files, suffix):
+def test_lambda_refused_and_never_run(model_files, suffix):
     with pytest.raises(UnsafeModelError, match="Python code .*refused for safety"):
-        load_model(files["lambda" + suffix])
-    assert not os.path.exists(files["marker"])
+        load_model(model_files["lambda" + suffix])
+    assert not os.path.exists(model_files["marker"])
 
 
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
-def test_keras_safe_mode_refusal_maps_to_unsafe(files, suffix):
+def test_keras_safe_mode_refusal_maps_to_unsafe(model_files, suffix):
     """Keras 3.15 itself refuses the lambda with a ValueError; our mapping names it unsafe."""
     with pytest.raises(ValueError, match="safe_mode") as caught:
-        keras.saving.load_model(files["lambda" + suffix], compile=False, safe_mode=True)
-    assert not os.path.exists(files["marker"])
+        keras.saving.load_model(model_files["lambda" + suffix], compile=False, safe_mode=True)
+    assert not os.path.exists(model_files["marker"])
     assert isinstance(models._load_error("m", caught.value), UnsafeModelError)
 
 
 def test_lambda_named_function_refused(tmp_path):
-    model = _image_model()
+    model = image_model()
     config = model.get_config()
     config["layers"][1]["class_name"] = "Flatten"
     config["layers"][1]["config"]["function"] = {"module": "os", "class_name": "function", "config": "system"}
@@ -110,9 +60,9 @@ def test_lambda_named_function_refused(tmp_path):
 
 
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
-def test_custom_layer_named(files, suffix):
+def test_custom_layer_named(model_files, suffix):
     with pytest.raises(ModelLoadError, match="custom layer or function 'Doubler'") as caught:
-        load_model(files["custom" + suffix])
+        load_model(model_files["custom" + suffix])
     assert not isinstance(caught.value, UnsafeModelError)
 
 
@@ -136,8 +86,8 @@ def test_directory_refused(tmp_path):
 
 @pytest.mark.parametrize("suffix,message", [(".keras", "not a .keras file"), (".h5", "not an HDF5")])
 @pytest.mark.parametrize("content", ["random", "empty", "truncated"])
-def test_bad_bytes(files, tmp_path, suffix, message, content):
-    good = files["probs" + suffix].read_bytes()
+def test_bad_bytes(model_files, tmp_path, suffix, message, content):
+    good = model_files["probs" + suffix].read_bytes()
     data = {"random": np.random.default_rng(1).bytes(4000), "empty": b"", "truncated": good[: len(good) // 2]}
     path = tmp_path / f"bad{suffix}"
     path.write_bytes(data[content])
@@ -159,17 +109,17 @@ def test_config_not_json(tmp_path):
         load_model(tmp_path / "m.keras")
 
 
-def test_keras_archive_without_weights(files, tmp_path):
-    with zipfile.ZipFile(files["probs.keras"]) as source, zipfile.ZipFile(tmp_path / "m.keras", "w") as target:
+def test_keras_archive_without_weights(model_files, tmp_path):
+    with zipfile.ZipFile(model_files["probs.keras"]) as source, zipfile.ZipFile(tmp_path / "m.keras", "w") as target:
         for name in ("config.json", "metadata.json"):
             target.writestr(name, source.read(name))
     with pytest.raises(ModelLoadError, match="Keras could not load 'm.keras'"):
         load_model(tmp_path / "m.keras")
 
 
-def test_weights_only_h5(files):
+def test_weights_only_h5(model_files):
     with pytest.raises(ModelLoadError, match="only weights"):
-        load_model(files["weights.h5"])
+        load_model(model_files["weights.h5"])
 
 
 # --------------------------------------------------------------------------- inspect_model
@@ -206,7 +156,7 @@ def test_channels_first_refused():
 
 def test_regression_output_refused():
     with pytest.raises(ModelLoadError, match="outputs 1 value per input: it looks like a regression or binary"):
-        inspect_model(_image_model(units=1, activation=None))
+        inspect_model(image_model(units=1, activation=None))
 
 
 def test_two_outputs_refused():
@@ -231,27 +181,27 @@ def test_unbuilt_model_refused():
 
 def test_probabilities_from_activation_and_sample():
     x = np.random.default_rng(0).random((5, *SHAPE), dtype=np.float32) * 50
-    assert inspect_model(_image_model()).outputs_probabilities
-    assert inspect_model(_image_model(), x).outputs_probabilities
-    assert not inspect_model(_image_model(activation=None)).outputs_probabilities
-    assert not inspect_model(_image_model(activation=None), x).outputs_probabilities
-    assert not inspect_model(_image_model(activation="sigmoid")).outputs_probabilities
+    assert inspect_model(image_model()).outputs_probabilities
+    assert inspect_model(image_model(), x).outputs_probabilities
+    assert not inspect_model(image_model(activation=None)).outputs_probabilities
+    assert not inspect_model(image_model(activation=None), x).outputs_probabilities
+    assert not inspect_model(image_model(activation="sigmoid")).outputs_probabilities
 
 
 def test_softmax_layer_and_nested_model_detected():
-    inner = _image_model(activation=None)
+    inner = image_model(activation=None)
     inputs = keras.Input(SHAPE)
     assert inspect_model(keras.Model(inputs, keras.layers.Softmax()(inner(inputs)))).outputs_probabilities
-    assert inspect_model(keras.Model(inputs, _image_model()(inputs))).outputs_probabilities
+    assert inspect_model(keras.Model(inputs, image_model()(inputs))).outputs_probabilities
 
 
 def test_sample_of_wrong_shape():
     with pytest.raises(InvalidDataError, match="the model takes"):
-        inspect_model(_image_model(), np.zeros((2, 4, 4, 1), np.float32))
+        inspect_model(image_model(), np.zeros((2, 4, 4, 1), np.float32))
 
 
-def test_logits_model_wrapped_to_probabilities(files):
-    model = load_model(files["logits.keras"])
+def test_logits_model_wrapped_to_probabilities(model_files):
+    model = load_model(model_files["logits.keras"])
     x = np.random.default_rng(0).random((7, *SHAPE), dtype=np.float32) * 10
     info = inspect_model(model, x)
     assert not info.outputs_probabilities
@@ -265,12 +215,12 @@ def test_logits_model_wrapped_to_probabilities(files):
 
 
 def test_probability_model_not_wrapped():
-    model = _image_model()
+    model = image_model()
     assert as_classifier(model, inspect_model(model)) is model
 
 
 def test_predict_batches_and_accuracy():
-    model = _image_model()
+    model = image_model()
     x = np.random.default_rng(0).random((10, *SHAPE), dtype=np.float32)
     whole = predict(model, x, batch_size=256)
     np.testing.assert_allclose(predict(model, x, batch_size=3), whole, atol=1e-6)
@@ -282,7 +232,7 @@ def test_predict_batches_and_accuracy():
 
 
 def test_predict_and_accuracy_errors():
-    model = _image_model()
+    model = image_model()
     x = np.zeros((4, *SHAPE), np.float32)
     with pytest.raises(InvalidParameterError, match="batch size"):
         predict(model, x, batch_size=0)
@@ -302,9 +252,9 @@ def test_predict_and_accuracy_errors():
     patch=st.binary(min_size=1, max_size=16),
     random_file=st.booleans(),
 )
-def test_damaged_model_files_only_raise_model_load_error(files, suffix, position, patch, random_file):
+def test_damaged_model_files_only_raise_model_load_error(model_files, suffix, position, patch, random_file):
     """Random or patched model files end in a model or a ModelLoadError, never another exception."""
-    good = files["probs" + suffix].read_bytes()
+    good = model_files["probs" + suffix].read_bytes()
     at = int(position * (len(good) - 1))
     raw = patch * 64 if random_file else good[:at] + patch + good[at + len(patch) :]
     with tempfile.TemporaryDirectory() as folder:

@@ -22,7 +22,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from test_browser_e2e import CHROMIUM, CHROMIUM_ARGS, ROOT, _free_port, _healthy
+
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, free_port, healthy
+from tests.helpers.paths import ROOT
 
 RECIPE = ROOT / "deploy" / "nginx" / "neural-cleanse.conf"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -98,7 +100,7 @@ def proxy(tmp_path_factory):
     _need("openssl", "openssl")
     folder = tmp_path_factory.mktemp("proxy")
     _tls_files(folder)
-    app_port, http_port, https_port = _free_port(), _free_port(), _free_port()
+    app_port, http_port, https_port = free_port(), free_port(), free_port()
     (folder / "site.conf").write_text(_site_config(folder, http_port, https_port, app_port))
     (folder / "nginx.conf").write_text(_main_config(folder))
     env = {**os.environ, "NC_DATA_DIR": str(folder / "nc_data"), "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -135,7 +137,7 @@ def proxy(tmp_path_factory):
     )
     try:
         started = time.perf_counter()
-        while not _healthy(f"http://127.0.0.1:{app_port}"):
+        while not healthy(f"http://127.0.0.1:{app_port}"):
             assert app.poll() is None and nginx.poll() is None, nginx.stderr.read() if nginx.poll() is not None else ""
             assert time.perf_counter() - started < 90, "streamlit did not start"
             time.sleep(0.2)

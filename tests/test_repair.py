@@ -12,7 +12,6 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, sample_path
 
 from nc_core.errors import InvalidDataError, InvalidParameterError, RunCancelled
 from nc_core.loading.models import load_model
@@ -30,6 +29,7 @@ from nc_core.repair import (
 )
 from nc_core.repair.triggers import grown
 from nc_core.runs.store import RunStore
+from tests.helpers.paths import ROOT, sample_path
 
 FAST = RepairConfig(epochs=3, restarts=1, max_rounds=2)
 

@@ -17,8 +17,9 @@ import h5py
 import keras
 import numpy as np
 import pytest
-from conftest import sample_path
-from test_data import _png_header_and_rows
+
+from tests.helpers.paths import sample_path
+from tests.helpers.user_files import png_header_and_rows
 
 PROBE = Path(__file__).with_name("resource_probe.py")
 MEMORY_BUDGET_MB = 1024
@@ -204,7 +205,7 @@ def test_a_fifo_given_as_the_data_file_is_refused(tmp_path):
 
 
 def _png_zip(path: Path, side: int, count: int) -> Path:
-    png = _png_header_and_rows(side, side)
+    png = png_header_and_rows(side, side)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for i in range(count):
             archive.writestr(f"{'ab'[i % 2]}/{i}.png", png)

@@ -7,8 +7,6 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import SAMPLES
-from test_store import VALID_RUN, _npz, _result, _zip
 
 from nc_core.detection.margin import MarginResult
 from nc_core.detection.report import make_report
@@ -16,6 +14,9 @@ from nc_core.detection.samples import THUMBNAIL_SIDE, TriggeredSamples, pick_sam
 from nc_core.errors import InvalidDataError
 from nc_core.repair.triggers import trigger_from_card
 from nc_core.runs.store import RunStore
+from tests.helpers.bundles import VALID_RUN, npz_bytes, zip_bytes
+from tests.helpers.paths import SAMPLES
+from tests.helpers.results import random_result
 
 
 def test_the_real_trigger_sends_the_stamped_samples_to_its_target(mnist_backdoored):
@@ -62,7 +63,7 @@ def _samples(target: int, n: int = 3) -> TriggeredSamples:
 def test_samples_and_margin_inputs_travel_with_an_exported_bundle(tmp_path):
     store = RunStore(tmp_path / "data")
     run_id = store.create_run("scan", "m.keras", "d.npz", {"config": {"epochs": 3}})
-    results = [_result(k, l1) for k, l1 in enumerate([40.0, 41.0, 5.0, 39.0])]
+    results = [random_result(k, l1) for k, l1 in enumerate([40.0, 41.0, 5.0, 39.0])]
     margin = MarginResult(
         [1.0, 2.0, 9.0, 1.5],
         [0.5, 0.4, 1e-6, 0.45],
@@ -90,11 +91,11 @@ def test_samples_and_margin_inputs_travel_with_an_exported_bundle(tmp_path):
 @pytest.mark.parametrize(
     "member,content,needle",
     [
-        ("samples/1.npz", _npz(labels=np.zeros(2, np.int64)), "triggered samples"),
+        ("samples/1.npz", npz_bytes(labels=np.zeros(2, np.int64)), "triggered samples"),
         ("samples/1.npz", _samples(1).to_npz().replace(b"labels", b"lab3ls"), "triggered samples"),
         (
             "samples/1.npz",
-            _npz(
+            npz_bytes(
                 **{
                     **{k: v for k, v in vars(_samples(1)).items() if k != "target"},
                     "confidence": np.full(6, 7.0, np.float32),
@@ -102,10 +103,10 @@ def test_samples_and_margin_inputs_travel_with_an_exported_bundle(tmp_path):
             ),
             "triggered samples",
         ),
-        ("samples/1.npz", _npz(**{k: v for k, v in vars(_samples(1)).items()}), "triggered samples"),
+        ("samples/1.npz", npz_bytes(**{k: v for k, v in vars(_samples(1)).items()}), "triggered samples"),
         (
             "samples/1.npz",
-            _npz(
+            npz_bytes(
                 labels=np.zeros(1, np.int64),
                 clean=np.zeros((1, 900, 900, 3), np.uint8),
                 triggered=np.zeros((1, 900, 900, 3), np.uint8),
@@ -115,15 +116,15 @@ def test_samples_and_margin_inputs_travel_with_an_exported_bundle(tmp_path):
             "triggered samples",
         ),
         ("samples/1.npz", b"not an npz", "not a readable array"),
-        ("margin.npz", _npz(images=np.full((2, 8, 8, 1), np.nan, np.float32)), "max-margin inputs"),
-        ("margin.npz", _npz(images=np.zeros((2, 8, 8, 1), np.float32), other=np.zeros(1)), "max-margin inputs"),
+        ("margin.npz", npz_bytes(images=np.full((2, 8, 8, 1), np.nan, np.float32)), "max-margin inputs"),
+        ("margin.npz", npz_bytes(images=np.zeros((2, 8, 8, 1), np.float32), other=np.zeros(1)), "max-margin inputs"),
         ("samples/../../x.npz", b"", "unexpected file"),
     ],
 )
 def test_hostile_samples_or_margin_inputs_in_a_bundle_are_refused(tmp_path, member, content, needle):
     store = RunStore(tmp_path / "data")
     with pytest.raises(InvalidDataError, match=needle):
-        store.import_bundle(_zip({"run.json": json.dumps(VALID_RUN), member: content}))
+        store.import_bundle(zip_bytes({"run.json": json.dumps(VALID_RUN), member: content}))
     assert store.list_runs() == [] and not any((tmp_path / "data" / "runs").iterdir())
 
 
@@ -138,5 +139,5 @@ def test_a_sample_file_that_inflates_past_the_bundle_budget_is_refused_before_it
         archive.writestr("clean.npy", buffer.getvalue())
     with pytest.raises(InvalidDataError, match="unpack to more than"):
         RunStore(tmp_path / "data").import_bundle(
-            _zip({"run.json": json.dumps(VALID_RUN), "samples/1.npz": huge.getvalue()})
+            zip_bytes({"run.json": json.dumps(VALID_RUN), "samples/1.npz": huge.getvalue()})
         )

@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-from conftest import sample_path
 
 from nc_core.detection.report import ScanReport
 from nc_core.detection.scan import median_run, reverse_engineer, scan
@@ -12,6 +11,7 @@ from nc_core.errors import InvalidParameterError
 from nc_core.optimise.cleanse import CleanseConfig
 from nc_core.optimise.progress import CancelToken
 from nc_core.optimise.steps import STEPS_PER_CALL
+from tests.helpers.paths import sample_path
 
 SHORT = CleanseConfig(epochs=4, confirm_runs=0)
 

@@ -17,47 +17,11 @@ from nc_core.detection.screen import (
     plan_full_runs,
 )
 from nc_core.detection.shape import compactness
-from nc_core.optimise.cleanse import CleanseConfig, TriggerResult, reverse_target
+from nc_core.optimise.cleanse import CleanseConfig, reverse_target
 from nc_core.optimise.engine import KerasEngine
+from tests.helpers.results import sized_result
 
-
-def result(
-    target: int,
-    l1: float,
-    full: bool = False,
-    screen_l1: float = math.nan,
-    reference: bool = False,
-    compact: bool = False,
-) -> TriggerResult:
-    """A class's result with a mask of about ``l1`` pixels: one square patch or scattered pixels."""
-    mask = np.zeros((28, 28), np.float32)
-    pixels = int(round(l1))
-    if compact:
-        side = math.ceil(math.sqrt(pixels))
-        mask[:side, :side] = pixels / side**2
-    else:
-        rng = np.random.default_rng(target)
-        mask.flat[rng.choice(mask.size, pixels, replace=False)] = 1.0
-    return TriggerResult(
-        target=target,
-        method="neural-cleanse",
-        engine="keras",
-        mask=mask,
-        pattern=np.zeros((28, 28, 1), np.float32),
-        l1=float(mask.sum()),
-        asr=1.0,
-        train_asr=1.0,
-        reached_threshold=True,
-        epochs=60 if full else 10,
-        steps=600 if full else 100,
-        seconds=1.0,
-        full_schedule=full,
-        screen_l1=screen_l1 if full else float(mask.sum()),
-        budget_reference=reference,
-    )
-
-
-SCREENED = [result(0, 10, compact=True)] + [result(k, 100 + 4 * k) for k in range(1, 10)]
+SCREENED = [sized_result(0, 10, compact=True)] + [sized_result(k, 100 + 4 * k) for k in range(1, 10)]
 
 
 def test_the_smallest_class_and_the_classes_nearest_the_median_get_the_full_schedule():
@@ -75,15 +39,15 @@ def test_the_smallest_class_and_the_classes_nearest_the_median_get_the_full_sche
 
 
 def test_a_screened_class_that_could_still_cross_the_line_is_run_in_full():
-    typical = [result(k, 100.0) for k in range(1, 10)]
-    borderline = result(0, 62.0, compact=True)  # 0.62 of the median: not flagged, yet not far off
+    typical = [sized_result(k, 100.0) for k in range(1, 10)]
+    borderline = sized_result(0, 62.0, compact=True)  # 0.62 of the median: not flagged, yet not far off
     assert plan_full_runs([borderline, *typical], DetectionRule())[0] == [0]
-    far = result(0, 95.0, compact=True)
+    far = sized_result(0, 95.0, compact=True)
     assert plan_full_runs([far, *typical], DetectionRule())[0] == []
 
 
 def test_screened_l1s_are_judged_on_the_full_schedule_scale_measured_on_the_references():
-    references = [result(k, 60, full=True, screen_l1=120, reference=True) for k in (4, 5, 6)]
+    references = [sized_result(k, 60, full=True, screen_l1=120, reference=True) for k in (4, 5, 6)]
     results = [r for r in SCREENED if r.target not in (4, 5, 6)] + references
     assert budget_scale(results) == 0.5
     screened = next(r for r in results if r.target == 9)
@@ -98,7 +62,7 @@ def test_screened_l1s_are_judged_on_the_full_schedule_scale_measured_on_the_refe
 
 
 def test_a_screened_class_that_another_rule_would_have_run_in_full_makes_the_verdict_inconclusive():
-    results = [result(0, 145)] + [result(k, 140 + 4 * k, full=True, screen_l1=200) for k in range(1, 10)]
+    results = [sized_result(0, 145)] + [sized_result(k, 140 + 4 * k, full=True, screen_l1=200) for k in range(1, 10)]
     default = make_report(results, "m", "d")
     assert default.verdict == "clean" and default.unsettled == []
     lenient = make_report(results, "m", "d", rule=DetectionRule(threshold=0.5, max_ratio=0.85, min_compactness=0.4))

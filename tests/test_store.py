@@ -11,27 +11,9 @@ import pytest
 
 from nc_core.detection.report import make_report
 from nc_core.errors import DuplicateRunError, InvalidDataError, RunActiveError, StoreError
-from nc_core.optimise.cleanse import EpochRecord, TriggerResult
 from nc_core.runs.store import RunStore, atomic_write
-
-
-def _result(target, l1):
-    rng = np.random.default_rng(target)
-    return TriggerResult(
-        target=target,
-        method="neural-cleanse",
-        engine="keras",
-        mask=rng.random((16, 16)).astype(np.float32),
-        pattern=rng.random((16, 16, 3)).astype(np.float32),
-        l1=l1,
-        asr=0.99,
-        train_asr=1.0,
-        reached_threshold=True,
-        epochs=2,
-        steps=20,
-        seconds=0.5,
-        history=[EpochRecord(1, 1.0, 1.0, 9.0, 0.5, 0.0), EpochRecord(2, 0.5, 0.4, l1, 1.0, 0.001)],
-    )
+from tests.helpers.bundles import VALID_RUN, npz_bytes, zip_bytes
+from tests.helpers.results import random_result
 
 
 @pytest.fixture
@@ -41,7 +23,7 @@ def store(tmp_path):
 
 def test_a_run_keeps_its_classes_and_report_across_store_instances(store, tmp_path):
     run_id = store.create_run("scan", "m.keras", "d.npz", {"config": {"epochs": 3}})
-    results = [_result(k, l1) for k, l1 in enumerate([40.0, 41.0, 5.0, 39.0, 42.0])]
+    results = [random_result(k, l1) for k, l1 in enumerate([40.0, 41.0, 5.0, 39.0, 42.0])]
     for r in results:
         store.save_class_result(run_id, r)
     store.save_report(run_id, make_report(results, "m.keras", "d.npz"))
@@ -59,7 +41,7 @@ def test_a_run_keeps_its_classes_and_report_across_store_instances(store, tmp_pa
 def test_an_unfinished_run_shows_the_classes_it_finished(store):
     run_id = store.create_run("scan", "m.keras", "d.npz", {"config": {}})
     assert store.load_report(run_id) is None
-    store.save_class_result(run_id, _result(3, 12.0))
+    store.save_class_result(run_id, random_result(3, 12.0))
     partial = store.load_report(run_id)
     assert [r.class_id for r in partial.rows] == [3] and partial.cancelled
 
@@ -89,7 +71,7 @@ def test_cancel_is_requested_through_the_store(store):
 
 def test_bundles_round_trip_into_a_new_run(store):
     run_id = store.create_run("scan", "m.keras", "d.npz", {"config": {"epochs": 3}})
-    results = [_result(k, l1) for k, l1 in enumerate([40.0, 41.0, 5.0, 39.0])]
+    results = [random_result(k, l1) for k, l1 in enumerate([40.0, 41.0, 5.0, 39.0])]
     for r in results:
         store.save_class_result(run_id, r)
     store.save_report(run_id, make_report(results, "m.keras", "d.npz"))
@@ -109,7 +91,7 @@ def test_bundles_round_trip_into_a_new_run(store):
 
 def test_importing_the_same_bundle_twice_names_the_first_copy(store):
     run_id = store.create_run("scan", "m.keras", "d.npz", {"config": {"epochs": 3}})
-    store.save_class_result(run_id, _result(0, 5.0))
+    store.save_class_result(run_id, random_result(0, 5.0))
     bundle = store.export_bundle(run_id)
     copy_id = store.import_bundle(bundle)
     with pytest.raises(DuplicateRunError, match=copy_id):
@@ -138,51 +120,41 @@ def test_a_store_made_before_imports_were_marked_opens_and_gains_the_columns(tmp
     assert old.get("ab12").imported is None and old.get("ab12").origin is None
 
 
-VALID_RUN = {"kind": "scan", "status": "done", "model": "m.keras", "data": "d.npz", "settings": {}, "created": 1.0}
-
-
-def _npz(**arrays) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
-
-
-def _zip(members: dict) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as z:
-        for name, content in members.items():
-            z.writestr(name, content)
-    return buffer.getvalue()
-
-
 @pytest.mark.parametrize(
     "bundle,needle",
     [
         (b"not a zip", "not a zip"),
-        (_zip({"report.json": "{}"}), "run.json is missing"),
-        (_zip({"run.json": "{}"}), "lacks"),
-        (_zip({"run.json": "{", "x": ""}), "unexpected file"),
-        (_zip({"../evil.json": "{}"}), "unexpected file"),
-        (_zip({"/etc/passwd": "x"}), "unexpected file"),
-        (_zip({"run.json": json.dumps(VALID_RUN), "classes/1.npz": b"garbage"}), "not a readable array"),
+        (zip_bytes({"report.json": "{}"}), "run.json is missing"),
+        (zip_bytes({"run.json": "{}"}), "lacks"),
+        (zip_bytes({"run.json": "{", "x": ""}), "unexpected file"),
+        (zip_bytes({"../evil.json": "{}"}), "unexpected file"),
+        (zip_bytes({"/etc/passwd": "x"}), "unexpected file"),
+        (zip_bytes({"run.json": json.dumps(VALID_RUN), "classes/1.npz": b"garbage"}), "not a readable array"),
         (
-            _zip({"run.json": json.dumps({k: "" for k in ("kind", "status", "model", "data", "settings", "created")})}),
+            zip_bytes(
+                {"run.json": json.dumps({k: "" for k in ("kind", "status", "model", "data", "settings", "created")})}
+            ),
             "kind is not scan, reverse or repair",
         ),
-        (_zip({"run.json": json.dumps({**VALID_RUN, "created": 1e300})}), "time is out of range"),
-        (_zip({"run.json": json.dumps({**VALID_RUN, "settings": {"class_names": [{"x": 1}]}})}), "class names"),
-        (_zip({"run.json": json.dumps({**VALID_RUN, "flagged": ["1; DROP"]})}), "flagged classes"),
-        (_zip({"run.json": "[" * 100_000 + "]" * 100_000}), "nested too deeply"),
+        (zip_bytes({"run.json": json.dumps({**VALID_RUN, "created": 1e300})}), "time is out of range"),
+        (zip_bytes({"run.json": json.dumps({**VALID_RUN, "settings": {"class_names": [{"x": 1}]}})}), "class names"),
+        (zip_bytes({"run.json": json.dumps({**VALID_RUN, "flagged": ["1; DROP"]})}), "flagged classes"),
+        (zip_bytes({"run.json": "[" * 100_000 + "]" * 100_000}), "nested too deeply"),
         (
-            _zip({"run.json": json.dumps(VALID_RUN), "report.json": json.dumps({"rows": [{"class_id": 1}]})}),
+            zip_bytes({"run.json": json.dumps(VALID_RUN), "report.json": json.dumps({"rows": [{"class_id": 1}]})}),
             "report.json: the field 'model' is missing",
         ),
-        (_zip({"run.json": json.dumps(VALID_RUN), "classes/1.json": json.dumps({"target": 1})}), "not a class result"),
         (
-            _zip(
+            zip_bytes({"run.json": json.dumps(VALID_RUN), "classes/1.json": json.dumps({"target": 1})}),
+            "not a class result",
+        ),
+        (
+            zip_bytes(
                 {
                     "run.json": json.dumps(VALID_RUN),
-                    "classes/1.npz": _npz(mask=np.zeros((8, 8), np.float32), pattern=np.zeros((9, 9, 3), np.float32)),
+                    "classes/1.npz": npz_bytes(
+                        mask=np.zeros((8, 8), np.float32), pattern=np.zeros((9, 9, 3), np.float32)
+                    ),
                 }
             ),
             "different or impossible shapes",
@@ -241,7 +213,7 @@ def test_a_stopped_worker_is_ended_within_the_timeout_and_its_temporary_files_go
         worker.send_signal(signal.SIGSTOP)  # a stopped process still exists: only the heartbeat tells
         run_id = store.create_run("scan", "m", "d", {})
         store.set_status(run_id, "running", pid=worker.pid)
-        store.save_class_result(run_id, _result(0, 5.0))
+        store.save_class_result(run_id, random_result(0, 5.0))
         leftover = store.run_dir(run_id) / "classes" / ".1.npz.tmp123"
         leftover.write_bytes(b"half a file")
         store.beat(run_id)

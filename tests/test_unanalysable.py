@@ -3,12 +3,12 @@
 import keras
 import numpy as np
 import pytest
-from conftest import sample_path
 
 from nc_core.detection.scan import scan
 from nc_core.errors import InvalidParameterError, ModelLoadError
 from nc_core.loading.inputs import load_inputs
 from nc_core.optimise.cleanse import MIN_SAMPLES, CleanseConfig
+from tests.helpers.paths import sample_path
 
 
 def saved(tmp_path, model: keras.Model, name: str):

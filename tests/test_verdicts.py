@@ -3,10 +3,10 @@ confident models that still give the optimisation a gradient."""
 
 import numpy as np
 import pytest
-from conftest import sample_path
 
 from nc_core.detection.scan import scan
 from nc_core.optimise.cleanse import CleanseConfig
+from tests.helpers.paths import sample_path
 
 
 @pytest.mark.integration
