@@ -1,5 +1,5 @@
-"""Fixtures of the whole suite: the shipped sample models (loaded once per session), tiny model
-files for the loaders, and a data directory of a test's own.
+"""Fixtures of the whole suite: the shipped mnist twins (loaded once per session), tiny model files
+for the loaders and the command line, and a data directory of a test's own.
 
 Plain helpers (builders, constants, paths) live in ``tests/helpers/``; fixtures only one folder's
 tests use live in that folder's ``conftest.py``."""
@@ -13,15 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
-from tests.helpers.paths import SAMPLES  # noqa: E402
-
-
-def load_sample(model: str):
-    """A shipped sample model with its data, loaded as the CLI and the dashboard load them."""
-    from nc_core.loading.inputs import load_inputs
-
-    dataset = model.split("_")[0]
-    return load_inputs(SAMPLES / f"{model}.keras", SAMPLES / f"{dataset}_data.npz")
+from tests.helpers.samples import load_sample  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -32,16 +24,6 @@ def mnist_backdoored():
 @pytest.fixture(scope="session")
 def mnist_clean():
     return load_sample("mnist_clean")
-
-
-@pytest.fixture(scope="session")
-def signs_backdoored():
-    return load_sample("signs_backdoored")
-
-
-@pytest.fixture(scope="session")
-def signs_clean():
-    return load_sample("signs_clean")
 
 
 @pytest.fixture

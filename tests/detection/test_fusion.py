@@ -1,7 +1,7 @@
 """The fused verdict (nc_core.detection.fusion, made by report.make_report): which method flags
 what, suspects that never read "clean", and the report's contract for both methods. The masks are
 drawn here so each case is exact; the real optimisation is tested in test_margin and
-test_detection."""
+test_full_scans."""
 
 import json
 

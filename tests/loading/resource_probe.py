@@ -1,13 +1,13 @@
 """Run one loader on one file in a fresh process and report what it cost, as one JSON line.
 
-Used by tests/test_resource_limits.py: peak memory is the process's high-water mark (VmHWM,
+Used by tests/loading/test_resource_limits.py: peak memory is the process's high-water mark (VmHWM,
 reset through /proc/self/clear_refs) during the loader minus its resident size before it, after
 the imports and one warm-up load of a shipped sample, so TensorFlow's own footprint is not
 counted; bytes written are /proc/self/io's ``wchar`` (every write() call, temporary files too).
 
-    python tests/resource_probe.py inputs MODEL DATA
-    python tests/resource_probe.py data DATA 28x28x1
-    python tests/resource_probe.py bundle BUNDLE STORE_DIR
+    python tests/loading/resource_probe.py inputs MODEL DATA
+    python tests/loading/resource_probe.py data DATA 28x28x1
+    python tests/loading/resource_probe.py bundle BUNDLE STORE_DIR
 """
 
 import json
@@ -36,7 +36,7 @@ def main(kind: str, *args: str) -> None:
     from nc_core.loading.inputs import load_inputs
     from nc_core.runs.store import RunStore
 
-    samples = Path(__file__).resolve().parent.parent / "sample_models"
+    samples = Path(__file__).resolve().parents[2] / "sample_models"
     load_inputs(samples / "mnist_clean.keras", samples / "mnist_data.npz")  # warm TensorFlow up first
     Path("/proc/self/clear_refs").write_text("5")  # the high-water mark restarts from here
     base_rss = _status_kb("VmRSS")

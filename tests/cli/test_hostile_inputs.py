@@ -1,10 +1,11 @@
 """Hostile and broken inputs through the command line: exit 2, one ``error: `` line, nothing written.
 
-The loaders' own tests (test_models.py, test_data.py) check what each refusal raises; here the
-point is what a user of ``python -m nc_core scan`` sees. Most cases call :func:`nc_core.cli.main`
-in this process (a CLI process costs about 10 s of TensorFlow import); the ones where running
-code or writing a file would be a breach also go through a real ``python -m nc_core`` process.
-Every case runs from an empty working directory, which must still be empty afterwards.
+The loaders' own tests (tests/loading/: test_models.py, test_data.py) check what each refusal
+raises; here the point is what a user of ``python -m nc_core scan`` sees. Most cases call
+:func:`nc_core.cli.main` in this process (a CLI process costs about 10 s of TensorFlow import);
+the ones where running code or writing a file would be a breach also go through a real
+``python -m nc_core`` process. Every case runs from an empty working directory, which must still
+be empty afterwards.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """No untrusted file under 10 MB makes a load or import cost more than 1 GB of memory or 100 MB of disk.
 
 Each case is a real hostile file as a security review built it (small on disk, huge when read),
-loaded in a fresh process by tests/resource_probe.py, which reports the peak memory above a
+loaded in a fresh process by tests/loading/resource_probe.py, which reports the peak memory above a
 warmed-up baseline, the bytes written and the CPU time. docs/hostile-inputs.md lists the figures.
 """
 
