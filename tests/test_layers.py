@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from conftest import ROOT
+from tests.helpers.paths import ROOT
 
 #: nc_core's layers, lowest first; a module may import its own layer and those below.
 LAYERS = {

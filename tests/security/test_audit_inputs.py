@@ -11,11 +11,11 @@ import sys
 import zipfile
 
 import pytest
-from conftest import ROOT, SAMPLES
-from test_app_pages import AUDIT_PAGE, app, literal
 
 from nc_core.audit.manifest import read_manifest
 from nc_core.errors import InvalidDataError
+from tests.helpers.app import AUDIT_PAGE, app, literal
+from tests.helpers.paths import ROOT, SAMPLES
 
 
 @pytest.mark.integration

@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_app_pages import RUNS_PAGE, app, store
-from test_rendering import HOSTILE, _assert_shown_as_text
-from test_store import VALID_RUN, _zip
 
 from nc_core.errors import InvalidDataError
 from nc_core.repair.core import RepairResult, RepairRound, RescanSummary
 from nc_core.repair.evaluation import Figures
 from nc_core.schema import check_document
+from tests.helpers.app import RUNS_PAGE, app, store
+from tests.helpers.bundles import VALID_RUN, zip_bytes
+from tests.helpers.rendering import HOSTILE, assert_shown_as_text
 
 
 def repair_record(**changes) -> dict:
@@ -45,7 +45,7 @@ def repair_record(**changes) -> dict:
 
 def repair_bundle(payload: dict) -> bytes:
     run = {**VALID_RUN, "kind": "repair", "settings": {"source_run": "abc"}}
-    return _zip({"run.json": json.dumps(run), "repair.json": json.dumps(payload)})
+    return zip_bytes({"run.json": json.dumps(run), "repair.json": json.dumps(payload)})
 
 
 @pytest.mark.parametrize(
@@ -71,7 +71,7 @@ def test_a_repair_record_s_text_shows_as_text_on_the_runs_page(data_dir):
     run_id = store(data_dir).import_bundle(repair_bundle(repair_record(method=HOSTILE, known_trigger=HOSTILE)))
     at = app()
     at.query_params["run"] = run_id
-    _assert_shown_as_text(at.run().switch_page(RUNS_PAGE).run())
+    assert_shown_as_text(at.run().switch_page(RUNS_PAGE).run())
 
 
 def test_the_schema_names_missing_fields_and_ignores_unknown_ones():

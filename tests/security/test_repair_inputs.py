@@ -12,23 +12,23 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, SAMPLES
-from test_screen import result
 
 from nc_core.detection.report import make_report
 from nc_core.errors import InvalidDataError
 from nc_core.repair import RepairConfig, repair
 from nc_core.repair.core import RepairResult
 from nc_core.repair.evaluation import Figures
+from tests.helpers.paths import ROOT, SAMPLES
+from tests.helpers.results import sized_result
 
 MODEL, DATA = SAMPLES / "mnist_backdoored.keras", SAMPLES / "mnist_data.npz"
 
 
 def flagged_report(mask_of_3=None, mask_of_5=None):
     """A scan report of the MNIST sample flagging class 3 (and 5), with the masks given."""
-    results = [result(k, 60 + k, full=True, screen_l1=60 + k) for k in range(10)]
-    results[3] = result(3, 6, full=True, compact=True)
-    results[5] = result(5, 7, full=True, compact=True)
+    results = [sized_result(k, 60 + k, full=True, screen_l1=60 + k) for k in range(10)]
+    results[3] = sized_result(3, 6, full=True, compact=True)
+    results[5] = sized_result(5, 7, full=True, compact=True)
     report = make_report(results, "mnist_backdoored.keras", "mnist_data.npz", pixel_range="0-255")
     assert 3 in report.flagged
     if mask_of_3 is not None:

@@ -50,7 +50,9 @@ def test_two_uploaded_images_of_the_same_name_are_answered_with_that_name(data_d
 
     import numpy as np
     from PIL import Image
-    from test_app_pages import MODEL_PAGE, SAMPLES, app, literal
+
+    from tests.helpers.app import MODEL_PAGE, app, literal
+    from tests.helpers.paths import SAMPLES
 
     pictures = []
     for index, name in enumerate(["same.png", "other.png", "same.png"]):
