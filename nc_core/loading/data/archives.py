@@ -35,11 +35,14 @@ MAX_FILE_BYTES = 64 * 1024**2  # one image file
 
 @dataclass(frozen=True)
 class TreeFile:
+    """One file of a zip or folder: where it sits, and how to read it once it is wanted."""
+
     parts: tuple[str, ...]  # path components below the root
     read: Callable[[], bytes]
 
 
 def folder_tree(root: Path) -> tuple[list[TreeFile], list[tuple[str, ...]]]:
+    """The regular files and the folders under ``root``; links, FIFOs and devices are left out."""
     files: list[TreeFile] = []
     dirs: list[tuple[str, ...]] = []
     for here, subdirs, names in os.walk(root):
@@ -74,6 +77,7 @@ def _read_file(path: Path) -> bytes:
 
 
 def zip_tree(archive: zipfile.ZipFile, source: str) -> tuple[list[TreeFile], list[tuple[str, ...]]]:
+    """The files and folders of a zip, after every member's name, size and ratio passed."""
     infos = archive.infolist()
     if len(infos) > MAX_FILES:
         raise InvalidDataError(f"{source!r} holds {len(infos)} files; the limit is {MAX_FILES}.")
@@ -111,6 +115,7 @@ def _check_member_size(info: zipfile.ZipInfo, source: str) -> None:
 
 
 def check_compression_ratio(info: zipfile.ZipInfo, source: str) -> None:
+    """Refuse a member compressed like a zip bomb (the rule of :func:`~nc_core.loading.limits.zip_bomb_ratio`)."""
     ratio = zip_bomb_ratio(info)
     if ratio is not None:
         raise InvalidDataError(
@@ -131,6 +136,7 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -
 
 
 def existing_file(path: str | Path, what: str) -> Path:
+    """``path`` when it is a regular file; a FIFO would block the read forever."""
     path = Path(path)
     if not path.exists():
         raise InvalidDataError(f"The {what} {str(path)!r} does not exist.")

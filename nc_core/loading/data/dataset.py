@@ -122,6 +122,7 @@ def stratified_indices(y: np.ndarray, n: int, seed: int = SEED) -> np.ndarray:
 
 
 def check_max_samples(max_samples: int) -> int:
+    """The sample limit a user gave, refused below 1."""
     if int(max_samples) < 1:
         raise InvalidParameterError(f"The sample limit must be at least 1, not {max_samples}.")
     return int(max_samples)

@@ -4,8 +4,8 @@ Image headers are checked before decoding, so a small file that unpacks to gigap
 rather than decoded, and a data set's images share one budget of decoded pixels. Only the Pillow
 decoders in ``IMAGE_FORMATS`` are used.
 
-    >>> check_image_args((32, 32), 3)
-    (32, 32)
+    >>> decode_image(b"not an image", "notes.txt", (32, 32), 3) is None
+    True
 """
 
 from __future__ import annotations
@@ -31,6 +31,12 @@ UNKNOWN_LABEL = -1  # label of images uploaded without one
 
 
 def check_image_args(image_size: tuple[int, int], channels: int) -> tuple[int, int]:
+    """The (height, width) images are resized to, refused outside 1 to ``MAX_IMAGE_SIDE`` or for an
+    unknown channel count.
+
+    >>> check_image_args((32, 32), 3)
+    (32, 32)
+    """
     if len(tuple(image_size)) != 2 or not all(1 <= int(s) <= MAX_IMAGE_SIDE for s in image_size):
         raise InvalidParameterError(f"The image size must be two sides from 1 to {MAX_IMAGE_SIDE}, not {image_size}.")
     if channels not in PIL_MODES:

@@ -47,6 +47,7 @@ def _exception_chain(error: BaseException) -> list[BaseException]:
 
 
 def unsafe_message(what: str) -> str:
+    """The sentence for a model that carries code: what it holds, and how to save it without."""
     return (
         f"The model holds Python code ({what}) that is refused for safety: "
         "rebuild it with built-in Keras layers only, without Lambda layers, and save it again."
