@@ -12,8 +12,12 @@ Each class still follows its own schedule through :class:`nc_core.optimise.clean
 difference from one class at a time: the slots share one mini-batch order, so L1s agree within
 the noise of a different sample order, not bit for bit.
 
-    >>> engine = BatchedEngine(classifier, x_unit, PixelRange.parse("0-255"), slots=8)
-    >>> results = run_batched(engine, [Job(t, CleanseConfig()) for t in range(43)], num_samples=len(x_unit))
+    >>> engine = BatchedEngine(classifier, x_unit, PixelRange.parse("0-255"), slots=4)
+    >>> found = {}
+    >>> run_batched(engine, [Job(t, CleanseConfig(epochs=3)) for t in range(6)], num_samples=len(x_unit),
+    ...             on_done=lambda job, result, checkpoint: found.update({job.target: result}))
+    >>> sorted(found), {result.epochs for result in found.values()}
+    ([0, 1, 2, 3, 4, 5], {3})
 """
 
 from __future__ import annotations
