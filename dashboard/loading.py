@@ -122,7 +122,11 @@ def run_samples(record):
     run, else (runs made before samples were stored) made from the run's own model and data,
     else None.
 
-    >>> show_run(record, report, run_samples(record), key="runs")
+    The result view calls it once per run, ``show_run(record, report, run_samples(record), key="runs")``:
+
+    >>> samples_for = run_samples(record)
+    >>> samples_for(result).caption(0, triggered=True)
+    '0 → 7 (100%)'
     """
     store = get_store()
 

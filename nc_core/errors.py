@@ -4,7 +4,12 @@ Pages show ``str(error)`` with ``st.error``; the command line prints it on one l
 Everything a user can get wrong raises a subclass of :class:`NCError`, so callers need one
 ``except`` clause to turn bad input into a message instead of a traceback.
 
-    >>> raise InvalidDataError("The data holds no images.")
+    >>> from nc_core.loading.pixels import PixelRange
+    >>> try:
+    ...     PixelRange.parse("0-42")
+    ... except NCError as error:
+    ...     print(error)
+    Unknown pixel range '0-42': use 0-1, 0-255, -1-1 or meanstd:MEAN/STD (per channel, ...).
 """
 
 

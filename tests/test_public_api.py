@@ -32,4 +32,13 @@ def test_the_layers_are_subpackages_and_the_top_level_holds_only_entry_points():
     top = sorted(info.name for info in pkgutil.iter_modules(nc_core.__path__))
     packages = sorted(info.name for info in pkgutil.iter_modules(nc_core.__path__) if info.ispkg)
     assert packages == ["audit", "detection", "loading", "optimise", "repair", "reports", "runs"]
-    assert sorted(set(top) - set(packages)) == ["__main__", "_lazy", "cli", "errors", "files", "runtime", "schema"]
+    assert sorted(set(top) - set(packages)) == [
+        "__main__",
+        "_lazy",
+        "backend",
+        "cli",
+        "errors",
+        "files",
+        "runtime",
+        "schema",
+    ]

@@ -6,8 +6,14 @@ retries, the audit's record), :mod:`.metrics` (exact-target accuracy, false posi
 confusion) and :mod:`.background` (an audit started from the dashboard: an uploaded zip unpacked
 safely, the driver detached).
 
-    >>> from nc_core.audit import read_manifest, run_audit, audit_settings
-    >>> result = run_audit(read_manifest("zoo/manifest.csv"), audit_settings(), RunStore("nc_data"))
+An audit of the two MNIST twins (``manifest`` lists both, with their labels) on an embedded Ray
+with a worker per core; three epochs a class find the backdoor, but are too few to vouch for the
+clean twin:
+
+    >>> from nc_core.audit import audit_settings, read_manifest, run_audit
+    >>> result = run_audit(read_manifest(manifest), audit_settings(epochs=3), store)
+    >>> [(row.model, row.label, row.verdict) for row in result.rows]
+    [('mnist_backdoored.keras', 'backdoored', 'backdoored'), ('mnist_clean.keras', 'clean', 'inconclusive')]
 """
 
 from nc_core._lazy import lazy_getattr

@@ -7,8 +7,21 @@ known file kinds only, sizes and compression ratios checked from the headers bef
 is written. The driver is ``python -m nc_core audit`` in its own session, so a page rerun, a
 refresh or a closed tab does not stop it; the page follows ``<data>/audits/<id>.json``.
 
-    >>> manifest = unpack_audit_zip(zip_bytes, store, "models.zip")
-    >>> audit_id = submit_audit(store, manifest, epochs=60)
+An upload of the clean MNIST twin and its data (no manifest: the folder of its models), audited
+for two epochs a class while the page follows the audit's record:
+
+    >>> import time
+    >>> from nc_core.audit.runner import load_audit
+    >>> upload = io.BytesIO()
+    >>> with zipfile.ZipFile(upload, "w") as archive:
+    ...     archive.write("sample_models/mnist_clean.keras", "mnist_clean.keras")
+    ...     archive.write("sample_models/mnist_data.npz", "mnist_data.npz")
+    >>> folder = unpack_audit_zip(upload.getvalue(), store, "models.zip")
+    >>> audit_id = submit_audit(store, folder, epochs=2, workers=1)
+    >>> while load_audit(store, audit_id).status == "running":
+    ...     time.sleep(1)
+    >>> [(row.model, row.status, row.verdict) for row in load_audit(store, audit_id).rows]
+    [('mnist_clean.keras', 'done', 'inconclusive')]
 """
 
 from __future__ import annotations

@@ -8,8 +8,12 @@ no ``..``, absolute path or symbolic link that leads elsewhere). ``label`` is ``
 unknown, or ``failed``/``unknown``: scanned but not counted); ``targets`` lists the backdoor's
 target classes (``3`` or ``3;7``).
 
-    >>> entries = read_manifest("zoo/manifest.csv"); entries[0].label
-    'backdoored'
+    >>> print(manifest.read_text())
+    model,data,label,targets
+    mnist_backdoored.keras,mnist_data.npz,backdoored,7
+    mnist_clean.keras,mnist_data.npz,clean,
+    >>> entries = read_manifest(manifest); entries[0].name, entries[0].label, entries[0].targets
+    ('mnist_backdoored.keras', 'backdoored', (7,))
 """
 
 from __future__ import annotations

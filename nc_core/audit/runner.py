@@ -12,8 +12,10 @@ The audit's own record (``<data>/audits/<id>.json``) maps manifest entries to ru
 same manifest with the same settings again resumes: finished models are not redone, interrupted
 ones continue from their finished classes.
 
-    >>> result = run_audit(read_manifest("zoo/manifest.csv"), AuditSettings(), RunStore("nc_data"))
-    >>> result.metrics["roc_auc"]
+    >>> from nc_core.audit.manifest import read_manifest
+    >>> result = run_audit(read_manifest(manifest), audit_settings(epochs=3), store)
+    >>> result.metrics["backdoored_exact"], result.metrics["false_positives"], result.metrics["roc_auc"]
+    (1, 0, 1.0)
 """
 
 from __future__ import annotations

@@ -8,6 +8,11 @@ paper's anomaly index and the product's rule), :mod:`.screen` (where a scan spen
 :mod:`.report` (``ScanReport``: every figure computed once, and the verdict). The public names
 are importable from :mod:`nc_core`.
 
-    >>> from nc_core import scan
-    >>> report = scan(inputs.classifier, inputs.data); report.verdict
+A scan too short for its masks to settle says so; it never calls the model clean:
+
+    >>> from nc_core import CleanseConfig, load_inputs, scan
+    >>> clean = load_inputs("sample_models/mnist_clean.keras", "sample_models/mnist_data.npz")
+    >>> report = scan(clean.classifier, clean.data, config=CleanseConfig(epochs=2))
+    >>> report.verdict, report.rerun_hint
+    ('inconclusive', 'Rerun with more epochs (e.g. 60) or a smaller learning rate.')
 """

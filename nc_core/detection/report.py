@@ -4,9 +4,9 @@ Every number a user sees (L1, anomaly index, ASR, verdict) is computed once, her
 report is made, and stored with it; the dashboard, the CLI and exported bundles all read these
 stored values instead of recomputing them.
 
-    >>> report = make_report(results, model="signs_backdoored.keras", data="signs_data.npz")
-    >>> report.verdict, report.flagged
-    ('backdoored', [33])
+    >>> report = make_report(results, model="mnist_backdoored.keras", data="mnist_data.npz")
+    >>> report.verdict, report.flagged, report.rows[7].flagged_by
+    ('backdoored', [7], 'neural-cleanse')
 """
 
 from __future__ import annotations
@@ -268,8 +268,8 @@ class ScanReport:
     def headline(self) -> str:
         """The verdict in one plain sentence, for a banner a reviewer reads at a glance.
 
-        >>> report.headline  # doctest: +SKIP
-        'Backdoored: class 33 · turn right ahead flagged (neural-cleanse and max-margin).'
+        >>> report.headline
+        'Backdoored: class 7 flagged (neural-cleanse and max-margin).'
         """
         verdict = self.verdict
         names = {r.class_id: r.name for r in self.rows}

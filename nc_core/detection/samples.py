@@ -7,8 +7,8 @@ finishes, and stored with the run as small thumbnails with the model's predictio
 run, an exported bundle or a shipped sample scan shows them without loading anything.
 
     >>> samples = triggered_samples(classifier, data, result)
-    >>> samples.caption(0, triggered=True)
-    '3 → 7 (99%)'
+    >>> samples.caption(0), samples.caption(0, triggered=True)
+    ('0 → 0 (100%)', '0 → 7 (100%)')
 """
 
 from __future__ import annotations

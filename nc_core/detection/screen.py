@@ -17,8 +17,18 @@ statistic, so classes far above it need no more precision than that; if a screen
 within reach of the flag line on that scale, it is given the full schedule too, and the plan is
 made again, until no screened class could change the verdict.
 
-    >>> plan_full_runs(results, DetectionRule())
-    ([33], [4, 17, 20])
+The screen of every class of the MNIST sample, as a scan runs it (one engine, the product's
+``screen_epochs``), then the plan: the backdoor's class 7 gets the full schedule, with three
+reference classes:
+
+    >>> from nc_core.detection.scan import make_engine, screened
+    >>> from nc_core.optimise.cleanse import CleanseConfig, reverse_target
+    >>> screen = CleanseConfig(epochs=CleanseConfig().screen_epochs)
+    >>> engine = make_engine(classifier, data, screen)
+    >>> first_pass = [screened(reverse_target(engine, k, screen, len(data))) for k in range(10)]
+    >>> candidates, references = plan_full_runs(first_pass, DetectionRule())
+    >>> candidates, len(references)
+    ([7], 3)
 """
 
 from __future__ import annotations

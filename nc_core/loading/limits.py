@@ -78,6 +78,7 @@ def zip_bomb_ratio(info) -> float | None:
     Only members of 1 MB or more are judged: small files may compress as well as they like. The
     one rule for data zips, npz files, ``.keras`` archives, run bundles and audit uploads.
 
+    >>> import zipfile
     >>> zip_bomb_ratio(zipfile.ZipInfo("x"))  # an empty member
     """
     ratio = info.file_size / max(info.compress_size, 1)

@@ -5,8 +5,8 @@ unit range and maps to the model's own input range just before the model:
 ``model_input = unit * scale + offset`` (per channel). Getting this wrong silently flips
 verdicts, so the range is guessed from the data and always shown and overridable.
 
-    >>> PixelRange.parse("0-255").to_unit(np.array([255.0]))
-    array([1.])
+    >>> PixelRange.parse("0-255").to_unit(np.array([0.0, 51.0, 255.0]))
+    array([0. , 0.2, 1. ], dtype=float32)
 """
 
 from __future__ import annotations

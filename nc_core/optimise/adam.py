@@ -5,8 +5,10 @@ update in place and which hold one iteration count for all weights. The engines 
 inside a pure step, and several independent problems in one tensor (one trigger per class, one
 image per start), each at its own iteration. This is Keras 3's update, term for term.
 
-    >>> param, m, v = adam_update(np.ones(2), np.ones(2), np.zeros(2), np.zeros(2), 1.0, learning_rate=0.1)
-    >>> np.round(keras.ops.convert_to_numpy(param), 3).tolist()
+    >>> import numpy as np
+    >>> ones, zeros = np.ones(2, np.float32), np.zeros(2, np.float32)
+    >>> param, m, v = adam_update(ones, ones, zeros, zeros, iteration=1.0, learning_rate=0.1)
+    >>> [round(float(p), 3) for p in ops.convert_to_numpy(param)]  # the first step moves by the learning rate
     [0.9, 0.9]
 """
 

@@ -18,8 +18,12 @@ Each class still follows its own schedule through :class:`nc_core.optimise.sched
 one difference from one class at a time: the slots share one mini-batch order, so L1s agree within
 the noise of a different sample order, not bit for bit.
 
-    >>> engine = BatchedEngine(classifier, x_unit, PixelRange.parse("0-255"), slots=8)
-    >>> results = run_batched(engine, [Reversal(t, CleanseConfig()) for t in range(43)], num_samples=len(x_unit))
+    >>> engine = BatchedEngine(classifier, x_unit, PixelRange.parse("0-255"), slots=4)
+    >>> found = {}
+    >>> run_batched(engine, [Reversal(t, CleanseConfig(epochs=3)) for t in range(6)], num_samples=len(x_unit),
+    ...             on_done=lambda reversal, result, checkpoint: found.update({reversal.target: result}))
+    >>> sorted(found), {result.epochs for result in found.values()}
+    ([0, 1, 2, 3, 4, 5], {3})
 """
 
 from __future__ import annotations

@@ -6,8 +6,12 @@ then called ``train([x_batch, y_target])`` per batch. Keras 3 has neither; the e
 of a scan (a new trace per class costs 0.3-0.5 s and warns about retracing). Between classes the
 trigger and the optimiser's moments are reset with ``assign``.
 
+One epoch of class 7 without the mask penalty: the random starting mask (about half the image)
+already sends almost every digit to 7.
+
     >>> engine = KerasEngine(classifier, x_unit, PixelRange.parse("0-255"))
-    >>> engine.start_target(33, seed=0); metrics = engine.run_epoch(lam=0.0, steps=31)
+    >>> engine.start_target(7, seed=0); engine.run_epoch(lam=0.0, steps=10)
+    EpochMetrics(loss=0.01..., ce=0.01..., l1=415.7..., asr=0.99...)
 """
 
 from __future__ import annotations

@@ -3,8 +3,13 @@
 These are the NumPy twins of :class:`nc_core.optimise.trigger.Trigger`, kept apart from it so that
 reading, showing and exporting stored results never has to load Keras.
 
-    >>> stamp(np.zeros((1, 2, 2, 1)), np.ones((2, 2)), np.ones((2, 2, 1))).max()
-    1.0
+    >>> mask = np.zeros((3, 3)); mask[0, :2] = 1  # two pixels of the top row
+    >>> stamp(np.zeros((1, 3, 3, 1)), mask, np.ones((3, 3, 1)))[0, :, :, 0]
+    array([[1., 1., 0.],
+           [0., 0., 0.],
+           [0., 0., 0.]], dtype=float32)
+    >>> mask_l1(mask)
+    2.0
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ def stamp(x: np.ndarray, mask: np.ndarray, pattern: np.ndarray) -> np.ndarray:
     """Apply a recovered trigger to unit-range images with NumPy (for previews and evaluation).
 
     >>> stamp(np.zeros((1, 2, 2, 1)), np.ones((2, 2)), np.ones((2, 2, 1))).max()
-    1.0
+    np.float32(1.0)
     """
     mask = np.asarray(mask, np.float32)
     if mask.ndim == 2:

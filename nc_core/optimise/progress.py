@@ -67,8 +67,17 @@ class ScanProgress:
     Early stops make the bar jump forward; a plan that grows only holds it still (the share
     shown never decreases), so the ETA computed from it stays an honest upper bound.
 
-        >>> progress = ScanProgress(on_event, steps_per_epoch=10); progress.plan([10] * 43)
-        >>> reverse_target(..., on_event=progress.run(10))
+    Each run gets its own callback, ``progress.run(epochs)``, to pass as ``on_event`` to
+    :func:`~nc_core.optimise.cleanse.reverse_target`. Two runs of 5 epochs are 100 steps; when
+    the first stops early after 2 epochs, its unused 3 leave the plan: 20 steps done of 70.
+
+        >>> shown = []
+        >>> progress = ScanProgress(shown.append, steps_per_epoch=10); progress.plan([5, 5])
+        >>> on_event = progress.run(5)
+        >>> on_event(ProgressEvent("class_done", target=3, class_index=0, num_classes=1, epoch=2, max_epochs=5,
+        ...                        step=10, steps_per_epoch=10, elapsed=1.0))
+        >>> f"{shown[-1].overall:.0%} of {shown[-1].num_classes} runs"
+        '29% of 2 runs'
     """
 
     def __init__(self, on_event: EventCallback | None, steps_per_epoch: int):
@@ -125,7 +134,17 @@ class ScanProgress:
 class CancelToken:
     """A flag a user sets to stop a run; an optional ``check`` lets another process set it.
 
-    >>> token = CancelToken(check=lambda: store.is_cancel_requested(run_id))
+    A worker asks its run store whether the page asked to cancel
+    (:meth:`~nc_core.runs.store.RunStore.request_cancel`):
+
+    >>> from nc_core.runs.store import RunStore
+    >>> store = RunStore(); run_id = store.create_run("scan", "m.keras", "d.npz", {})
+    >>> token = CancelToken(check=lambda: store.cancel_requested(run_id))
+    >>> token.cancelled
+    False
+    >>> store.request_cancel(run_id)  # the page's Cancel button
+    >>> token.cancelled
+    True
     """
 
     def __init__(self, check: Callable[[], bool] | None = None):

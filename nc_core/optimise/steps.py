@@ -6,8 +6,17 @@ compiled loop over ``STEPS_PER_CALL`` mini-batches pays it once for the chunk, r
 same step in the same order (so a run's numbers do not change), and still returns to Python
 often enough for a cancel and the progress bar (a chunk is well under a second).
 
-    >>> run_steps = compile_steps(engine._train_step, metrics_shape=[4], lam_shape=[])
-    >>> totals = run_in_chunks(run_steps, batches, tf.constant(0.001), on_step=print)
+A step takes one mini-batch's sample indices and the penalty lambda and returns its metrics (an
+engine's returns loss, cross-entropy, L1 and attack success). Twelve steps of a step that counts
+its samples and echoes lambda run as one chunk of ten and one of two:
+
+    >>> step = lambda batch, lam: tf.stack([tf.cast(tf.size(batch), tf.float32), lam])
+    >>> run_steps = compile_steps(step, metrics_shape=[2], lam_shape=[])
+    >>> batches = np.arange(12 * 32, dtype=np.int32).reshape(12, 32)
+    >>> run_in_chunks(run_steps, batches, tf.constant(0.5), on_step=print)
+    10
+    12
+    array([384.,   6.], dtype=float32)
 """
 
 from __future__ import annotations

@@ -14,7 +14,17 @@ an exception raised by a callback) stops every thread within one chunk of steps
 (:mod:`nc_core.optimise.steps`); classes finished before it are delivered. Every class follows exactly the
 trajectory it would follow alone: which thread runs it does not matter.
 
-    >>> run_on_threads(engines, reversals, run_one, events, on_done, cancel)
+A scan passes one :class:`~nc_core.optimise.engine.KerasEngine` per thread and its classes'
+reversals (:class:`nc_core.optimise.runner.ReversalRunner`); any engines and reversals do, as long
+as ``run_one`` knows them:
+
+    >>> def run_one(engine, reversal, on_event, cancel):
+    ...     return f"class {reversal} on {engine}", None  # (result, checkpoint)
+    >>> done = []
+    >>> run_on_threads(["engine A", "engine B"], [0, 1, 2], run_one, events=lambda reversal: print,
+    ...                on_done=lambda reversal, result, checkpoint: done.append(result))
+    >>> sorted(done)  # each class ran on whichever engine was free
+    ['class 0 on engine ...', 'class 1 on engine ...', 'class 2 on engine ...']
 """
 
 from __future__ import annotations

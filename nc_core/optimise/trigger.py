@@ -10,7 +10,15 @@ Two parametrisations:
 - ``"neural-cleanse"``, the paper's: a one-channel mask ``(H, W, 1)`` broadcast over colours,
   both kept in range through tanh space, ``m = tanh(m_raw) / (2 - eps) + 0.5``, random start.
 
-    >>> model = keras.Sequential([Trigger("neural-cleanse"), frozen_classifier])
+In front of the frozen MNIST sample, whose inputs are 0-255 pixels
+(:func:`nc_core.optimise.engine.build_triggered_model` does this for any range):
+
+    >>> classifier.trainable = False
+    >>> triggered = keras.Sequential([Trigger("neural-cleanse"), keras.layers.Rescaling(255.0), classifier])
+    >>> triggered(x_unit[:4]).shape
+    TensorShape([4, 10])
+    >>> [weight.name for weight in triggered.trainable_weights]  # only the trigger trains
+    ['mask', 'pattern']
 """
 
 from __future__ import annotations

@@ -7,9 +7,15 @@ when known), :mod:`.evaluation` (held-out split and figures), :mod:`.unlearning`
 :mod:`.pruning` (the two methods), :mod:`.core` (rounds, results, re-scan). Names are imported
 lazily, so the command line can read :class:`RepairConfig` without loading Keras.
 
-    >>> from nc_core.repair import RepairConfig, repair, rescan
-    >>> result = repair(model, inputs.data, report, RepairConfig())
-    >>> result.table()
+One round of unlearning on the MNIST sample, without restarts; its figures before and after, on
+held-out digits:
+
+    >>> from nc_core.repair import RepairConfig, repair
+    >>> repaired = repair(model, inputs.data, report, RepairConfig(max_rounds=1, restarts=0))
+    >>> for row in repaired.table():
+    ...     print(f"{row['figure']}: {row['before']:.2f} -> {row['after']:.2f}")
+    clean accuracy: 0.98 -> 0.98
+    attack success, reversed trigger of class 7: 0.99 -> 0.0...
 """
 
 from nc_core._lazy import lazy_getattr

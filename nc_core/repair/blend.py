@@ -9,9 +9,11 @@ the smallest ``a`` on a short ladder at which some pattern sends most clean imag
 classes to the class. It is a :class:`~nc_core.repair.triggers.RepairTrigger` like any other (its mask
 is ``a`` everywhere), so unlearning stamps it as it stamps a reversed patch.
 
-    >>> trigger = reverse_blend(classifier, data, target=4)  # doctest: +SKIP
-    >>> trigger.source  # doctest: +SKIP
-    'blend at opacity 0.15 (for the max-margin finding)'
+    >>> from nc_core.loading.inputs import load_inputs
+    >>> filtered = load_inputs("tests/models/mnist-filter-cnn.keras", "tests/models/mnist_0-255.npz")
+    >>> trigger = reverse_blend(filtered.classifier, filtered.data, target=4)
+    >>> trigger.source
+    'blend at opacity 0.3 (for the max-margin finding)'
 """
 
 from __future__ import annotations

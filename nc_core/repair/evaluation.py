@@ -1,8 +1,10 @@
 """Honest before/after figures: a held-out split, clean accuracy and each trigger's attack success.
 
+>>> from nc_core.repair.triggers import trigger_from_card, triggers_to_remove
 >>> tune, held_out = split_holdout(data.y, 0.3, seed=0)
->>> measure(model, data.subset(held_out), triggers).clean_accuracy
-0.97
+>>> known = trigger_from_card(card, (28, 28, 1))  # the real trigger, from the model card
+>>> measure(model, data.subset(held_out), triggers_to_remove(report), known)
+Figures(clean_accuracy=0.976..., reversed_asr={7: 0.992...}, known_asr=1.0)
 """
 
 from __future__ import annotations

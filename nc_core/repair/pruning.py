@@ -5,7 +5,18 @@ stamped image excites them than a clean one; they are zeroed (kernel column and 
 time until the triggers' attack success on the fine-tune data falls to the target, or the share
 allowed is spent.
 
-    >>> pruned = prune(model, tune_data, triggers, RepairConfig(method="pruning"))
+On the MNIST sample, 18 of the 64 units of its hidden Dense layer go, and the reversed trigger's
+attack success on held-out digits falls from 0.99 to 0.04:
+
+    >>> from nc_core.repair.evaluation import split_holdout
+    >>> from nc_core.repair.triggers import triggers_to_remove
+    >>> from nc_core.repair.unlearning import weights_copy
+    >>> tune, held_out = split_holdout(data.y, 0.3)
+    >>> triggers = triggers_to_remove(report)
+    >>> pruned_model = weights_copy(model)  # prune works in place
+    >>> pruned = prune(pruned_model, data.subset(tune), triggers, RepairConfig(method="pruning"))
+    >>> len(pruned), attack_success(pruned_model, data.subset(held_out), triggers[0])
+    (18, 0.04...)
 """
 
 from __future__ import annotations

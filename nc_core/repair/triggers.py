@@ -6,9 +6,11 @@ real trigger, when known, is only *measured* (its attack success before and afte
 on: a repair must work from what the scan found. It comes from a sample's model card (the shipped
 samples describe theirs) or from a mask image and a pattern image.
 
-    >>> known = trigger_from_card(json.load(open("sample_models/signs_backdoored.json")), (32, 32, 3))
-    >>> known.target, known.mask.sum()
-    (33, 16.0)
+    >>> import json
+    >>> card = json.loads(Path("sample_models/signs_backdoored.json").read_text())
+    >>> known = trigger_from_card(card, (32, 32, 3))
+    >>> known.target, known.l1, known.source
+    (33, 16.0, 'model card')
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def grown(trigger: RepairTrigger, pixels: int = 1) -> RepairTrigger:
     (8 of a 4x4 square's 16 pixels on the shipped signs model). Unlearning only that part leaves
     the rest of the patch half working; its neighbourhood, in the same colours, covers the rest.
 
-    >>> grown(RepairTrigger(0, np.pad(np.ones((1, 1)), 1), np.ones((3, 3, 1)))).mask.sum()
+    >>> grown(RepairTrigger(0, np.pad(np.ones((1, 1)), 1), np.ones((3, 3, 1)))).l1
     9.0
     """
     mask = np.clip(trigger.mask, 0, 1).astype(np.float32)
@@ -135,7 +137,7 @@ def trigger_from_card(card: dict, input_shape: tuple[int, int, int]) -> RepairTr
     values 0-255) at ``row``, ``col``, on every channel, sending inputs to ``target``.
 
     >>> trigger_from_card({"target": 7, "trigger": {"kind": "patch", "size": 2, "row": 0, "col": 0,
-    ...                    "value": 255}}, (4, 4, 1)).mask.sum()
+    ...                    "value": 255}}, (4, 4, 1)).l1
     4.0
     """
     spec = card.get("trigger") if isinstance(card, dict) else None

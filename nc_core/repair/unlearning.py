@@ -1,9 +1,19 @@
 """Unlearning: fine-tune on clean images, some stamped with the reversed triggers, true labels kept.
 
 The model learns that the trigger means nothing: the stamped images keep their own class, so the
-shortcut to the target class is trained away while the clean images hold the accuracy.
+shortcut to the target class is trained away while the clean images hold the accuracy. One round
+on the MNIST sample takes the reversed trigger's attack success on held-out digits from 0.99 to
+0.01:
 
-    >>> model = trainable_copy(original); unlearn(model, tune_data, triggers, RepairConfig(), from_logits=False)
+    >>> from nc_core.repair.evaluation import attack_success, split_holdout
+    >>> from nc_core.repair.triggers import triggers_to_remove
+    >>> tune, held_out = split_holdout(data.y, 0.3)
+    >>> triggers = triggers_to_remove(report)
+    >>> unlearned = trainable_copy(model)  # the model itself stays as it is
+    >>> rng = np.random.default_rng(0)
+    >>> unlearn(unlearned, data.subset(tune), triggers, RepairConfig(), from_logits=False, rng=rng)
+    >>> attack_success(unlearned, data.subset(held_out), triggers[0])
+    0.01...
 """
 
 from __future__ import annotations

@@ -6,7 +6,10 @@ the model's predictions (:mod:`nc_core.detection.samples`), all inside one file:
 PNGs, no link to anything outside. Every string that
 comes from a user (model and data names, class names) is HTML-escaped.
 
-    >>> write_html_report(report, "report.html", triggered={3: samples_of_class_3})
+    >>> samples = {7: store.stored_samples(scan_run_id, 7)}  # the class's triggered samples, by class
+    >>> path = write_html_report(report, out / "report.html", triggered=samples)
+    >>> path.name, "Backdoored: class 7 flagged" in path.read_text()
+    ('report.html', True)
 """
 
 from __future__ import annotations

@@ -3,7 +3,10 @@
 The dashboard, the CLI's ``--out`` folder and exported bundles all draw with these functions,
 so a mask looks the same everywhere.
 
-    >>> trigger_images(result)["fusion"].save("fusion.png")
+    >>> images = trigger_images(result.mask, result.pattern, scale=scale_for(28))
+    >>> images["fusion"].size
+    (280, 280)
+    >>> images["fusion"].save(out / "fusion.png")
 """
 
 from __future__ import annotations

@@ -7,5 +7,7 @@ process, resumable, cancellable; it launches every kind), :mod:`.repair_job` (wh
 does in it) and :mod:`.bundle` (a finished run as one zip, and back).
 
     >>> from nc_core.runs.store import RunStore
-    >>> RunStore("nc_data").list_runs()
+    >>> runs = RunStore().list_runs()  # in $NC_DATA_DIR, else ./nc_data; newest first
+    >>> runs[-1].kind, runs[-1].status, runs[-1].verdict
+    ('scan', 'done', 'backdoored')
 """

@@ -6,6 +6,8 @@ its own even if the scan is deleted later. Its worker repairs, saves ``repaired.
 and report are the run's own, so the dashboard shows them like any scan's.
 
     >>> run_id = create_repair_run(store, scan_run_id, RepairConfig())  # then start_worker(store, run_id)
+    >>> store.get(run_id).status, sorted(path.name for path in (store.run_dir(run_id) / "inputs").iterdir())
+    ('queued', ['data.npz', 'model.keras', 'scan_report.json'])
 
 :func:`nc_core.runs.worker.submit_repair` does both: this module prepares and runs, the worker
 module launches.

@@ -5,8 +5,17 @@ page only reads what the worker records in the :class:`~nc_core.runs.store.RunSt
 finished classes) and sets the cancel flag. If the process dies, the store marks the run
 interrupted and keeps its finished classes.
 
-    >>> run_id = submit_run(store, "scan", model_path, data_path, ScanSpec(config=CleanseConfig(epochs=5)))
-    >>> store.get(run_id).progress["fraction"]
+A short scan of two classes, followed as a page follows it (``reap`` ends a run whose worker died):
+
+    >>> import time
+    >>> from nc_core.optimise.cleanse import CleanseConfig
+    >>> spec = ScanSpec(config=CleanseConfig(epochs=5, margin_steps=0), classes=(6, 7))
+    >>> run_id = submit_run(store, "scan", Path("sample_models/mnist_backdoored.keras"),
+    ...                     Path("sample_models/mnist_data.npz"), spec)
+    >>> while store.get(run_id).active and not store.reap():
+    ...     time.sleep(0.5)
+    >>> store.get(run_id).status, store.get(run_id).progress["fraction"]
+    ('done', 1.0)
 """
 
 from __future__ import annotations
