@@ -22,7 +22,8 @@ The screen of every class of the MNIST sample, as a scan runs it (one engine, th
 reference classes:
 
     >>> from nc_core.detection.scan import make_engine, screened
-    >>> from nc_core.optimise.cleanse import CleanseConfig, reverse_target
+    >>> from nc_core.optimise.config import CleanseConfig
+    >>> from nc_core.optimise.schedule import reverse_target
     >>> screen = CleanseConfig(epochs=CleanseConfig().screen_epochs)
     >>> engine = make_engine(classifier, data, screen)
     >>> first_pass = [screened(reverse_target(engine, k, screen, len(data))) for k in range(10)]

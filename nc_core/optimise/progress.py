@@ -68,7 +68,7 @@ class ScanProgress:
     shown never decreases), so the ETA computed from it stays an honest upper bound.
 
     Each run gets its own callback, ``progress.run(epochs)``, to pass as ``on_event`` to
-    :func:`~nc_core.optimise.cleanse.reverse_target`. Two runs of 5 epochs are 100 steps; when
+    :func:`~nc_core.optimise.schedule.reverse_target`. Two runs of 5 epochs are 100 steps; when
     the first stops early after 2 epochs, its unused 3 leave the plan: 20 steps done of 70.
 
         >>> shown = []

@@ -8,7 +8,7 @@ interrupted and keeps its finished classes.
 A short scan of two classes, followed as a page follows it (``reap`` ends a run whose worker died):
 
     >>> import time
-    >>> from nc_core.optimise.cleanse import CleanseConfig
+    >>> from nc_core.optimise.config import CleanseConfig
     >>> spec = ScanSpec(config=CleanseConfig(epochs=5, margin_steps=0), classes=(6, 7))
     >>> run_id = submit_run(store, "scan", Path("sample_models/mnist_backdoored.keras"),
     ...                     Path("sample_models/mnist_data.npz"), spec)
