@@ -19,6 +19,7 @@ from dashboard.runs import origin_text
 from dashboard.text import class_label, plain
 from nc_core.detection.detect import SIZE_CREDIT_CAP
 from nc_core.detection.samples import SAMPLES_KEPT
+from nc_core.reports.columns import CLASS_COLUMNS, class_table
 from nc_core.reports.figures import curves_figure, l1_figure
 from nc_core.reports.html_report import render_html_report
 from nc_core.reports.images import mask_box, to_image, trigger_images, zoomed_mask
@@ -206,66 +207,18 @@ def trigger_detail(result, names: list[str], samples_for: SamplesSource, key: st
 
 
 def results_table(report, names: list[str]) -> None:
-    """The per-class figures as a sortable table."""
-    frame = report.dataframe()
-    frame["name"] = [names[k] if k < len(names) else frame.loc[k, "name"] for k in frame.index]
-    st.dataframe(
-        frame[
-            [
-                "name",
-                "flagged",
-                "flagged_by",
-                "l1",
-                "full_budget_l1",
-                "ratio",
-                "anomaly_index",
-                "log_index",
-                "compactness",
-                "boundary",
-                "score",
-                "margin",
-                "margin_ratio",
-                "margin_p",
-                "asr",
-                "full_schedule",
-                "converged",
-                "reached_threshold",
-                "epochs",
-                "steps",
-                "seconds",
-            ]
-        ],
-        column_config={
-            "name": "class",
-            "l1": st.column_config.NumberColumn("mask L1", format="%.1f"),
-            "full_budget_l1": st.column_config.NumberColumn(
-                "judged L1",
-                format="%.1f",
-                help="the L1 the rule judged: a screened class's scaled to the full schedule",
-            ),
-            "full_schedule": "full schedule",
-            "ratio": st.column_config.NumberColumn("of median", format="%.2f"),
-            "anomaly_index": st.column_config.NumberColumn("anomaly index (paper)", format="%.2f"),
-            "log_index": st.column_config.NumberColumn("log index", format="%.2f"),
-            "compactness": st.column_config.NumberColumn("compactness", format="%.2f"),
-            "boundary": st.column_config.NumberColumn(
-                "boundary", format="%.2f", help="the mask's edge over a solid square's of the same L1"
-            ),
-            "score": st.column_config.NumberColumn("score", format="%.2f"),
-            "flagged_by": st.column_config.TextColumn("flagged by", help="which method flags the class"),
-            "margin": st.column_config.NumberColumn(
-                "max margin", format="%.1f", help="the largest logit margin any valid input reaches (max-margin test)"
-            ),
-            "margin_ratio": st.column_config.NumberColumn("margin / median", format="%.2f"),
-            "margin_p": st.column_config.NumberColumn(
-                "margin p-value", format="%.2g", help=f"flagged below the rule's line ({report.margin_p:g})"
-            ),
-            "asr": st.column_config.NumberColumn("attack success", format="percent"),
-            "reached_threshold": "reached threshold",
-            "seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
-        },
-        width="stretch",
-    )
+    """The per-class figures as a sortable table: the columns of the CLI and the HTML report."""
+    numbers = {
+        column.label: st.column_config.NumberColumn(column.label, format=column.printf, help=column.help or None)
+        for column in CLASS_COLUMNS
+        if column.spec
+    }
+    texts = {
+        column.label: st.column_config.TextColumn(column.label, help=column.help or None)
+        for column in CLASS_COLUMNS
+        if not column.spec
+    }
+    st.dataframe(class_table(report, names), column_config={**numbers, **texts}, hide_index=True, width="stretch")
 
 
 def trigger_grid(report, names: list[str]) -> None:

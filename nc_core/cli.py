@@ -21,6 +21,7 @@ from pathlib import Path
 from nc_core.detection.detect import DetectionRule
 from nc_core.errors import InvalidParameterError, NCError
 from nc_core.optimise.config import CleanseConfig
+from nc_core.reports.columns import text_table
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -304,26 +305,8 @@ def _text_summary(report) -> str:
         f"verdict: {report.verdict.upper()}   score: {report.score:.2f}   anomaly index: {report.anomaly_index:.2f}   "
         f"flagged: {report.flagged or 'none'}   median L1: {report.median:.2f}   MAD: {report.mad:.2f}",
         f"why: {report.verdict_reason}",
-        f"{'class':>5}  {'name':<24} {'L1':>9} {'judged':>7} {'ratio':>6} {'index':>7} {'log idx':>7} {'compact':>7} "
-        f"{'edge':>5} {'score':>6} {'margin':>7} {'m.ratio':>7} {'m.p':>8} {'ASR':>6} {'steps':>6}  flag",
     ]
-    for row in sorted(report.rows, key=lambda r: r.judged_l1):
-        mark = (
-            f"<-- backdoor ({row.flagged_by.replace(',', ' + ')})"
-            if row.flagged
-            else "<-- suspect (inconclusive)"
-            if row.class_id in report.suspects
-            else "screened"
-            if not row.full_schedule
-            else ""
-            if row.converged
-            else "not converged"
-        )
-        lines.append(
-            f"{row.class_id:>5}  {row.name[:24]:<24} {row.l1:9.2f} {row.judged_l1:7.2f} {row.ratio:6.2f} {row.anomaly_index:7.2f} "  # noqa: E501
-            f"{row.log_index:7.2f} {row.compactness:7.2f} {row.boundary:5.2f} {row.score:6.2f} "
-            f"{row.margin:7.1f} {row.margin_ratio:7.2f} {row.margin_p:8.2g} {row.asr:6.3f} {row.steps:6d}  {mark}"
-        )
+    lines += text_table(report)
     if report.screened:
         lines.append(
             f"note: {len(report.screened)} class(es) were only screened ({report.config.get('screen_epochs')} "

@@ -48,6 +48,7 @@ DOCTESTED = [
     "nc_core.repair.config",
     "nc_core.repair.triggers",
     "nc_core.reports",
+    "nc_core.reports.columns",
     "nc_core.reports.figures",
     "nc_core.runs.spec",
     "nc_core.runs.status",

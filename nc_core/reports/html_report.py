@@ -26,6 +26,7 @@ import numpy as np
 from nc_core.detection.fusion import MAX_MARGIN, NEURAL_CLEANSE, WHAT_IT_SEES
 from nc_core.detection.report import ScanReport
 from nc_core.detection.samples import TriggeredSamples
+from nc_core.reports.columns import CLASS_COLUMNS, class_rows
 from nc_core.reports.figures import l1_figure, margin_figure
 from nc_core.reports.images import scale_for, to_image, trigger_images
 
@@ -148,24 +149,19 @@ def _settings(report: ScanReport) -> str:
 
 
 def _table(report: ScanReport, class_names: list[str] | None) -> str:
-    head = (
-        "<tr><th>class</th><th>name</th><th>mask L1</th><th>judged L1</th><th>of median</th>"
-        "<th>anomaly index</th><th>log index</th><th>compactness</th><th>boundary</th><th>score</th>"
-        "<th>max margin</th><th>margin p</th><th>flagged by</th><th>ASR</th>"
-        "<th>schedule</th><th>steps</th></tr>"
-    )
+    head = "".join(f"<th title='{_text(c.help)}'>{_text(c.label)}</th>" for c in CLASS_COLUMNS)
     body = []
-    for row in sorted(report.rows, key=lambda r: r.judged_l1):
-        schedule = "full" if row.full_schedule else "screened"
+    for row in class_rows(report):
+        cells = [
+            _name(report, row.class_id, class_names) if column.label == "name" else column.text(row, report)
+            for column in CLASS_COLUMNS
+        ]
         body.append(
-            f"<tr class='{'flagged' if row.flagged else ''}'><td>{row.class_id}</td>"
-            f"<td>{_text(_name(report, row.class_id, class_names))}</td><td>{row.l1:.1f}</td>"
-            f"<td>{row.judged_l1:.1f}</td><td>{row.ratio:.2f}</td><td>{row.anomaly_index:.2f}</td>"
-            f"<td>{row.log_index:.2f}</td><td>{row.compactness:.2f}</td><td>{row.boundary:.2f}</td><td>{row.score:.2f}</td>"
-            f"<td>{row.margin:.1f}</td><td>{row.margin_p:.2g}</td><td>{_text(row.flagged_by.replace(',', ', '))}</td>"
-            f"<td>{row.asr:.1%}</td><td>{schedule}</td><td>{row.steps}</td></tr>"
+            f"<tr class='{'flagged' if row.flagged else ''}'>"
+            + "".join(f"<td>{_text(c)}</td>" for c in cells)
+            + "</tr>"
         )
-    return f"<table>{head}{''.join(body)}</table>"
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
 def _gallery(report: ScanReport, triggered: Mapping[int, TriggeredSamples], class_names: list[str] | None) -> str:

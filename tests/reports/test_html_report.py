@@ -49,7 +49,7 @@ def test_the_report_carries_the_verdict_figures_and_every_trigger_in_one_file(tm
     images = re.findall(r'<img alt="" src="data:image/png;base64,', page)
     assert len(images) == len(scanned.results) * (3 + SAMPLES_PER_CLASS)
     for row in scanned.rows:
-        assert f"<td>{row.l1:.1f}</td>" in page
+        assert f"<td>{row.l1:.2f}</td>" in page
     assert "<figcaption>2 → 0 · zero (97%)</figcaption>" in page, "each triggered sample with the model's answer"
 
 
