@@ -62,10 +62,10 @@ def test_the_report_says_which_backend_and_device_ran_the_scan(mnist_backdoored)
     assert report.to_dict(include_arrays=False)["backend"] == "tensorflow"
 
 
-def _cli_scan(keras_backend: str) -> dict:
+def _cli(keras_backend: str, *arguments: str) -> dict:
     env = {**os.environ, "KERAS_BACKEND": keras_backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run(
-        [sys.executable, "-m", "nc_core", "scan", str(MODEL), str(DATA), "--quiet", "--format", "json"],
+        [sys.executable, "-m", "nc_core", *arguments, str(MODEL), str(DATA), "--quiet"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -73,7 +73,16 @@ def _cli_scan(keras_backend: str) -> dict:
         timeout=1800,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout)
+    return done.stdout
+
+
+def _cli_scan(keras_backend: str, classes_per_step: int = 1) -> dict:
+    return json.loads(_cli(keras_backend, "scan", "--format", "json", "--classes-per-step", str(classes_per_step)))
+
+
+def _reversed_l1(keras_backend: str, out) -> float:
+    _cli(keras_backend, "reverse", "--target", "7", "--epochs", "5", "--out", str(out / keras_backend))
+    return json.loads((out / keras_backend / "result.json").read_text())["l1"]
 
 
 @pytest.fixture(scope="module")
@@ -81,12 +90,24 @@ def tensorflow_scan() -> dict:
     return _cli_scan("tensorflow")
 
 
+def _installed(name: str) -> None:
+    if importlib.util.find_spec(name) is None:
+        pytest.skip(f"{name} is not installed here (JAX is a test dependency; PyTorch is optional)")
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("other", ["jax", "torch"])
-def test_a_scan_on_another_backend_gives_the_tensorflow_verdict_and_l1s(other, tensorflow_scan):
-    if importlib.util.find_spec(other) is None:
-        pytest.skip(f"{other} is not installed here (JAX is a test dependency; PyTorch is optional)")
-    found = _cli_scan(other)
+def test_one_class_on_another_backend_follows_tensorflow_step_for_step(other, tmp_path):
+    _installed(other)
+    assert _reversed_l1(other, tmp_path) == pytest.approx(_reversed_l1("tensorflow", tmp_path), rel=1e-3)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("other", ["jax", "torch"])
+def test_every_class_in_one_step_on_another_backend_gives_the_tensorflow_verdict_and_l1s(other, tensorflow_scan):
+    """The accelerator path: all ten classes in one batched step, as a GPU scan runs them."""
+    _installed(other)
+    found = _cli_scan(other, classes_per_step=10)
     assert (found["backend"], found["device"]) == (other, "CPU")
     assert found["verdict"] == tensorflow_scan["verdict"] == "backdoored"
     assert found["flagged"] == tensorflow_scan["flagged"] == [7]
