@@ -54,6 +54,7 @@ DOCTESTED = [
     "nc_core.repair.triggers",
     "nc_core.reports",
     "nc_core.reports.figures",
+    "nc_core.runs.bundle",
     "nc_core.runs.spec",
     "nc_core.runs.status",
     "nc_core.runs.store",
@@ -102,7 +103,6 @@ NOT_YET = [
     "nc_core.detection.scan",
     "nc_core.optimise.runner",
     "nc_core.optimise.schedule",
-    "nc_core.runs.bundle",
 ]
 
 
