@@ -2,11 +2,11 @@
 
 Examples of the modules in ``DOCTESTED`` build what they use and run in the quick suite. Those in
 ``DOCTESTED_WITH_MODELS`` read like a user's session that has loaded a model and scanned it: they
-use the names of ``tests/doctest_namespace.py`` (``inputs``, ``classifier``, ``report``, ``store``,
-...), real objects made once per session from the shipped MNIST sample, and they load models,
-start worker processes and Ray, so they run as ``integration`` tests. Both run from the
+use the names of ``tests/helpers/doctest_namespace.py`` (``inputs``, ``classifier``, ``report``,
+``store``, ...), real objects made once per session from the shipped MNIST sample, and they load
+models, start worker processes and Ray, so they run as ``integration`` tests. Both run from the
 repository's root (examples name ``sample_models/...``), with ``$NC_DATA_DIR`` in a temporary
-folder. A module with examples is in one of the lists, or in ``NOT_YET`` with the reason.
+folder. A module with examples is in one of the two lists.
 """
 
 from __future__ import annotations
@@ -31,7 +31,12 @@ DOCTESTED = [
     "nc_core.detection.shape",
     "nc_core.errors",
     "nc_core.files",
+    "nc_core.loading.data",
     "nc_core.loading.data.archives",
+    "nc_core.loading.data.class_folders",
+    "nc_core.loading.data.dataset",
+    "nc_core.loading.data.images",
+    "nc_core.loading.data.npz",
     "nc_core.loading.limits",
     "nc_core.loading.models.keras_errors",
     "nc_core.loading.models.vetting",
@@ -50,6 +55,7 @@ DOCTESTED = [
     "nc_core.reports",
     "nc_core.reports.columns",
     "nc_core.reports.figures",
+    "nc_core.runs.bundle",
     "nc_core.runs.spec",
     "nc_core.runs.status",
     "nc_core.runs.store",
@@ -68,12 +74,20 @@ DOCTESTED_WITH_MODELS = [
     "nc_core.detection.margin",
     "nc_core.detection.report",
     "nc_core.detection.samples",
+    "nc_core.detection.scan",
     "nc_core.detection.screen",
     "nc_core.loading",
+    "nc_core.loading.data.for_model",
     "nc_core.loading.inputs",
+    "nc_core.loading.models",
+    "nc_core.loading.models.inspection",
+    "nc_core.loading.models.load",
+    "nc_core.loading.models.prediction",
     "nc_core.optimise.batched",
     "nc_core.optimise.engine",
     "nc_core.optimise.legacy",
+    "nc_core.optimise.runner",
+    "nc_core.optimise.schedule",
     "nc_core.optimise.trigger",
     "nc_core.repair",
     "nc_core.repair.blend",
@@ -86,24 +100,6 @@ DOCTESTED_WITH_MODELS = [
     "nc_core.runs",
     "nc_core.runs.repair_job",
     "nc_core.runs.worker",
-]
-
-#: Modules whose examples still name objects they do not build (the modules split in 0.14).
-NOT_YET = [
-    "nc_core.detection.scan",
-    "nc_core.loading.data",
-    "nc_core.loading.data.class_folders",
-    "nc_core.loading.data.dataset",
-    "nc_core.loading.data.for_model",
-    "nc_core.loading.data.images",
-    "nc_core.loading.data.npz",
-    "nc_core.loading.models",
-    "nc_core.loading.models.inspection",
-    "nc_core.loading.models.load",
-    "nc_core.loading.models.prediction",
-    "nc_core.optimise.runner",
-    "nc_core.optimise.schedule",
-    "nc_core.runs.bundle",
 ]
 
 
@@ -143,6 +139,6 @@ def test_every_module_with_examples_is_in_one_list():
         if path.name != "__main__.py" and re.search(r"^\s*>>> ", path.read_text(), re.MULTILINE):
             parts = path.relative_to(ROOT).with_suffix("").parts
             with_examples.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
-    listed = DOCTESTED + DOCTESTED_WITH_MODELS + NOT_YET
+    listed = DOCTESTED + DOCTESTED_WITH_MODELS
     assert len(listed) == len(set(listed)), "a module is listed twice"
     assert with_examples == set(listed)

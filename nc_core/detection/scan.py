@@ -7,9 +7,12 @@ the close calls by restarts and hands the results to the detection rule; the opt
 :class:`~nc_core.optimise.runner.ReversalRunner`'s, which builds one engine per scan and reuses it
 for every class, so the training step is traced once.
 
-    >>> report = scan(classifier, dataset, config=CleanseConfig(epochs=30))
-    >>> report.verdict
-    'backdoored'
+The MNIST sample, whose backdoor sends any digit stamped with a small checkerboard to 7, with
+20 epochs a class instead of the product's 60 (about 5 s on 2 cores):
+
+    >>> report = scan(classifier, data, config=CleanseConfig(epochs=20))
+    >>> report.verdict, report.flagged
+    ('backdoored', [7])
 """
 
 from __future__ import annotations

@@ -21,8 +21,9 @@ The screen of every class of the MNIST sample, as a scan runs it (one engine, th
 ``screen_epochs``), then the plan: the backdoor's class 7 gets the full schedule, with three
 reference classes:
 
-    >>> from nc_core.detection.scan import make_engine, screened
+    >>> from nc_core.detection.scan import screened
     >>> from nc_core.optimise.config import CleanseConfig
+    >>> from nc_core.optimise.runner import make_engine
     >>> from nc_core.optimise.schedule import reverse_target
     >>> screen = CleanseConfig(epochs=CleanseConfig().screen_epochs)
     >>> engine = make_engine(classifier, data, screen)

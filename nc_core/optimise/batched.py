@@ -18,6 +18,7 @@ Each class still follows its own schedule through :class:`nc_core.optimise.sched
 one difference from one class at a time: the slots share one mini-batch order, so L1s agree within
 the noise of a different sample order, not bit for bit.
 
+    >>> from nc_core.optimise.config import CleanseConfig
     >>> engine = BatchedEngine(classifier, x_unit, PixelRange.parse("0-255"), slots=4)
     >>> found = {}
     >>> run_batched(engine, [Reversal(t, CleanseConfig(epochs=3)) for t in range(6)], num_samples=len(x_unit),

@@ -10,7 +10,19 @@ checked for the fields a run needs. Anything else is refused with a sentence. Th
 (:meth:`~nc_core.runs.store.RunStore.export_bundle`, ``import_bundle``) only hands a run's
 files over and takes them back.
 
-    >>> record, report_json, class_files, repair_json = read_bundle(Path("run.zip").read_bytes())
+The shipped scan of the MNIST sample is such a bundle (``make_samples.py`` exports it):
+
+    >>> import json
+    >>> from pathlib import Path
+    >>> bundle = Path("sample_models/mnist_backdoored_scan.zip").read_bytes()
+    >>> record, report_json, class_files, repair_json = read_bundle(bundle)
+    >>> record["kind"], record["status"], record["model"], repair_json
+    ('scan', 'done', 'mnist_backdoored.keras', None)
+    >>> json.loads(report_json)["flagged"], sorted(class_files)[:3]
+    ([7], ['classes/0.json', 'classes/0.npz', 'classes/1.json'])
+    >>> read_bundle(b"PK, but not a zip")
+    Traceback (most recent call last):
+    nc_core.errors.InvalidDataError: This is not a run bundle the dashboard can import: it is not a zip file.
 """
 
 from __future__ import annotations

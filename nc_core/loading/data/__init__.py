@@ -11,8 +11,9 @@ Modules: :mod:`.dataset` (``Dataset`` and the checks every loader applies), :mod
 uploaded images), :mod:`.class_folders` (one sub-folder per class, in a folder or a zip) and
 :mod:`.for_model` (``load_data``: any of them at a model's image size, checked to fit it).
 
-    >>> ds = load_data("sample_models/mnist_data.npz", input_shape=(28, 28, 1)); ds.x.shape
-    (1000, 28, 28, 1)
+    >>> ds = load_data("sample_models/mnist_data.npz", input_shape=(28, 28, 1))
+    >>> ds.x.shape, ds.pixel_range.label, ds.class_counts()[7]
+    ((1000, 28, 28, 1), '0-255', 100)
 """
 
 from nc_core.loading.data.class_folders import load_image_folder, load_image_zip

@@ -4,7 +4,18 @@ Class ids follow sorted folder names; a single wrapper folder, ``__MACOSX`` and 
 ignored, files that are not images are skipped and counted, and at least two classes must keep
 images. The files themselves are listed and read by :mod:`.archives`, decoded by :mod:`.images`.
 
-    >>> load_image_zip("pets.zip", (64, 64), 3).class_names
+A folder of pets, read at a model's image size, then the same folder zipped:
+
+    >>> import shutil, tempfile
+    >>> from pathlib import Path
+    >>> from PIL import Image
+    >>> pets = Path(tempfile.mkdtemp()) / "pets"
+    >>> for name, colour in [("cat", "orange"), ("dog", "brown")]:
+    ...     (pets / name).mkdir(parents=True)
+    ...     Image.new("RGB", (80, 60), colour).save(pets / name / "1.png")
+    >>> load_image_folder(pets, (64, 64), 3).class_names
+    ['cat', 'dog']
+    >>> load_image_zip(shutil.make_archive(pets, "zip", pets.parent, pets.name), (64, 64), 3).class_names
     ['cat', 'dog']
 """
 
@@ -30,8 +41,19 @@ def load_image_folder(
     Class ids follow sorted folder names; empty class folders keep their id. Images are
     resized to ``image_size`` (height, width); non-image files are skipped.
 
-    >>> load_image_folder("pets/", (64, 64), 3).class_names
-    ['cat', 'dog']
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from PIL import Image
+    >>> pets = Path(tempfile.mkdtemp()) / "pets"
+    >>> for name, colour in [("cat", "orange"), ("dog", "brown")]:
+    ...     (pets / name).mkdir(parents=True)
+    ...     for i in range(3):
+    ...         Image.new("RGB", (80, 60), colour).save(pets / name / f"{i}.png")
+    >>> (pets / "cat" / "notes.txt").write_text("fluffy")  # not an image: skipped, counted
+    6
+    >>> ds = load_image_folder(pets, (64, 64), 3)
+    >>> ds.class_names, ds.x.shape, ds.class_counts(), ds.skipped
+    (['cat', 'dog'], (6, 64, 64, 3), {0: 3, 1: 3}, 1)
     """
     root = Path(path)
     if not root.is_dir():
@@ -48,8 +70,17 @@ def load_image_zip(
     A single wrapper folder is ignored, as are ``__MACOSX`` and hidden files. Unsafe member
     names and archives that unpack too large (zip bombs) are refused.
 
-    >>> load_image_zip("pets.zip", (64, 64), 3).source
-    'pets.zip'
+    >>> import shutil, tempfile
+    >>> from pathlib import Path
+    >>> from PIL import Image
+    >>> pets = Path(tempfile.mkdtemp()) / "pets"
+    >>> for name, colour in [("cat", "orange"), ("dog", "brown")]:
+    ...     (pets / name).mkdir(parents=True)
+    ...     Image.new("RGB", (80, 60), colour).save(pets / name / "1.png")
+    >>> pets_zip = shutil.make_archive(pets, "zip", pets.parent, pets.name)  # pets/ wraps the classes
+    >>> ds = load_image_zip(pets_zip, (64, 64), 3)
+    >>> ds.source, ds.class_names, ds.pixel_range.label
+    ('pets.zip', ['cat', 'dog'], '0-255')
     """
     path = existing_file(path, "zip file")
     try:

@@ -4,8 +4,8 @@ Neural Cleanse works in the unit pixel range, so every loader returns a :class:`
 in [0, 1] plus the :class:`PixelRange` the *model* expects. A cut to fewer samples keeps every
 class's share (:func:`stratified_indices`), so small classes survive it.
 
-    >>> stratified_indices(np.array([0, 0, 0, 1]), 2).tolist()
-    [0, 3]
+    >>> stratified_indices(np.array([0, 0, 0, 1]), 2).tolist()  # class 1's only sample stays
+    [2, 3]
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ class Dataset:
 
     ``raw_inputs`` keeps an npz's arrays as stored, so changing the range never compounds a clip.
 
-    >>> ds.model_inputs().max() <= ds.pixel_range.from_unit(np.ones(1)).max()
-    True
+    >>> from nc_core.loading.data import load_npz
+    >>> ds = load_npz("sample_models/mnist_data.npz")  # digits stored as the model takes them, 0-255
+    >>> len(ds), ds.pixel_range.label, float(ds.x.max()), float(ds.model_inputs().max())
+    (1000, '0-255', 1.0, 255.0)
     """
 
     x: np.ndarray
@@ -45,8 +47,10 @@ class Dataset:
     def model_inputs(self) -> np.ndarray:
         """The images as the model takes them.
 
-        >>> ds.model_inputs().dtype
-        dtype('float32')
+        >>> from nc_core.loading.data import load_npz
+        >>> ds = load_npz("sample_models/mnist_data.npz")
+        >>> ds.model_inputs().dtype, float(ds.model_inputs().max())
+        (dtype('float32'), 255.0)
         """
         return self.pixel_range.from_unit(self.x)
 
@@ -56,8 +60,14 @@ class Dataset:
         When the file stored model inputs (npz) the unit pixels are re-derived from them;
         for images only the range the model expects changes.
 
-        >>> ds.with_pixel_range(PixelRange.parse("0-255")).pixel_range.name
-        '0-255'
+        >>> from nc_core.loading.data import load_npz
+        >>> ds = load_npz("sample_models/mnist_data.npz")
+        >>> as_unit = ds.with_pixel_range(PixelRange.parse("0-1"))  # read 0-255 digits as 0-1: clipped
+        >>> as_unit.pixel_range.label, float(as_unit.x.mean()) > float(ds.x.mean())
+        ('0-1', True)
+        >>> back = as_unit.with_pixel_range(PixelRange.parse("0-255"))  # from the stored values again
+        >>> np.array_equal(back.x, ds.x)
+        True
         """
         if not self.range_from_data:
             return dataclasses.replace(self, pixel_range=new)
@@ -67,8 +77,10 @@ class Dataset:
     def subset(self, idx: Sequence[int] | np.ndarray) -> Dataset:
         """The samples at ``idx``, everything else kept.
 
-        >>> len(ds.subset([0, 2]))
-        2
+        >>> from nc_core.loading.data import load_npz
+        >>> ds = load_npz("sample_models/mnist_data.npz")
+        >>> len(ds.subset([0, 2])), ds.subset([0, 2]).y.tolist() == ds.y[[0, 2]].tolist()
+        (2, True)
         """
         idx = np.asarray(idx, dtype=np.int64)
         raw = self.raw_inputs[idx] if self.raw_inputs is not None else None
@@ -85,8 +97,9 @@ class Dataset:
     def class_counts(self) -> dict[int, int]:
         """Samples per known label, in label order.
 
-        >>> ds.class_counts()
-        {0: 50, 1: 50}
+        >>> from nc_core.loading.data import load_npz
+        >>> load_npz("sample_models/mnist_data.npz", max_samples=50).class_counts()
+        {0: 5, 1: 5, 2: 5, 3: 5, 4: 5, 5: 5, 6: 5, 7: 5, 8: 5, 9: 5}
         """
         labels, counts = np.unique(self.y[self.y >= 0], return_counts=True)
         return {int(label): int(count) for label, count in zip(labels, counts)}

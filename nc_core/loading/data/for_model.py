@@ -32,8 +32,17 @@ def load_data(
 
     Images are resized to the model's input; ``pixel_range`` (if given) is the model's range.
 
-    >>> load_data("pets.zip", (64, 64, 3), PixelRange.parse("-1-1")).x.shape[1:]
-    (64, 64, 3)
+    A zip of pets for a model that takes 64x64 RGB images in [-1, 1] (files written in ``out``):
+
+    >>> import shutil
+    >>> from PIL import Image
+    >>> for name, colour in [("cat", "orange"), ("dog", "brown")]:
+    ...     (out / "pets" / name).mkdir(parents=True, exist_ok=True)
+    ...     Image.new("RGB", (80, 60), colour).save(out / "pets" / name / "1.png")
+    >>> pets_zip = shutil.make_archive(out / "pets", "zip", out, "pets")
+    >>> ds = load_data(pets_zip, (64, 64, 3), PixelRange.parse("-1-1"))
+    >>> ds.x.shape, ds.pixel_range.label, float(ds.model_inputs().min())
+    ((2, 64, 64, 3), '-1-1', -1.0)
     """
     path = Path(path)
     height, width, channels = input_shape
@@ -58,9 +67,14 @@ def load_data(
 def check_fits(ds: Dataset, input_shape: tuple[int, int, int], num_classes: int | None = None) -> None:
     """Refuse data whose image shape or labels the model cannot take.
 
-    >>> check_fits(mnist_ds, (32, 32, 3))
+    ``data`` holds 28x28 grey digits labelled 0 to 9:
+
+    >>> check_fits(data, (32, 32, 3))
     Traceback (most recent call last):
-    InvalidDataError: The data holds 28x28x1 images; the model takes 32x32x3.
+    nc_core.errors.InvalidDataError: The data holds 28x28x1 images; the model takes 32x32x3.
+    >>> check_fits(data, (28, 28, 1), num_classes=5)
+    Traceback (most recent call last):
+    nc_core.errors.InvalidDataError: The data has the label 9 but the model knows 5 classes (0 to 4).
     """
     shape = tuple(int(s) for s in ds.x.shape[1:])
     if shape != tuple(input_shape):
@@ -88,8 +102,10 @@ def pick_pixel_range(
     without labels are scored by the model's mean confidence instead (a model fed the wrong
     range is rarely sure of anything). Ties go to the earlier candidate.
 
-    >>> best, scores = pick_pixel_range(lambda v: predict(clf, v), ds); best.name
-    '0-255'
+    >>> from nc_core.loading.models import predict
+    >>> best, scores = pick_pixel_range(lambda x: predict(classifier, x), data)
+    >>> best.label, scores
+    ('0-255', {'0-1': 0.15..., '0-255': 0.98..., '-1-1': 0.10...})
     """
     if not candidates:
         raise InvalidParameterError("Give at least one pixel range to try.")

@@ -117,8 +117,14 @@ def load_images(
     Without labels every ``y`` is ``UNKNOWN_LABEL`` (-1): replace it, e.g. with the model's
     predictions, before using the labels.
 
-    >>> load_images([("cat.png", png_bytes)], (32, 32), 3, labels=[3]).y
-    array([3])
+    >>> import io
+    >>> from PIL import Image
+    >>> png = io.BytesIO(); Image.new("RGB", (40, 30), "orange").save(png, format="PNG")
+    >>> ds = load_images([("cat.png", png.getvalue())], (32, 32), 3, labels=[3])
+    >>> ds.y, ds.x.shape, ds.source
+    (array([3]), (1, 32, 32, 3), 'cat.png')
+    >>> load_images([("cat.png", png.getvalue())], (32, 32), 3).y  # no label given: unknown
+    array([-1])
     """
     size = check_image_args(image_size, channels)
     if not files:

@@ -32,8 +32,9 @@ def load_npz(path: str | Path, pixel_range: PixelRange | None = None, max_sample
     Never unpickles; array headers are checked before any array is allocated. Without
     ``pixel_range`` the range is guessed from the values.
 
-    >>> load_npz("mnist_sample.npz").pixel_range.name
-    '0-255'
+    >>> ds = load_npz("sample_models/mnist_data.npz", max_samples=100)
+    >>> len(ds), ds.class_names[:3], ds.raw_inputs.dtype, ds.pixel_range.label  # guessed from the values
+    (100, ['0', '1', '2'], dtype('uint8'), '0-255')
     """
     path = existing_file(path, "data file")
     arrays = _read_npz(path)

@@ -6,7 +6,13 @@ code refused, weights bounded), :mod:`.load` (``load_model``), :mod:`.keras_erro
 raised, as a sentence), :mod:`.inspection` (``inspect_model``, ``ModelInfo``, ``as_classifier``)
 and :mod:`.prediction` (``predict``, ``compiled_forward``, ``clean_accuracy``).
 
-    >>> model = load_model("classifier.keras"); info = inspect_model(model)
+    >>> model = load_model("sample_models/mnist_backdoored.keras")
+    >>> info = inspect_model(model); info
+    ModelInfo(input_shape=(28, 28, 1), num_classes=10, num_params=105866, outputs_probabilities=True,
+              name='mnist_cnn_backdoored')
+    >>> classifier = as_classifier(model, info)  # the model itself: it outputs probabilities already
+    >>> predict(classifier, data.model_inputs()[:2]).shape  # data: the sample's digits
+    (2, 10)
 """
 
 from nc_core.loading.models.inspection import ModelInfo, as_classifier, inspect_model

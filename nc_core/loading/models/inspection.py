@@ -44,8 +44,11 @@ def inspect_model(model: keras.Model, sample_x: np.ndarray | None = None) -> Mod
     ``sample_x`` (model inputs) decides whether outputs are probabilities; without it the last
     layer's activation does (softmax means probabilities).
 
-    >>> inspect_model(model).input_shape
-    (28, 28, 1)
+    >>> info = inspect_model(model)  # the MNIST sample, its last layer a softmax
+    >>> info.input_shape, info.num_classes, info.outputs_probabilities
+    ((28, 28, 1), 10, True)
+    >>> inspect_model(model, data.model_inputs()[:64]).outputs_probabilities  # its outputs, looked at
+    True
     """
     input_shape = _image_input_shape(model)
     num_classes = _num_classes(model)
@@ -167,8 +170,15 @@ def as_classifier(model: keras.Model, info: ModelInfo) -> keras.Model:
 
     Neural Cleanse's loss needs probabilities; a functional wrapper avoids Lambda layers.
 
-    >>> as_classifier(logits_model, inspect_model(logits_model)).layers[-1].name
-    'nc_softmax'
+    A model whose last layer gives logits gains a softmax:
+
+    >>> inputs = keras.Input((28, 28, 1))
+    >>> logits_model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(inputs)))
+    >>> classifier = as_classifier(logits_model, inspect_model(logits_model))
+    >>> classifier.layers[-1].name, round(float(predict(classifier, data.model_inputs()[:1]).sum()), 4)
+    ('nc_softmax', 1.0)
+    >>> as_classifier(model, inspect_model(model)) is model  # the MNIST sample outputs probabilities
+    True
     """
     if info.outputs_probabilities:
         return model

@@ -5,7 +5,7 @@ every failure becomes a :class:`~nc_core.errors.ModelLoadError` (or
 :class:`~nc_core.errors.UnsafeModelError`) with one sentence a user understands.
 
     >>> load_model("sample_models/mnist_backdoored.keras").name
-    'mnist_cnn'
+    'mnist_cnn_backdoored'
 """
 
 from __future__ import annotations
@@ -25,8 +25,11 @@ def load_model(path: str | Path) -> keras.Model:
     """Load a ``.keras`` or ``.h5`` model in safe mode, after refusing code-carrying layers
     (:func:`~nc_core.loading.models.vetting.vet_model_file`).
 
-    >>> load_model("mnist.keras").name
-    'mnist_cnn'
+    >>> load_model("sample_models/mnist_clean.keras").name
+    'mnist_cnn_clean'
+    >>> load_model("sample_models/README.md")
+    Traceback (most recent call last):
+    nc_core.errors.ModelLoadError: 'README.md' is not a model file the scanner reads: save the model as .keras ...
     """
     path = Path(path)
     suffix = path.suffix.lower()

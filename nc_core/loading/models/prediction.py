@@ -1,7 +1,10 @@
 """Running a loaded model on images: batched predictions, a traced forward pass, clean accuracy.
 
->>> predict(classifier, x_test[:10]).shape
-(10, 10)
+``classifier`` is the MNIST sample, ``data`` its held-out digits, whose ``model_inputs()`` are
+the pixels as the model takes them (0-255):
+
+    >>> predict(classifier, data.model_inputs()[:10]).argmax(axis=1), data.y[:10]
+    (array([1, 5, 0, 0, 8, 7, 7, 3, 2, 5]), array([1, 5, 0, 0, 8, 7, 7, 3, 2, 5]))
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ def predict(
     Pass the model from :func:`as_classifier` to get probabilities, and :func:`compiled_forward`
     as ``forward`` where one model predicts many times.
 
-    >>> predict(classifier, x_test[:10]).shape
+    >>> predict(classifier, data.model_inputs()[:10]).shape
     (10, 10)
     """
     if batch_size < 1:
@@ -45,7 +48,8 @@ def compiled_forward(model: keras.Model) -> Callable[[np.ndarray], Any]:
     class's trigger with it. The batch dimension is left free, so one trace serves every batch.
     On JAX it is one ``jax.jit`` program per batch shape; PyTorch runs it eagerly.
 
-    >>> forward = compiled_forward(classifier); predict(classifier, x_test, forward=forward).shape
+    >>> forward = compiled_forward(classifier)
+    >>> predict(classifier, data.model_inputs(), forward=forward).shape
     (1000, 10)
     """
     from nc_core import backend
@@ -70,8 +74,8 @@ def compiled_forward(model: keras.Model) -> Callable[[np.ndarray], Any]:
 def clean_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:
     """Share of labelled samples the model classifies right (labels below 0 mean unknown).
 
-    >>> clean_accuracy(classifier, x_test, y_test)
-    0.98
+    >>> clean_accuracy(classifier, data.model_inputs(), data.y)
+    0.981
     """
     y = np.asarray(y)
     if len(x) != len(y):
