@@ -319,8 +319,9 @@ def test_scan_page_reaches_a_verdict_on_the_mnist_sample(scan_run, shared_dir):
         "Detection threshold L1",
     }
     table = at.dataframe[0].value
-    assert list(table.index) == list(range(10)) and {"l1", "anomaly_index", "asr", "flagged"} <= set(table.columns)
-    assert {"margin", "margin_p", "flagged_by"} <= set(table.columns), "the second method's evidence per class"
+    assert sorted(table["class"]) == list(range(10))
+    assert {"mask L1", "anomaly index", "attack success", "standing"} <= set(table.columns)
+    assert {"max margin", "margin p-value", "flagged by"} <= set(table.columns), "the second method's evidence"
     assert [chart.key for chart in at.get("plotly_chart")] == ["scan_l1", "scan_margin"]
     assert "Second method: max-margin" in texts(at, "subheader")
     assert image_count(at) >= 10
