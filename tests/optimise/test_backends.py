@@ -111,8 +111,10 @@ def test_every_class_in_one_step_on_another_backend_gives_the_tensorflow_verdict
     assert (found["backend"], found["device"]) == (other, "CPU")
     assert found["verdict"] == tensorflow_scan["verdict"] == "backdoored"
     assert found["flagged"] == tensorflow_scan["flagged"] == [7]
-    l1 = {row["class"]: row["l1"] for row in found["classes"]}
-    expected = {row["class"]: row["l1"] for row in tensorflow_scan["classes"]}
+    # The judged L1s: which classes the screen sends to the full schedule may differ with the
+    # sample order, and a screened class is judged by its L1 scaled to the full schedule.
+    l1 = {row["class"]: row["full_budget_l1"] for row in found["classes"]}
+    expected = {row["class"]: row["full_budget_l1"] for row in tensorflow_scan["classes"]}
     assert l1.keys() == expected.keys()
     np.testing.assert_allclose([l1[c] for c in sorted(l1)], [expected[c] for c in sorted(l1)], rtol=L1_SPREAD)
 
