@@ -103,16 +103,16 @@ def run(schedule: str, model: str, engine: str, repeats: int = 1, threads: int =
     }
 
 
-def on_each_backend(backends: list[str]) -> list[dict]:
+def on_each_backend(args: argparse.Namespace) -> list[dict]:
     """This script's rows once per backend, each from its own process (``KERAS_BACKEND``)."""
+    same = [
+        *("--schedules", args.schedules, "--models", args.models, "--engine", args.engine),
+        *("--repeats", str(args.repeats), "--threads", str(args.threads), "--json"),
+    ]
     rows = []
-    for name in backends:
-        argv = [a for a in sys.argv[1:] if not a.startswith("--backends")]
-        if "--backends" in sys.argv:
-            position = sys.argv.index("--backends")
-            argv = sys.argv[1:position] + sys.argv[position + 2 :]
+    for name in args.backends.split(","):
         env = {**os.environ, "KERAS_BACKEND": name, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        done = subprocess.run([sys.executable, __file__, *argv, "--json"], env=env, capture_output=True, text=True)
+        done = subprocess.run([sys.executable, __file__, *same], env=env, capture_output=True, text=True)
         if done.returncode != 0:
             print(f"{name}: failed: {done.stderr.strip().splitlines()[-1:]}", flush=True)
             continue
@@ -160,7 +160,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.backends:
         print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores", flush=True)
-        rows = on_each_backend(args.backends.split(","))
+        rows = on_each_backend(args)
         for row in rows:
             print_row(row)
         compare_backends(rows)

@@ -51,8 +51,6 @@ DEFAULT_P_VALUE = 1e-4
 MIN_P = 1e-300
 #: Images in one optimisation batch: classes are optimised together up to this many images.
 MAX_BATCH_IMAGES = 512
-#: Ascent steps per compiled call: a cancel is heard within this many.
-STEPS_PER_CALL = 10
 
 
 @dataclass(frozen=True)
@@ -189,6 +187,7 @@ def _ascend(logits, start, labels, num_classes, scale, offset, config, cancel):
 
     from nc_core import backend
     from nc_core.optimise.adam import adam_update
+    from nc_core.optimise.steps import STEPS_PER_CALL
 
     onehot = ops.one_hot(ops.convert_to_tensor(labels), num_classes)
     scale, offset = ops.convert_to_tensor(scale), ops.convert_to_tensor(offset)

@@ -44,12 +44,9 @@ from nc_core.optimise.epoch import PROB_FLOOR, EpochMetrics, epoch_batches
 from nc_core.optimise.progress import CancelToken, EventCallback
 from nc_core.optimise.results import TriggerResult
 from nc_core.optimise.schedule import Checkpoint, Reversal, TargetRun, check_cancel, epoch_metrics, event_emitter
+from nc_core.optimise.steps import STEPS_PER_CALL
 
 TANH_EPSILON = 1e-7  # as :class:`nc_core.optimise.trigger.Trigger`'s default
-
-#: Mini-batches per compiled call: the call's own cost is paid once per chunk, and the caller still
-#: hears back often enough for a cancel and the progress bar.
-STEPS_PER_CALL = 10
 
 
 class SlotState(NamedTuple):

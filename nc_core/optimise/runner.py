@@ -68,12 +68,7 @@ def make_engine(classifier: keras.Model, data: Dataset, config: CleanseConfig, x
     TensorFlow runs :class:`~nc_core.optimise.engine.KerasEngine` (or the tutorial's legacy engine);
     JAX and PyTorch run the ``keras.ops`` engine with one slot, which has the paper's method only.
     """
-    settings = {
-        "batch_size": config.batch_size,
-        "learning_rate": config.learning_rate,
-        "beta_1": config.beta_1,
-        "beta_2": config.beta_2,
-    }
+    settings = _optimiser_settings(config)
     x = data.x if x_unit is None else x_unit
     if config.engine == "legacy":
         backend.require_tensorflow("The tutorial's engine (--engine legacy)")
@@ -152,14 +147,7 @@ class ReversalRunner:
         self.forward = compiled_forward(classifier)
         if self.batched:
             self.engine = BatchedEngine(
-                classifier,
-                data.x,
-                data.pixel_range,
-                config.classes_per_step,
-                config.batch_size,
-                config.learning_rate,
-                config.beta_1,
-                config.beta_2,
+                classifier, data.x, data.pixel_range, config.classes_per_step, **_optimiser_settings(config)
             )
             return
         threads = auto_threads(config.threads) if config.engine == "keras" and _on_tensorflow() else 1
@@ -219,6 +207,16 @@ class ReversalRunner:
             on_checkpoint=kept.append if reversal.keep_checkpoint else None,
         )
         return result, kept[0] if kept else None
+
+
+def _optimiser_settings(config: CleanseConfig) -> dict:
+    """The mini-batch and Adam settings every engine takes, from the config."""
+    return {
+        "batch_size": config.batch_size,
+        "learning_rate": config.learning_rate,
+        "beta_1": config.beta_1,
+        "beta_2": config.beta_2,
+    }
 
 
 def _on_tensorflow() -> bool:

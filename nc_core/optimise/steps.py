@@ -10,6 +10,7 @@ A step takes one mini-batch's sample indices and the penalty lambda and returns 
 engine's returns loss, cross-entropy, L1 and attack success). Twelve steps of a step that counts
 its samples and echoes lambda run as one chunk of ten and one of two:
 
+    >>> import tensorflow as tf
     >>> step = lambda batch, lam: tf.stack([tf.cast(tf.size(batch), tf.float32), lam])
     >>> run_steps = compile_steps(step, metrics_shape=[2], lam_shape=[])
     >>> batches = np.arange(12 * 32, dtype=np.int32).reshape(12, 32)
@@ -22,11 +23,15 @@ its samples and echoes lambda run as one chunk of ten and one of two:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import tensorflow as tf
 
-#: Mini-batches per compiled call (the paper's schedule has hundreds per epoch, the product's 10).
+if TYPE_CHECKING:  # TensorFlow loads with the first compiled call: the constant serves every backend
+    import tensorflow as tf
+
+#: Mini-batches per compiled call (the paper's schedule has hundreds per epoch, the product's 10),
+#: for every engine and the max-margin ascent, on every backend.
 STEPS_PER_CALL = 10
 
 
@@ -35,6 +40,7 @@ def compile_steps(
 ) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
     """``step(batch_indices, lam)`` looped over a ``(steps, batch)`` block in one compiled call,
     returning the sum of its metrics. One trace serves every chunk length."""
+    import tensorflow as tf
 
     def run(batches: tf.Tensor, lam: tf.Tensor) -> tf.Tensor:
         totals = tf.zeros(metrics_shape)
@@ -55,6 +61,8 @@ def run_in_chunks(
 ) -> np.ndarray:
     """Every row of ``batches`` through ``run_steps``, ``STEPS_PER_CALL`` at a time; the summed
     metrics. ``on_step(step)`` follows each chunk with the number of steps done (1-based)."""
+    import tensorflow as tf
+
     totals = None
     for start in range(0, len(batches), STEPS_PER_CALL):
         chunk = run_steps(tf.constant(batches[start : start + STEPS_PER_CALL]), lam)

@@ -62,7 +62,7 @@ def test_the_report_says_which_backend_and_device_ran_the_scan(mnist_backdoored)
     assert report.to_dict(include_arrays=False)["backend"] == "tensorflow"
 
 
-def _cli(keras_backend: str, *arguments: str) -> dict:
+def _cli(keras_backend: str, *arguments: str) -> str:
     env = {**os.environ, "KERAS_BACKEND": keras_backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run(
         [sys.executable, "-m", "nc_core", *arguments, str(MODEL), str(DATA), "--quiet"],
