@@ -109,7 +109,6 @@ def ray_cluster(tmp_path):
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "RAY_AUTH_MODE": "disabled"},
     )
     assert started.returncode == 0, started.stderr[-2000:]
     try:
@@ -120,8 +119,7 @@ def ray_cluster(tmp_path):
 
 
 @pytest.mark.integration
-def test_an_audit_joins_a_running_ray_cluster_by_address(ray_cluster, tmp_path, monkeypatch):
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+def test_an_audit_joins_a_running_ray_cluster_by_address(ray_cluster, tmp_path):
     store = RunStore(tmp_path / "nc_data")
     entries = [AuditEntry(sample_path("mnist_clean.keras"), sample_path("mnist_data.npz"), "clean")]
     result = run_audit(entries, SHORT, store, ray_address=ray_cluster)
