@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from nc_core.detection.detect import DetectionRule
+from nc_core.detection.probe import PROBE_MIN_CLASSES
 from nc_core.optimise.config import ENGINES, CleanseConfig
 from nc_core.optimise.masks import MASK_METHODS
 
@@ -74,7 +75,7 @@ def settings_fields(key: str) -> RunSettings:
         )
         seed = middle.number_input("Seed", 0, 2**31 - 1, default.seed, key=f"{key}_seed")
         max_samples = right.number_input("Use at most N samples (0 = all)", 0, 10_000_000, 0, key=f"{key}_max")
-        left, middle, right = st.columns(3, vertical_alignment="bottom")
+        left, middle, probe_column, right = st.columns(4, vertical_alignment="bottom")
         confirm_runs = left.number_input(
             "Confirmation restarts",
             0,
@@ -93,6 +94,15 @@ def settings_fields(key: str) -> RunSettings:
             help="Scans only: every class first runs this many epochs; only the classes that could change the "
             "verdict (and a few reference classes) then get the full schedule. 0 runs every class in full.",
         )
+        probe_epochs = probe_column.number_input(
+            "Probe epochs",
+            0,
+            100_000,
+            default.probe_epochs,
+            key=f"{key}_probe",
+            help=f"Scans of {PROBE_MIN_CLASSES} classes or more: every class first runs this many epochs; only a "
+            "random sample and the targets most easily reached are then screened. 0 screens every class.",
+        )
         early_stop = right.checkbox("Early stop", default.early_stop, key=f"{key}_early_stop")
         rule = rule_fields(key)
     config = CleanseConfig(
@@ -109,6 +119,7 @@ def settings_fields(key: str) -> RunSettings:
         seed=int(seed),
         confirm_runs=int(confirm_runs),
         screen_epochs=int(screen_epochs),
+        probe_epochs=int(probe_epochs),
     )
     return RunSettings(config, int(max_samples) or None, rule)
 

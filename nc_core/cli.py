@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from nc_core.detection.detect import DetectionRule
+from nc_core.detection.probe import PROBE_MIN_CLASSES
 from nc_core.errors import InvalidParameterError, NCError
 from nc_core.optimise.config import CleanseConfig
 from nc_core.reports.columns import text_table
@@ -72,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="epochs of the first pass every class gets; only classes that could change the verdict "
         f"then get the full schedule (product default {CleanseConfig().screen_epochs}; "
         "0: the full schedule for every class)",
+    )
+    scan.add_argument(
+        "--probe-epochs",
+        type=int,
+        help=f"with {PROBE_MIN_CLASSES} classes or more, every class first gets this many epochs and only a "
+        "random sample plus the targets most easily reached are screened "
+        f"(product default {CleanseConfig().probe_epochs}; 0: screen every class)",
     )
     scan.add_argument(
         "--threads",
@@ -254,6 +262,7 @@ def _config(args: argparse.Namespace):
         "method": args.method,
         "engine": args.engine,
         "screen_epochs": getattr(args, "screen_epochs", None),
+        "probe_epochs": getattr(args, "probe_epochs", None),
         "classes_per_step": getattr(args, "classes_per_step", None),
         "threads": getattr(args, "threads", None),
         "margin_steps": getattr(args, "margin_steps", None),
@@ -312,6 +321,12 @@ def _text_summary(report) -> str:
             f"note: {len(report.screened)} class(es) were only screened ({report.config.get('screen_epochs')} "
             f"epochs), too far from the flag line to change the verdict; they are judged by their L1 times "
             f"{report.budget_scale:.2f}, the shrink measured on classes run in full"
+        )
+    if report.probed:
+        lines.append(
+            f"note: {len(report.probed)} of {len(report.rows)} class(es) were only probed "
+            f"({report.config.get('probe_epochs')} epochs): neither in the random sample the median is measured "
+            "on nor among the targets most easily reached, so not judged"
         )
     if report.standing_out:
         lines.append(

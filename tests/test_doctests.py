@@ -28,6 +28,7 @@ DOCTESTED = [
     "nc_core.audit.metrics",
     "nc_core.detection.detect",
     "nc_core.detection.fusion",
+    "nc_core.detection.probe",
     "nc_core.detection.shape",
     "nc_core.errors",
     "nc_core.files",

@@ -111,23 +111,28 @@ class Outliers:
     @property
     def model_index(self) -> float:
         """The model's anomaly index: the index of its smallest mask (the paper's figure)."""
-        return float(self.indices[int(np.argmin(self.l1))]) if self.indices else 0.0
+        values = np.asarray(self.l1, np.float64)
+        return float(self.indices[int(np.nanargmin(values))]) if np.isfinite(values).any() else 0.0
 
 
 def anomaly_indices(
-    l1: list[float] | np.ndarray, threshold: float = DEFAULT_THRESHOLD, max_ratio: float = 1.0
+    l1: list[float] | np.ndarray,
+    threshold: float = DEFAULT_THRESHOLD,
+    max_ratio: float = 1.0,
+    reference: list[bool] | None = None,
 ) -> Outliers:
     """The paper's MAD anomaly index of every class, and the classes its test flags.
 
     ``max_ratio=1`` is the paper's rule exactly (index above ``threshold``, below the median);
     a smaller value adds "at most this share of the median". When every deviation is zero (MAD 0)
-    no class stands out, and all indices are 0.
+    no class stands out, and all indices are 0. ``reference`` is :func:`detect`'s.
     """
     values = np.asarray(l1, np.float64)
-    if values.size == 0:
-        return Outliers([], 0.0, 0.0, [], [], threshold, max_ratio)
-    median = float(np.median(values))
-    mad = MAD_CONSISTENCY * float(np.median(np.abs(values - median)))
+    if values.size == 0 or not np.isfinite(values).any():
+        return Outliers(values.tolist(), 0.0, 0.0, [0.0] * values.size, [], threshold, max_ratio)
+    measured = _measured(values, reference)
+    median = float(np.median(values[measured]))
+    mad = MAD_CONSISTENCY * float(np.median(np.abs(values[measured] - median)))
     indices = np.abs(values - median) / mad if mad > 0 else np.zeros_like(values)
     outlying = (indices > threshold) & (values < median) & (values <= max_ratio * median)
     flagged = [int(k) for k in np.flatnonzero(outlying)]
@@ -211,13 +216,16 @@ def detect(
     rule: DetectionRule = DetectionRule(),
     eligible: list[bool] | None = None,
     boundary: list[float] | np.ndarray | None = None,
+    reference: list[bool] | None = None,
 ) -> Detection:
     """The product rule over one scan's classes (see the module docstring).
 
     ``eligible`` marks classes that may be flagged at all (a class whose optimisation never
     reached the attack success threshold has no working trigger); all of them by default.
     ``boundary`` is each mask's :func:`nc_core.detection.shape.boundary`; without it (or where it is NaN)
-    compactness alone stands for shape.
+    compactness alone stands for shape. ``reference`` marks the classes the median and spread
+    are measured on (a random sample of a very large scan's classes, :mod:`nc_core.detection.probe`);
+    all of them by default. A class whose L1 is not a number (only probed) gets a NaN score.
 
     >>> detect([20.0, 21.0, 22.0, 23.0, 24.0], [0.9] * 5).flagged
     []
@@ -228,13 +236,18 @@ def detect(
     if values.size == 0:
         return Detection(0.0, 0.0, [], [], [], [], rule, [])
     logs = np.log(np.maximum(values, 1e-9))
-    centre = float(np.median(logs))
-    spread = max(MAD_CONSISTENCY * float(np.median(np.abs(logs - centre))), MIN_LOG_SPREAD)
-    median = float(np.median(values))
+    measured = _measured(values, reference)
+    centre = float(np.median(logs[measured]))
+    spread = max(MAD_CONSISTENCY * float(np.median(np.abs(logs[measured] - centre))), MIN_LOG_SPREAD)
+    median = float(np.median(values[measured]))
     log_indices = (centre - logs) / spread
     ratios = values / median if median > 0 else np.ones_like(values)
     scores, size_scores = [], []
     for k in range(values.size):
+        if not math.isfinite(values[k]):
+            scores.append(math.nan)
+            size_scores.append(0.0)
+            continue
         stands_out = log_indices[k] / rule.threshold * size_credit(ratios[k], rule.max_ratio)
         far_smaller = _shrink_score(ratios[k], rule.max_ratio)
         compact = shape[k] / rule.min_compactness if math.isfinite(shape[k]) else 0.0
@@ -247,6 +260,13 @@ def detect(
     return Detection(
         median, spread, [float(v) for v in log_indices], [float(r) for r in ratios], scores, flagged, rule, size_scores
     )
+
+
+def _measured(values: np.ndarray, reference: list[bool] | None) -> np.ndarray:
+    """Which classes the median and spread are measured on: the reference ones with a finite L1."""
+    finite = np.isfinite(values)
+    chosen = finite if reference is None else finite & np.asarray(reference, bool)
+    return chosen if chosen.any() else finite
 
 
 def allowed_at(eligible: list[bool] | None, k: int) -> bool:

@@ -76,10 +76,17 @@ class ClassRow:
     margin_score: float = float("nan")
     flagged_by: str = ""
     reason: str = ""
+    #: Only probed in a scan of very many classes (no L1 to judge), and whether the class is in
+    #: the sample the median and spread are measured on (:mod:`nc_core.detection.probe`).
+    probe_only: bool = False
+    median_sample: bool = True
 
     @property
     def judged_l1(self) -> float:
-        """The L1 the rule judged this class by (``l1`` in reports made before screening)."""
+        """The L1 the rule judged this class by (``l1`` in reports made before screening; NaN for
+        a class only probed)."""
+        if self.probe_only:
+            return math.nan
         return self.full_budget_l1 if math.isfinite(self.full_budget_l1) else self.l1
 
 
@@ -158,7 +165,13 @@ class ScanReport:
     @property
     def screened(self) -> list[int]:
         """Classes the scan only screened: far enough from the flag line not to need the full schedule."""
-        return [r.class_id for r in self.rows if not r.full_schedule]
+        return [r.class_id for r in self.rows if not r.full_schedule and not r.probe_only]
+
+    @property
+    def probed(self) -> list[int]:
+        """Classes a scan of very many classes only probed (:mod:`nc_core.detection.probe`): neither in
+        its random sample nor among the targets most easily reached."""
+        return [r.class_id for r in self.rows if r.probe_only]
 
     @property
     def unconverged(self) -> list[int]:
@@ -208,13 +221,18 @@ class ScanReport:
     def _screened_could_matter(self) -> dict[int, bool]:
         """Screened class -> whether it could still cross the line (one ``detect`` per screened
         class, so computed once: ``verdict``, its reason and the summary all ask)."""
-        screened = [not r.full_schedule for r in self.rows]
+        rows = [r for r in self.rows if not r.probe_only]
+        screened = [not r.full_schedule for r in rows]
         if not any(screened):
             return {}
         scores = pessimistic_scores(
-            [r.judged_l1 for r in self.rows], [r.compactness for r in self.rows], screened, self.rule
+            [r.judged_l1 for r in rows],
+            [r.compactness for r in rows],
+            screened,
+            self.rule,
+            reference=[r.median_sample for r in rows],
         )
-        return {r.class_id: s >= SCREEN_SCORE for r, s in zip(self.rows, scores) if not r.full_schedule}
+        return {r.class_id: s >= SCREEN_SCORE for r, s in zip(rows, scores) if not r.full_schedule}
 
     @property
     def implausible(self) -> bool:
@@ -242,7 +260,8 @@ class ScanReport:
     def nc_trusted(self) -> bool:
         """Whether the mask rule's flags are measured against trustworthy classes (most converged,
         the median mask plausible)."""
-        return not self.implausible and len(self.unconverged) * 2 < len(self.rows)
+        measured = [r for r in self.rows if not r.probe_only]
+        return not self.implausible and len(self.unconverged) * 2 < len(measured)
 
     @property
     def verdict_reason(self) -> str:
@@ -514,11 +533,13 @@ def make_report(
     ``results``, fuse them (:mod:`nc_core.detection.fusion`) and freeze every figure."""
     results = sorted(results, key=lambda r: r.target)
     scale = budget_scale(results)
-    l1 = [full_budget_l1(r, scale) for r in results]
+    l1 = [math.nan if r.probe_only else full_budget_l1(r, scale) for r in results]
     shapes = [compactness(r.mask) for r in results]
     edges = [boundary(r.mask) for r in results]
-    outliers = anomaly_indices(l1, rule.threshold)
-    found = detect(l1, shapes, rule, eligible=[r.reached_threshold for r in results], boundary=edges)
+    sample = [r.median_sample for r in results]
+    outliers = anomaly_indices(l1, rule.threshold, reference=sample)
+    eligible = [r.reached_threshold and not r.probe_only for r in results]
+    found = detect(l1, shapes, rule, eligible=eligible, boundary=edges, reference=sample)
     ids = [r.target for r in results]
     evidence = _margin_evidence(margin, ids, rule.margin_p)
     fusion = fuse(
@@ -549,6 +570,8 @@ def make_report(
             full_schedule=r.full_schedule,
             full_budget_l1=l1[k],
             boundary=edges[k],
+            probe_only=r.probe_only,
+            median_sample=r.median_sample,
             nc_flagged=k in found.flagged,
             size_outlier=k in found.size_outliers,
             margin=evidence[r.target]["margin"],

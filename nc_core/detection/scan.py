@@ -26,6 +26,15 @@ import keras
 from nc_core import backend
 from nc_core.detection.detect import DetectionRule
 from nc_core.detection.margin import MarginConfig, MarginResult, max_margin_scan
+from nc_core.detection.probe import (
+    MEDIAN_SAMPLE,
+    PROBE_CANDIDATES,
+    easiest,
+    median_sample,
+    probe_epochs,
+    probe_loss,
+    probed,
+)
 from nc_core.detection.report import ScanReport, make_report
 from nc_core.detection.samples import TriggeredSamples, triggered_samples
 from nc_core.detection.screen import MIN_CLASSES_TO_SCREEN, REFERENCE_CLASSES, plan_full_runs
@@ -93,6 +102,7 @@ def scan(
     progress = ScanProgress(on_event, config.steps_for(len(data)))
     runner = ReversalRunner(classifier, data, config, progress, cancel)
     screen = screen_epochs(config, len(targets))
+    probe = probe_epochs(config, len(targets), screen)
     confirming = config.confirm_runs if len(targets) >= MIN_CLASSES_TO_CONFIRM else 0
     reserve = [config.epochs] * confirming  # restarts of one close call, expected
 
@@ -110,13 +120,32 @@ def scan(
             if margin is not None and on_margin is not None:
                 on_margin(margin)
         todo = [t for t in targets if t not in results]
-        progress.plan(
-            [screen or config.epochs] * len(todo) + [config.epochs] * (REFERENCE_CLASSES + 1) * bool(screen) + reserve
-        )
+        full_runs = [config.epochs] * (REFERENCE_CLASSES + 1) * bool(screen) + reserve
+        if probe:
+            progress.plan([probe] * len(todo) + [screen] * (MEDIAN_SAMPLE + PROBE_CANDIDATES) + full_runs)
+            progress.phase = "probe"
+            sample = median_sample(targets, config.seed)
+            losses = {t: probe_loss(r) for t, r in results.items() if r.probe_only}
+
+            def probe_done(reversal: Reversal, result: TriggerResult) -> None:
+                keep(probed(result))
+                losses[result.target] = probe_loss(result)
+                runner.keep_checkpoints(set(sample) | set(easiest(losses, sample)))  # noqa: B023
+
+            runner.run([runner.reversal(t, probe) for t in todo], probe_done)
+            todo = [t for t in sample + easiest(losses, sample) if results[t].probe_only]
+        else:
+            sample = targets
+            progress.plan([screen or config.epochs] * len(todo) + full_runs)
+        reversals = [runner.reversal(t, screen or config.epochs) for t in todo]
+        if probe:
+            progress.replan([reversal.epochs_left for reversal in reversals] + full_runs)
         progress.phase = "screen" if screen else "full"
         runner.run(
-            [runner.reversal(t, screen or config.epochs) for t in todo],
-            lambda reversal, result: keep(screened(result) if screen else result),
+            reversals,
+            lambda reversal, result: keep(
+                screened(result, reversal.target in sample) if screen else result  # noqa: B023 (called at once)
+            ),
         )
         while screen and any(not r.full_schedule for r in results.values()):
             candidates, references = plan_full_runs(list(results.values()), rule)
@@ -198,18 +227,22 @@ def screen_epochs(config: CleanseConfig, num_classes: int) -> int:
     return config.screen_epochs
 
 
-def screened(result: TriggerResult) -> TriggerResult:
-    """A screen run as the report keeps it: not a full schedule, unless the schedule ended by itself."""
+def screened(result: TriggerResult, median_sample: bool = True) -> TriggerResult:
+    """A screen run as the report keeps it: not a full schedule, unless the schedule ended by itself.
+
+    ``median_sample`` is False for a class a probe chose for being easy to reach, outside the
+    random sample the median is measured on (:mod:`nc_core.detection.probe`).
+    """
     if result.stopped_early:
-        return result
-    return replace(result, full_schedule=False, screen_l1=result.l1)
+        return replace(result, median_sample=median_sample)
+    return replace(result, full_schedule=False, screen_l1=result.l1, median_sample=median_sample)
 
 
 def completed(screen: TriggerResult, full: TriggerResult, reference: bool, resumed: bool) -> TriggerResult:
     """A class's full-schedule run: continued from its screen, or replayed from scratch (an engine
     without snapshots, a resumed scan), when the screen's steps and time count as well."""
     extra = {} if resumed else dict(steps=screen.steps + full.steps, seconds=screen.seconds + full.seconds)
-    return replace(full, screen_l1=screen.l1, budget_reference=reference, **extra)
+    return replace(full, screen_l1=screen.l1, budget_reference=reference, median_sample=screen.median_sample, **extra)
 
 
 def close_calls(report: ScanReport) -> list[int]:
@@ -238,6 +271,7 @@ def median_run(runs: list[TriggerResult]) -> TriggerResult:
         runs_l1=[r.l1 for r in runs],
         screen_l1=first.screen_l1,
         budget_reference=first.budget_reference,
+        median_sample=first.median_sample,
         seconds=sum(r.seconds for r in runs),
         steps=sum(r.steps for r in runs),
     )

@@ -76,13 +76,18 @@ def full_budget_l1(result: TriggerResult, scale: float) -> float:
 
 
 def pessimistic_scores(
-    l1: Sequence[float], shapes: Sequence[float], screened: Sequence[bool], rule: DetectionRule
+    l1: Sequence[float],
+    shapes: Sequence[float],
+    screened: Sequence[bool],
+    rule: DetectionRule,
+    reference: Sequence[bool] | None = None,
 ) -> list[float]:
     """Each screened class's score had it shrunk ``SHRINK_MARGIN`` more (NaN for classes run in full).
 
     One class at a time, the others as judged: "could this class alone still cross the line?"
     Shape is judged by compactness only: a screened mask is still noisy, so its edge
     (:func:`nc_core.detection.shape.boundary`) would understate how compact it will end up.
+    ``reference`` is :func:`~nc_core.detection.detect.detect`'s (the classes the median is measured on).
     """
     scores = []
     for k, only_screened in enumerate(screened):
@@ -91,7 +96,7 @@ def pessimistic_scores(
             continue
         shrunk = list(l1)
         shrunk[k] *= SHRINK_MARGIN
-        scores.append(detect(shrunk, shapes, rule).scores[k])
+        scores.append(detect(shrunk, shapes, rule, reference=None if reference is None else list(reference)).scores[k])
     return scores
 
 
@@ -99,20 +104,22 @@ def plan_full_runs(results: Sequence[TriggerResult], rule: DetectionRule) -> tup
     """The screened classes that need the full schedule now: ``(candidates, references)``.
 
     References are chosen once, when no class is a reference yet: the screened non-candidates
-    whose L1 is nearest the median (in log terms).
+    whose L1 is nearest the median (in log terms), from the median's sample where a probe drew one
+    (:mod:`nc_core.detection.probe`). Classes only probed take no part.
     """
-    results = sorted(results, key=lambda r: r.target)
+    results = sorted((r for r in results if not r.probe_only), key=lambda r: r.target)
     scale = budget_scale(results)
     l1 = [full_budget_l1(r, scale) for r in results]
     screened = [not r.full_schedule for r in results]
-    scores = pessimistic_scores(l1, [compactness(r.mask) for r in results], screened, rule)
+    sample = [r.median_sample for r in results]
+    scores = pessimistic_scores(l1, [compactness(r.mask) for r in results], screened, rule, reference=sample)
     candidates = [
         k for k, r in enumerate(results) if screened[k] and (scores[k] >= SCREEN_SCORE or not r.reached_threshold)
     ]
     references: list[int] = []
     if not any(r.budget_reference for r in results):
         logs = np.log(np.maximum(l1, 1e-9))
-        centre = np.median(logs)
-        others = [k for k in range(len(results)) if screened[k] and k not in candidates]
+        centre = np.median(logs[np.asarray(sample, bool)]) if any(sample) else np.median(logs)
+        others = [k for k in range(len(results)) if screened[k] and sample[k] and k not in candidates]
         references = sorted(others, key=lambda k: abs(logs[k] - centre))[:REFERENCE_CLASSES]
     return [results[k].target for k in candidates], [results[k].target for k in references]

@@ -32,6 +32,9 @@ class CleanseConfig:
     and keeps the median (see :func:`nc_core.detection.scan.scan`); the paper had none. ``screen_epochs``
     is the short first pass every class of a scan gets before only the classes that could change
     the verdict get the full schedule (:mod:`nc_core.detection.screen`); 0 gives every class the full one.
+    ``probe_epochs`` is the still shorter pass before it in a scan of very many classes: only a
+    random sample of classes and the ones most easily reached are then screened
+    (:mod:`nc_core.detection.probe`), so the cost grows far slower than the number of classes.
     ``classes_per_step`` above 1 optimises that many classes of a scan in one batched step
     (:mod:`nc_core.optimise.batched`, the accelerator path; keras engine, neural-cleanse method).
     ``threads`` optimises that many classes side by side on CPU threads (:mod:`nc_core.optimise.threads`;
@@ -58,6 +61,9 @@ class CleanseConfig:
     early_stop_patience: int = 10
     confirm_runs: int = 2
     screen_epochs: int = 10
+    #: Epochs of the probe every class of a very large scan gets before only some are screened
+    #: (:mod:`nc_core.detection.probe`); 0 screens every class, however many.
+    probe_epochs: int = 2
     classes_per_step: int = 1
     seed: int = 0
     threads: int = 0
@@ -74,7 +80,13 @@ class CleanseConfig:
         1000
         """
         paper = dict(
-            epochs=1000, samples_per_epoch=1000, patience=5, early_stop_patience=25, confirm_runs=0, screen_epochs=0
+            epochs=1000,
+            samples_per_epoch=1000,
+            patience=5,
+            early_stop_patience=25,
+            confirm_runs=0,
+            screen_epochs=0,
+            probe_epochs=0,
         )
         return cls(**{**paper, **overrides})
 
@@ -111,6 +123,10 @@ class CleanseConfig:
             (self.patience >= 1 and self.early_stop_patience >= 1, "Patience values must be at least 1."),
             (0 <= self.confirm_runs <= 10, f"Confirmation runs must be between 0 and 10, not {self.confirm_runs}."),
             (self.screen_epochs >= 0, f"Screen epochs must be 0 (no screen) or more, not {self.screen_epochs}."),
+            (
+                self.probe_epochs >= 0,
+                f"Probe epochs must be 0 (no probe) or more, not {self.probe_epochs}.",
+            ),
             (
                 1 <= self.classes_per_step <= 1024,
                 f"Classes per step must be between 1 and 1024, not {self.classes_per_step}.",

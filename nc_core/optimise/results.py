@@ -48,6 +48,11 @@ class TriggerResult:
     stopped after the screen's epochs because it could not change the verdict. ``screen_l1`` is
     the L1 the screen found (NaN without a screen); ``budget_reference`` marks the classes run in
     full to measure how much a screened mask would still have shrunk.
+
+    In a scan of very many classes (:mod:`nc_core.detection.probe`) ``probe_only`` marks a class that
+    was only probed: run a few epochs to see how easily its target is reached, never measured, so
+    it has no L1 the rule can judge. ``median_sample`` marks the classes the rule's median and
+    spread are measured on: every class, or in such a scan a random sample of them.
     """
 
     target: int
@@ -70,6 +75,8 @@ class TriggerResult:
     full_schedule: bool = True
     screen_l1: float = float("nan")
     budget_reference: bool = False
+    probe_only: bool = False
+    median_sample: bool = True
 
 
 #: A run that ended on its epoch budget still counts as converged when its best L1 fell by at

@@ -168,6 +168,11 @@ class ReversalRunner:
             keep_checkpoint=epochs < self.config.epochs,
         )
 
+    def keep_checkpoints(self, targets: set[int]) -> None:
+        """Drop the checkpoints of every class not in ``targets`` (a probe's, once it cannot be chosen)."""
+        for target in [t for t in self.checkpoints if t not in targets]:
+            self.checkpoints.pop(target, None)
+
     def run(self, reversals: Sequence[Reversal], on_done: Callable[[Reversal, TriggerResult], None]) -> None:
         """Run every reversal, handing each class to ``on_done`` as it finishes."""
 

@@ -59,11 +59,13 @@ def _attribute(name: str) -> Callable[[ClassRow, ScanReport], Any]:
 
 
 def standing(row: ClassRow, report: ScanReport) -> str:
-    """How the class stands in the verdict, in words: flagged, a suspect, screened or unsettled."""
+    """How the class stands in the verdict, in words: flagged, a suspect, probed, screened or unsettled."""
     if row.flagged:
         return "backdoor"
     if row.class_id in report.suspects:
         return "suspect"
+    if row.probe_only:
+        return "probed"
     if not row.full_schedule:
         return "screened"
     return "" if row.converged else "not converged"

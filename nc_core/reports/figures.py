@@ -49,6 +49,13 @@ def curves_figure(records: list[dict], height: int = 420) -> go.Figure:
     return figure
 
 
+def _budget_note(row) -> str:
+    """How far a class ran, as its bar's hover text says it."""
+    if row.probe_only:
+        return "probed only: not judged"
+    return "full schedule" if row.full_schedule else f"screened only: mask L1 {row.l1:.1f}, scaled"
+
+
 def l1_figure(report, names: list[str], height: int = 380) -> go.Figure:
     """Mask L1 per class as the rule judged it, flagged classes in red, screened ones pale, with the
     median and detection-threshold lines (a screened class's bar is its L1 scaled to the full schedule)."""
@@ -65,7 +72,7 @@ def l1_figure(report, names: list[str], height: int = 380) -> go.Figure:
                     row.score,
                     row.compactness,
                     row.boundary,
-                    "full schedule" if row.full_schedule else f"screened only: mask L1 {row.l1:.1f}, scaled",
+                    _budget_note(row),
                 ]
                 for row in rows
             ],

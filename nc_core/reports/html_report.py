@@ -139,6 +139,12 @@ def _settings(report: ScanReport) -> str:
             f"{config.get('method')} / {config.get('engine')}, at most {config.get('epochs')} epochs, "
             f"batch {config.get('batch_size')}, screen {config.get('screen_epochs', 0)} epochs, "
             f"{len(report.screened)} of {len(report.rows)} classes screened only"
+            + (
+                f", {len(report.probed)} probed only ({config.get('probe_epochs')} epochs; median measured "
+                f"on a random sample of {sum(r.median_sample for r in report.rows)})"
+                if report.probed
+                else ""
+            )
         ),
         "work": f"{report.steps} optimisation steps in {report.seconds:.1f} s"
         + (f" on {report.ran_on}" if report.ran_on else "")

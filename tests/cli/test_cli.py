@@ -190,3 +190,20 @@ def test_the_installed_command_works_from_any_folder(tmp_path):
         [command, "scan", "nowhere/model.keras", str(DATA)], cwd=tmp_path, capture_output=True, text=True, timeout=300
     )
     assert missing.returncode == 2 and "'nowhere/model.keras'" in missing.stderr
+
+
+def test_schedule_flags_reach_the_config():
+    from nc_core.cli import _config, build_parser
+
+    args = build_parser().parse_args(["scan", "m.keras", "d.npz", "--screen-epochs", "4", "--probe-epochs", "1"])
+    config = _config(args)
+    assert (config.screen_epochs, config.probe_epochs) == (4, 1)
+    assert _config(build_parser().parse_args(["scan", "m.keras", "d.npz"])).probe_epochs == 2
+
+
+def test_a_negative_probe_is_one_clean_error(capfd):
+    from nc_core.cli import main
+
+    assert main(["scan", str(MODEL), str(DATA), "--probe-epochs", "-1"]) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Probe epochs" in err[0], err
