@@ -13,7 +13,7 @@ give up on one where nothing answers, and then exits the process.
     ray://head.internal:10001
     >>> RayCluster.parse("head.internal")
     Traceback (most recent call last):
-    nc_core.errors.InvalidParameterError: 'head.internal' is not a Ray address: use local, local:N, auto, ...
+    nc_core.errors.InvalidParameterError: 'head.internal' is not a Ray address: use local, local:N (a cluster of N ...
 
 Joining a cluster needs one running, so this line does not run here:
 
