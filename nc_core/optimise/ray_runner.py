@@ -13,7 +13,9 @@ The driver keeps what a scan shares: the progress bar (it moves as each class fi
 send no per-step events), the cancel (polled while it waits; unfinished tasks are cancelled and
 finished classes kept) and the screen checkpoints, plain NumPy that travel back with a screened
 class and out again with the task that continues it, on whichever worker is free. A task whose
-worker dies runs again elsewhere (Ray's ``max_retries``), from the same start.
+worker dies runs again elsewhere (Ray's ``max_retries``), from the same start. While this
+process runs the max-margin test, the workers load the model and trace their engines (one
+warm-up task per worker), so the first classes start at once.
 
 The MNIST sample on a local cluster of two workers (about 30 s on 2 cores, Ray's start included):
 
@@ -40,7 +42,7 @@ import keras
 
 from nc_core.errors import InvalidParameterError, NCError
 from nc_core.loading.data import Dataset
-from nc_core.loading.models import compiled_forward, load_model
+from nc_core.loading.models import compiled_forward, load_model, predict
 from nc_core.optimise.cluster import TASK_RETRIES, RayCluster, start_ray
 from nc_core.optimise.config import CleanseConfig
 from nc_core.optimise.progress import CancelToken, EventCallback, ProgressEvent, ScanProgress
@@ -96,6 +98,9 @@ class RayReversalRunner(ScanRunner):
             self._key = _content_key(model, shipped)
             self._shipped = [ray.put(model), ray.put(shipped)]
             self._task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(_reverse_class)
+            warm_up = ray.remote(num_cpus=1)(_warm_up)
+            busy = min(self.workers, int(classifier.output_shape[-1]))  # no more workers than classes
+            self._warming = [warm_up.remote(self._key, self._shipped, config) for _ in range(busy)]
         except BaseException:
             self.close()
             raise
@@ -245,6 +250,14 @@ def _worker_model(key: str, shipped: list) -> _WorkerModel:
         _WORKER_MODELS.clear()
         _WORKER_MODELS[key] = _WorkerModel(key, classifier, data, compiled_forward(classifier))
     return _WORKER_MODELS[key]
+
+
+def _warm_up(key: str, shipped: list, config: CleanseConfig) -> None:
+    """A Ray task: load the model and trace the engine and the forward pass before the first class
+    comes (while the driver runs the max-margin test), as the first class would."""
+    worker = _worker_model(key, shipped)
+    worker.engine(config).warm_up()
+    predict(worker.classifier, worker.data.pixel_range.from_unit(worker.data.x[:1]), forward=worker.forward)
 
 
 def _reverse_class(key: str, shipped: list, reversal: Reversal) -> tuple[TriggerResult, Checkpoint | None]:
