@@ -3,8 +3,9 @@
 Why Ray: one embedded call (``ray.init()``) runs a local cluster with a worker per core, and the
 same code joins a real cluster by address; scheduling, retries of tasks whose worker died, and
 resources (CPUs, GPUs) are Ray's. Each model is one task: a scan's classes share one loaded model
-and one compiled step, so splitting a model's classes over tasks would load and trace it once per
-task; a zoo has many more models than a machine has cores anyway.
+and one compiled step, so splitting a model's classes over tasks loads and traces it once per
+worker (:mod:`nc_core.optimise.ray_runner` does, for one model on many cores); a zoo has many
+more models than a machine has cores anyway.
 
 Each task runs :func:`nc_core.runs.worker.execute` on a run of the store, so an audited model opens in
 the dashboard like any scan, with the same heartbeat and the same resume from finished classes.
