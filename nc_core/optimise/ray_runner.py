@@ -40,7 +40,7 @@ from pathlib import Path
 
 import keras
 
-from nc_core.errors import InvalidParameterError, NCError
+from nc_core.errors import InvalidParameterError
 from nc_core.loading.data import Dataset
 from nc_core.loading.models import compiled_forward, load_model, predict
 from nc_core.optimise.cluster import TASK_RETRIES, RayCluster, start_ray
@@ -84,15 +84,11 @@ class RayReversalRunner(ScanRunner):
         super().__init__(classifier, data, config, progress, cancel)
         self.cluster = cluster
         self._owns_ray = not _connected()
-        if self._owns_ray:
-            self.workers = start_ray(cluster.address, cluster.workers)
-        else:
-            import ray
+        workers = start_ray(cluster.address, cluster.workers) if self._owns_ray else None
+        import ray
 
-            self.workers = int(ray.cluster_resources().get("CPU", 1))
         try:
-            import ray
-
+            self.workers = workers or int(ray.cluster_resources().get("CPU", 1))
             model = _keras_bytes(classifier)
             shipped = replace(data, raw_inputs=None)
             self._key = _content_key(model, shipped)
@@ -178,13 +174,16 @@ def _connected() -> bool:
 
 
 def _outcome(ref, reversal: Reversal) -> tuple[TriggerResult, Checkpoint | None]:
-    """A finished task's result; a user's error raised in the task comes back as itself."""
+    """A finished task's result; an error the task raised comes back as itself (a user's error, a
+    :class:`~nc_core.errors.NCError`, keeps its sentence), the worker's traceback chained to it."""
     import ray
 
     try:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as error:
-        raise (error.cause if isinstance(error.cause, NCError) else error) from None
+        if isinstance(error.cause, Exception):
+            raise error.cause from error
+        raise
     except ray.exceptions.RayError as error:  # its worker died on every try
         raise RuntimeError(
             f"Class {reversal.target} could not run on the Ray cluster: it was tried {TASK_RETRIES + 1} times "

@@ -128,3 +128,23 @@ def test_a_ray_scan_refuses_engines_that_run_here_only_before_starting_ray(mnist
     with pytest.raises(InvalidParameterError, match=refusal):
         scan(mnist_backdoored.classifier, mnist_backdoored.data, [7], CleanseConfig(**changes), ray="local:1")
     assert not ray.is_initialized()
+
+
+@pytest.mark.integration
+def test_a_model_the_workers_safe_loader_refuses_is_answered_with_its_sentence(tmp_path):
+    """Workers load what they are shipped through the project's safe loader: an in-memory model with
+    a Lambda is refused there, with the loader's sentence, and its code never runs on a worker."""
+    import numpy as np
+
+    from nc_core.errors import UnsafeModelError
+    from nc_core.loading.data import Dataset
+    from nc_core.loading.pixels import PixelRange
+    from tests.helpers.tiny_models import SHAPE, lambda_model
+
+    marker = tmp_path / "lambda_ran"
+    classifier = lambda_model(str(marker))
+    images = np.random.default_rng(0).random((16, *SHAPE), np.float32)
+    data = Dataset(images, np.arange(16) % 3, None, "noise", PixelRange.parse("0-1"), True)
+    with pytest.raises(UnsafeModelError, match="Lambda"):
+        scan(classifier, data, [0], CleanseConfig(epochs=2, batch_size=4, margin_steps=0), ray="local:1")
+    assert not marker.exists()
