@@ -5,6 +5,9 @@ Settings come from the environment or from ``.streamlit/secrets.toml``:
 - ``NC_PASSWORD`` / ``password``: every page asks for it first (once per browser session).
 - ``NC_REVIEWER_MODE=1`` / ``reviewer_mode = true``: stored runs are shown read-only; uploads,
   run buttons, delete and import are hidden.
+- ``NC_RAY_ADDRESS`` / ``ray_address``: the scan page offers to run a scan's classes as Ray tasks
+  there (``local:N`` for N workers on this machine, or a cluster's address, as ``scan --ray``
+  takes it); unset, the option is hidden.
 """
 
 from __future__ import annotations
@@ -34,6 +37,12 @@ def reviewer_mode() -> bool:
         return True
     value = _secret("reviewer_mode")
     return str(value).strip().lower() in TRUE_WORDS if value is not None else False
+
+
+def ray_address() -> str | None:
+    """Where the operator lets scans run as Ray tasks (``NC_RAY_ADDRESS``), or None."""
+    value = str(os.environ.get("NC_RAY_ADDRESS") or _secret("ray_address") or "").strip()
+    return value or None
 
 
 def _password() -> str | None:

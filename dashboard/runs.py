@@ -17,6 +17,7 @@ from dashboard.settings import RunSettings
 from dashboard.text import format_seconds
 from dashboard.uploads import run_data_path
 from nc_core.errors import NCError
+from nc_core.optimise.cluster import RayCluster
 from nc_core.runs.spec import ScanSpec
 from nc_core.runs.worker import submit_run
 
@@ -111,6 +112,8 @@ def start_run(
     """
     samples = len(inputs.data) if run_settings.max_samples is None else min(len(inputs.data), run_settings.max_samples)
     run_settings.config.validate(samples)
+    if run_settings.ray is not None:
+        RayCluster.parse(run_settings.ray)  # an operator's typo is refused here, not in the worker
     spec = ScanSpec(
         config=run_settings.config,
         rule=run_settings.rule,
@@ -119,6 +122,7 @@ def start_run(
         max_samples=run_settings.max_samples,
         class_names=tuple(names),
         clean_accuracy=inputs.clean_accuracy,
+        ray=run_settings.ray,
     )
     data_path = run_data_path(selection, inputs.data)
     return submit_run(

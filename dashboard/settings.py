@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from dashboard.page import ray_address
 from nc_core.detection.detect import DetectionRule
 from nc_core.detection.probe import PROBE_MIN_CLASSES
 from nc_core.optimise.config import ENGINES, CleanseConfig
@@ -27,17 +28,27 @@ METHOD_HELP = (
 )
 
 
+RAY_HELP = (
+    "Each class runs as a task on the Ray cluster this server's operator set up (NC_RAY_ADDRESS), one "
+    "CPU each; the results are the same as here, only faster where the cluster has more cores. The "
+    "keras engine only."
+)
+
+
 @dataclass(frozen=True)
 class RunSettings:
-    """What the form returns: the optimisation's config, the sample limit and the detection rule."""
+    """What the form returns: the optimisation's config, the sample limit, the detection rule, and
+    where the classes run (the operator's Ray address, or None for the server itself)."""
 
     config: CleanseConfig
     max_samples: int | None
     rule: DetectionRule = DetectionRule()
+    ray: str | None = None
 
 
-def settings_fields(key: str) -> RunSettings:
-    """Epochs, batch size, learning rate, method and engine, plus the rarer knobs folded away."""
+def settings_fields(key: str, ray: bool = False) -> RunSettings:
+    """Epochs, batch size, learning rate, method and engine, plus the rarer knobs folded away;
+    with ``ray``, the choice to run on the operator's Ray cluster, where one is configured."""
 
     default = CleanseConfig()
     left, middle, right = st.columns(3)
@@ -60,6 +71,7 @@ def settings_fields(key: str) -> RunSettings:
     engine = right.selectbox(
         "Engine", ENGINES, index=ENGINES.index(default.engine), help=ENGINE_HELP, key=f"{key}_engine"
     )
+    on_ray = ray_field(key) if ray else None
     with st.expander("More settings"):
         left, middle, right = st.columns(3)
         samples_per_epoch = left.number_input(
@@ -121,7 +133,21 @@ def settings_fields(key: str) -> RunSettings:
         screen_epochs=int(screen_epochs),
         probe_epochs=int(probe_epochs),
     )
-    return RunSettings(config, int(max_samples) or None, rule)
+    return RunSettings(config, int(max_samples) or None, rule, on_ray)
+
+
+def ray_field(key: str) -> str | None:
+    """A checkbox that sends the run to the operator's Ray cluster: its address when ticked, None
+    when not or when none is configured (then nothing is shown). The address itself stays off the page."""
+    address = ray_address()
+    if address is None:
+        return None
+    label = "Run the classes on the server's Ray cluster"
+    if address == "local":
+        label = "Run the classes on Ray workers, one per core"
+    elif address.startswith("local:"):
+        label = f"Run the classes on {address.removeprefix('local:')} Ray workers"
+    return address if st.checkbox(label, key=f"{key}_ray", help=RAY_HELP) else None
 
 
 def rule_fields(key: str) -> DetectionRule:

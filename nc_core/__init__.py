@@ -40,6 +40,7 @@ _EXPORTS = {
     "PixelRange": "nc_core.loading.pixels",
     "CancelToken": "nc_core.optimise.progress",
     "ProgressEvent": "nc_core.optimise.progress",
+    "RayCluster": "nc_core.optimise.cluster",
     "NCError": "nc_core.errors",
     "RunStore": "nc_core.runs.store",
     "RepairConfig": "nc_core.repair.config",

@@ -92,6 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="optimise this many classes in one batched step (default 1; for GPUs, see README)",
     )
+    scan.add_argument(
+        "--ray",
+        metavar="WHERE",
+        help="run the classes as Ray tasks, one CPU and one TensorFlow thread each, with the same results: "
+        "'local' (a Ray cluster on this machine, on 127.0.0.1 only, one worker per core), 'local:N' (N "
+        "workers), or a running cluster's address as audit's --ray-address takes it ('auto', HOST:6379, "
+        "ray://HOST:10001; see the README's 'One model over a Ray cluster'); not with --classes-per-step "
+        "or --engine legacy",
+    )
     _margin_arguments(scan)
     _rule_arguments(scan)
 
@@ -344,8 +353,10 @@ def _text_summary(report) -> str:
 
 def run_scan(args: argparse.Namespace) -> int:
     from nc_core.loading.inputs import load_inputs
+    from nc_core.optimise.cluster import RayCluster
 
     rule = _rule(args)
+    ray = RayCluster.parse(args.ray) if args.ray else None
     from nc_core.detection.scan import scan
     from nc_core.optimise.progress import CancelToken
 
@@ -364,6 +375,7 @@ def run_scan(args: argparse.Namespace) -> int:
             model_name=inputs.model_name,
             rule=rule,
             on_samples=(lambda samples: triggered.update({samples.target: samples})) if args.report else None,
+            ray=ray,
         )
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -21,7 +21,7 @@ with st.form("scan_form"):
         key="scan_classes",
         format_func=lambda k: class_label(k, names),
     )
-    run_settings = settings_fields("scan")
+    run_settings = settings_fields("scan", ray=True)
     submitted = st.form_submit_button(
         "Scan", type="primary", icon=":material/play_arrow:", disabled=page.busy, key="scan_submit"
     )

@@ -3,8 +3,9 @@
 Why Ray: one embedded call (``ray.init()``) runs a local cluster with a worker per core, and the
 same code joins a real cluster by address; scheduling, retries of tasks whose worker died, and
 resources (CPUs, GPUs) are Ray's. Each model is one task: a scan's classes share one loaded model
-and one compiled step, so splitting a model's classes over tasks would load and trace it once per
-task; a zoo has many more models than a machine has cores anyway.
+and one compiled step, so splitting a model's classes over tasks loads and traces it once per
+worker (:mod:`nc_core.optimise.ray_runner` does, for one model on many cores); a zoo has many
+more models than a machine has cores anyway.
 
 Each task runs :func:`nc_core.runs.worker.execute` on a run of the store, so an audited model opens in
 the dashboard like any scan, with the same heartbeat and the same resume from finished classes.
@@ -26,8 +27,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -36,16 +36,13 @@ from nc_core.audit.metrics import AuditOutcome, audit_metrics
 from nc_core.detection.detect import DetectionRule
 from nc_core.errors import InvalidParameterError
 from nc_core.files import atomic_write
+from nc_core.optimise.cluster import TASK_RETRIES, start_ray
 from nc_core.optimise.config import CleanseConfig
 from nc_core.runs.spec import ScanSpec
 from nc_core.runs.store import RunStore, process_alive
 
-#: Ray retries a task whose worker process died this many times (the scan resumes each time).
-TASK_RETRIES = 3
 #: Seconds an audit started from the dashboard may take for its driver to come up.
 STARTING_GRACE = 120
-#: The object store an embedded Ray starts with: tasks pass run ids, not arrays.
-LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -191,7 +188,7 @@ def run_audit(
         state.save("done")
         metrics = audit_metrics([row.outcome() for row in rows])
         return AuditResult(audit_id, rows, metrics, time.perf_counter() - started, workers or 0)
-    workers = _init_ray(ray_address, workers)
+    workers = start_ray(ray_address, workers)  # a task whose worker died runs again (the scan resumes)
     threads = max(1, (os.cpu_count() or 1) // workers) if ray_address is None else None
     task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(_scan_task)
     running = {task.remote(str(store.root), row.run_id, threads): row for row in pending}
@@ -216,29 +213,6 @@ def run_audit(
     return AuditResult(audit_id, rows, metrics, time.perf_counter() - started, workers)
 
 
-@contextmanager
-def _loopback_only() -> Iterator[None]:
-    """Start a local Ray whose servers listen on 127.0.0.1 only, not on every interface.
-
-    Ray resolves a node IP of 127.0.0.1 to the machine's address (``_node_ip_address`` cannot ask
-    for loopback) except where it treats the machine as a single-node, Windows/macOS-style setup;
-    this asks for that setup while the local cluster starts. Joining a cluster is unaffected.
-    """
-    import ray._private.ray_constants as constants
-
-    previous, variable = constants.ENABLE_RAY_CLUSTER, os.environ.get(constants.ENABLE_RAY_CLUSTERS_ENV_VAR)
-    constants.ENABLE_RAY_CLUSTER = False
-    os.environ[constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
-    try:
-        yield
-    finally:
-        constants.ENABLE_RAY_CLUSTER = previous
-        if variable is None:
-            os.environ.pop(constants.ENABLE_RAY_CLUSTERS_ENV_VAR, None)
-        else:
-            os.environ[constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = variable
-
-
 def _remove_upload(store: RunStore, folder: Path | None) -> None:
     """Delete an unpacked dashboard upload; only ever a folder under the store's ``audit_uploads``."""
     if folder is None:
@@ -256,30 +230,6 @@ def _scan_task(store_root: str, run_id: str, threads: int | None) -> str:
 
     configure_backend(threads)
     return execute(RunStore(store_root), run_id)
-
-
-def _init_ray(address: str | None, workers: int | None) -> int:
-    import ray
-
-    if workers is not None and workers < 1:
-        raise InvalidParameterError(f"Workers must be at least 1, not {workers}.")
-    if address is None:
-        workers = workers or os.cpu_count() or 1
-        with _loopback_only():  # Ray's own token authentication stays as Ray sets it
-            ray.init(
-                num_cpus=workers,
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-                object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-                ignore_reinit_error=True,
-            )
-        return workers
-    try:
-        ray.init(address=address, log_to_driver=False, configure_logging=False, ignore_reinit_error=True)
-    except (ConnectionError, ValueError, RuntimeError) as error:
-        raise InvalidParameterError(f"Cannot join the Ray cluster at {address!r}: {error}") from None
-    return int(ray.cluster_resources().get("CPU", 1))
 
 
 def _row(index: int, entry: AuditEntry) -> AuditRow:

@@ -40,10 +40,12 @@ from nc_core.detection.samples import TriggeredSamples, triggered_samples
 from nc_core.detection.screen import MIN_CLASSES_TO_SCREEN, REFERENCE_CLASSES, plan_full_runs
 from nc_core.errors import RunCancelled
 from nc_core.loading.data import Dataset
+from nc_core.optimise.cluster import RayCluster
 from nc_core.optimise.config import CleanseConfig
 from nc_core.optimise.progress import CancelToken, EventCallback, ScanProgress
+from nc_core.optimise.ray_runner import RayReversalRunner
 from nc_core.optimise.results import TriggerResult
-from nc_core.optimise.runner import ReversalRunner, check_classes
+from nc_core.optimise.runner import ReversalRunner, ScanRunner, check_classes
 from nc_core.optimise.schedule import Reversal
 
 MIN_CLASSES_TO_CONFIRM = 3
@@ -67,6 +69,7 @@ def scan(
     margin: MarginResult | None = None,
     on_margin: Callable[[MarginResult], None] | None = None,
     on_samples: Callable[[TriggeredSamples], None] | None = None,
+    ray: RayCluster | str | None = None,
 ) -> ScanReport:
     """Reverse-engineer every class in ``classes`` (all by default), then run the MAD test.
 
@@ -93,6 +96,11 @@ def scan(
     ``on_samples`` receives, with each finished class, a few clean samples of other classes
     stamped with its trigger and the model's predictions (:mod:`nc_core.detection.samples`): a
     stored run shows them without loading the model again.
+
+    ``ray`` runs the classes as Ray tasks (:mod:`nc_core.optimise.ray_runner`): ``"local:N"`` on a
+    local cluster of N workers, or the address of a running cluster (:class:`RayCluster`). Each
+    class finds the same trigger as in this process; only where it runs, and the report's
+    ``device``, change.
     """
     started = time.perf_counter()
     num_classes = int(classifier.output_shape[-1])
@@ -100,7 +108,7 @@ def scan(
     config.validate(len(data))
     results = {r.target: r for r in done if r.target in targets}
     progress = ScanProgress(on_event, config.steps_for(len(data)))
-    runner = ReversalRunner(classifier, data, config, progress, cancel)
+    runner = make_runner(classifier, data, config, progress, cancel, ray)
     screen = screen_epochs(config, len(targets))
     probe = probe_epochs(config, len(targets), screen)
     confirming = config.confirm_runs if len(targets) >= MIN_CLASSES_TO_CONFIRM else 0
@@ -184,6 +192,8 @@ def scan(
             runner.run(reversals, restarted)
     except RunCancelled:
         cancelled = True
+    finally:
+        runner.close()
     return make_report(
         list(results.values()),
         model=model_name,
@@ -196,8 +206,23 @@ def scan(
         rule=rule,
         margin=margin,
         backend=backend.backend_name(),
-        device=backend.device_name(),
+        device=runner.device,
     )
+
+
+def make_runner(
+    classifier: keras.Model,
+    data: Dataset,
+    config: CleanseConfig,
+    progress: ScanProgress,
+    cancel: CancelToken | None,
+    ray: RayCluster | str | None = None,
+) -> ScanRunner:
+    """The runner of a scan's classes: in this process, or as Ray tasks where ``ray`` says."""
+    if ray is None:
+        return ReversalRunner(classifier, data, config, progress, cancel)
+    cluster = ray if isinstance(ray, RayCluster) else RayCluster.parse(ray)
+    return RayReversalRunner(classifier, data, config, progress, cancel, cluster)
 
 
 def run_margin(

@@ -2,8 +2,9 @@
 
 :func:`reverse_engineer` recovers one class's trigger; :class:`ReversalRunner` runs a scan's list
 of :class:`~nc_core.optimise.schedule.Reversal` s, one class at a time, side by side on threads or
-several per batched step, and keeps the checkpoints of screened classes. Which classes to run, and
-what their results mean, is :mod:`nc_core.detection.scan`'s.
+several per batched step, and keeps the checkpoints of screened classes (:class:`ScanRunner`, what
+it shares with the runner of :mod:`nc_core.optimise.ray_runner`, which runs them as Ray tasks).
+Which classes to run, and what their results mean, is :mod:`nc_core.detection.scan`'s.
 
 The MNIST sample's class 7, its backdoor's target, for 10 epochs; the real trigger is a 3x3
 checkerboard (``card["trigger"]``):
@@ -122,14 +123,42 @@ def reverse_engineer(
     )
 
 
-class ReversalRunner:
-    """Runs a scan's reversals: one class at a time, side by side on threads, or several per step;
-    and keeps screen checkpoints.
+def run_reversal(
+    engine,
+    reversal: Reversal,
+    num_samples: int,
+    evaluate_asr: Callable[[np.ndarray, np.ndarray], float],
+    on_event: EventCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> tuple[TriggerResult, Checkpoint | None]:
+    """One reversal on ``engine``: its result, and its checkpoint when it is a screen's run.
 
-    ``config.classes_per_step`` above 1 selects the batched engine (:mod:`nc_core.optimise.batched`);
-    otherwise the keras engine runs on ``config.threads`` threads (:mod:`nc_core.optimise.threads`), one
-    engine each. Either way each reversal reports its progress through ``progress`` and each result
-    goes to the caller's ``on_done`` as it finishes, so a cancel keeps every class already done.
+    Every runner runs a class through here, on this process's engine or on a Ray worker's
+    (:mod:`nc_core.optimise.ray_runner`), so a class follows the same steps wherever it runs.
+    """
+    kept: list[Checkpoint] = []
+    result = reverse_target(
+        engine,
+        reversal.target,
+        reversal.config,
+        num_samples,
+        on_event,
+        cancel,
+        evaluate_asr=evaluate_asr,
+        resume=reversal.resume,
+        on_checkpoint=kept.append if reversal.keep_checkpoint else None,
+    )
+    return result, kept[0] if kept else None
+
+
+class ScanRunner:
+    """What every scan runner shares: the model and data, the screen checkpoints it keeps, one
+    :class:`~nc_core.optimise.schedule.Reversal` per class run, and the ASR of a trigger.
+
+    A runner's ``run(reversals, on_done)`` runs the reversals and hands each class to
+    ``on_done(reversal, result)`` as it finishes; :class:`ReversalRunner` runs them in this
+    process, :class:`~nc_core.optimise.ray_runner.RayReversalRunner` as Ray tasks. ``close()``
+    releases what the runner holds (a Ray cluster it started); a scan calls it when it ends.
     """
 
     def __init__(
@@ -142,21 +171,13 @@ class ReversalRunner:
     ):
         self.classifier, self.data, self.config = classifier, data, config
         self.progress, self.cancel = progress, cancel
-        self.batched = config.classes_per_step > 1
         self.checkpoints: dict[int, Checkpoint] = {}
         self.forward = compiled_forward(classifier)
-        if self.batched:
-            self.engine = BatchedEngine(
-                classifier, data.x, data.pixel_range, config.classes_per_step, **_optimiser_settings(config)
-            )
-            return
-        threads = auto_threads(config.threads) if config.engine == "keras" and _on_tensorflow() else 1
-        shared = _shared_images(data.x) if threads > 1 else None
-        self.engines = [make_engine(classifier, data, config, shared) for _ in range(threads)]
-        if threads > 1:  # trace on this thread, before any worker thread calls them
-            for engine in self.engines:
-                engine.warm_up()
-            predict(classifier, data.pixel_range.from_unit(data.x[:1]), forward=self.forward)
+
+    @property
+    def device(self) -> str:
+        """Where the classes run, as the report records it beside the Keras backend."""
+        return backend.device_name()
 
     def reversal(self, target: int, epochs: int, seed_offset: int = 0) -> Reversal:
         """Run ``target`` to ``epochs``, continuing its screen where one was kept (not for restarts)."""
@@ -174,10 +195,54 @@ class ReversalRunner:
             self.checkpoints.pop(target, None)
 
     def run(self, reversals: Sequence[Reversal], on_done: Callable[[Reversal, TriggerResult], None]) -> None:
-        """Run every reversal, handing each class to ``on_done`` as it finishes."""
+        raise NotImplementedError
 
-        def events(reversal: Reversal) -> EventCallback:
-            return self.progress.run(reversal.epochs_left, reversal.config.epochs - reversal.epochs_left + 1)
+    def events(self, reversal: Reversal) -> EventCallback:
+        """The progress callback of a reversal as it starts (its epochs counted on from its checkpoint)."""
+        return self.progress.run(reversal.epochs_left, reversal.config.epochs - reversal.epochs_left + 1)
+
+    def asr(self, target: int, mask: np.ndarray, pattern: np.ndarray) -> float:
+        return attack_success_rate(self.classifier, self.data, mask, pattern, target, self.forward)
+
+    def close(self) -> None:
+        """Release what the runner holds; a local runner holds nothing that outlives it."""
+
+
+class ReversalRunner(ScanRunner):
+    """Runs a scan's reversals in this process: one class at a time, side by side on threads, or
+    several per step; and keeps screen checkpoints.
+
+    ``config.classes_per_step`` above 1 selects the batched engine (:mod:`nc_core.optimise.batched`);
+    otherwise the keras engine runs on ``config.threads`` threads (:mod:`nc_core.optimise.threads`), one
+    engine each. Either way each reversal reports its progress through ``progress`` and each result
+    goes to the caller's ``on_done`` as it finishes, so a cancel keeps every class already done.
+    """
+
+    def __init__(
+        self,
+        classifier: keras.Model,
+        data: Dataset,
+        config: CleanseConfig,
+        progress: ScanProgress,
+        cancel: CancelToken | None,
+    ):
+        super().__init__(classifier, data, config, progress, cancel)
+        self.batched = config.classes_per_step > 1
+        if self.batched:
+            self.engine = BatchedEngine(
+                classifier, data.x, data.pixel_range, config.classes_per_step, **_optimiser_settings(config)
+            )
+            return
+        threads = auto_threads(config.threads) if config.engine == "keras" and _on_tensorflow() else 1
+        shared = _shared_images(data.x) if threads > 1 else None
+        self.engines = [make_engine(classifier, data, config, shared) for _ in range(threads)]
+        if threads > 1:  # trace on this thread, before any worker thread calls them
+            for engine in self.engines:
+                engine.warm_up()
+            predict(classifier, data.pixel_range.from_unit(data.x[:1]), forward=self.forward)
+
+    def run(self, reversals: Sequence[Reversal], on_done: Callable[[Reversal, TriggerResult], None]) -> None:
+        """Run every reversal, handing each class to ``on_done`` as it finishes."""
 
         def done(reversal: Reversal, result: TriggerResult, checkpoint: Checkpoint | None) -> None:
             if checkpoint is not None:
@@ -185,33 +250,19 @@ class ReversalRunner:
             on_done(reversal, result)
 
         if self.batched:
-            run_batched(self.engine, reversals, len(self.data), done, events, self.cancel, self.asr)
+            run_batched(self.engine, reversals, len(self.data), done, self.events, self.cancel, self.asr)
         elif len(self.engines) > 1 and len(reversals) > 1:
-            run_on_threads(self.engines, reversals, self.run_one, events, done, self.cancel)
+            run_on_threads(self.engines, reversals, self.run_one, self.events, done, self.cancel)
         else:
             for reversal in reversals:
-                done(reversal, *self.run_one(self.engines[0], reversal, events(reversal), self.cancel))
-
-    def asr(self, target: int, mask: np.ndarray, pattern: np.ndarray) -> float:
-        return attack_success_rate(self.classifier, self.data, mask, pattern, target, self.forward)
+                done(reversal, *self.run_one(self.engines[0], reversal, self.events(reversal), self.cancel))
 
     def run_one(
         self, engine, reversal: Reversal, on_event: EventCallback, cancel
     ) -> tuple[TriggerResult, Checkpoint | None]:
         """One reversal on ``engine``: its result, and its checkpoint when it is a screen's run."""
-        kept: list[Checkpoint] = []
-        result = reverse_target(
-            engine,
-            reversal.target,
-            reversal.config,
-            len(self.data),
-            on_event,
-            cancel,
-            evaluate_asr=lambda m, p: self.asr(reversal.target, m, p),
-            resume=reversal.resume,
-            on_checkpoint=kept.append if reversal.keep_checkpoint else None,
-        )
-        return result, kept[0] if kept else None
+        asr = lambda mask, pattern: self.asr(reversal.target, mask, pattern)  # noqa: E731
+        return run_reversal(engine, reversal, len(self.data), asr, on_event, cancel)
 
 
 def _optimiser_settings(config: CleanseConfig) -> dict:

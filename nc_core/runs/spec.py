@@ -26,7 +26,8 @@ class ScanSpec:
     (all when ``None``), and the files and facts the run was started with.
 
     ``audit``, ``label`` and ``targets`` are set for a scan an audit started: its audit's id, and
-    what the manifest says of the model.
+    what the manifest says of the model. ``ray``, where set, runs the classes as Ray tasks there
+    (``local:N`` or a cluster's address, :class:`~nc_core.optimise.cluster.RayCluster`).
     """
 
     config: CleanseConfig = field(default_factory=CleanseConfig)
@@ -41,6 +42,7 @@ class ScanSpec:
     audit: str | None = None
     label: str | None = None
     targets: tuple[int, ...] = ()
+    ray: str | None = None
 
     def replace(self, **changes) -> ScanSpec:
         return replace(self, **changes)
@@ -60,6 +62,8 @@ class ScanSpec:
         }
         if self.audit is not None:
             settings.update(audit=self.audit, label=self.label, targets=list(self.targets))
+        if self.ray is not None:
+            settings["ray"] = self.ray
         return settings
 
     @classmethod
@@ -82,6 +86,7 @@ class ScanSpec:
             audit=settings.get("audit"),
             label=settings.get("label"),
             targets=tuple(int(t) for t in settings.get("targets") or ()),
+            ray=str(settings["ray"]) if settings.get("ray") else None,
         )
 
 

@@ -229,6 +229,7 @@ def _execute(store: RunStore, run_id: str) -> str:
             margin=store.margin_result(run_id),
             on_margin=lambda m: store.save_margin(run_id, m),
             on_samples=lambda samples: store.save_samples(run_id, samples),
+            ray=spec.ray,
         )
         report.data = record.data
         store.save_report(run_id, report)

@@ -98,6 +98,19 @@ def test_scan_prints_the_json_contract_and_writes_its_folder(tmp_path):
 
 
 @pytest.mark.integration
+def test_scan_on_a_local_ray_cluster_prints_the_json_contract():
+    pytest.importorskip("ray")
+    args = ["--classes", "0,1,7", "--epochs", "4", "--margin-steps", "0", "--format", "json", "--quiet"]
+    done = nc("scan", MODEL, DATA, *args, "--ray", "local:2")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["device"] == "a local Ray cluster of 2 workers" and summary["backend"] == "tensorflow"
+    assert [row["class"] for row in summary["classes"]] == [0, 1, 7]
+    assert summary["verdict"] == "inconclusive" and all(row["l1"] > 0 for row in summary["classes"])
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.integration
 def test_reverse_writes_mask_pattern_fusion_and_result(tmp_path):
     done = nc(
         "reverse", MODEL, DATA, "--target", "3", "--epochs", "3", "--method", "plain", "--out", tmp_path, "--quiet"
@@ -107,6 +120,15 @@ def test_reverse_writes_mask_pattern_fusion_and_result(tmp_path):
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["target"] == 3 and result["method"] == "plain" and len(result["history"]) == 3
     assert np.asarray(result["mask"]).shape == (28, 28)
+
+
+def _free_port() -> int:
+    """A port that was free a moment ago: nothing listens there."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _bad_files(tmp_path):
@@ -134,6 +156,8 @@ def _bad_files(tmp_path):
         ("zip slip", ""),
         ("negative edge bound", "--max-boundary"),
         ("audit with a ratio above 1", "--max-l1-ratio"),
+        ("not a ray address", "is not a Ray address"),
+        ("no ray cluster there", "Cannot reach the Ray cluster"),
     ],
 )
 @pytest.mark.integration
@@ -150,6 +174,8 @@ def test_bad_input_exits_2_with_one_line(tmp_path, case, needle):
         "zip slip": ("scan", MODEL, tmp_path / "slip.zip"),
         "negative edge bound": ("scan", MODEL, DATA, "--max-boundary", "-1"),
         "audit with a ratio above 1": ("audit", tmp_path / "manifest.csv", "--max-l1-ratio", "2"),
+        "not a ray address": ("scan", MODEL, DATA, "--ray", "head-node"),
+        "no ray cluster there": ("scan", MODEL, DATA, "--ray", f"127.0.0.1:{_free_port()}"),
     }[case]
     done = nc(*args, timeout=120)
     assert done.returncode == 2, (done.stdout, done.stderr)

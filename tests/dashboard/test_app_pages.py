@@ -330,6 +330,37 @@ def test_scan_page_reaches_a_verdict_on_the_mnist_sample(scan_run, shared_dir):
     assert any(caption.startswith(f"{stored.labels[0]} → ") for caption in image_captions(at))
 
 
+@needs_mnist
+def test_the_ray_option_shows_only_where_the_operator_configured_it(data_dir, monkeypatch):
+    at = open_sample("mnist_backdoored").switch_page(SCAN_PAGE).run()
+    assert not at.exception and "scan_ray" not in [box.key for box in at.checkbox]
+
+    monkeypatch.setenv("NC_RAY_ADDRESS", "10.1.2.3:6379")
+    at = open_sample("mnist_backdoored").switch_page(SCAN_PAGE).run()
+    option = at.checkbox(key="scan_ray")
+    assert option.label == "Run the classes on the server's Ray cluster" and not option.value
+    assert "10.1.2.3" not in option.label + str(option.help), "the operator's address stays off the page"
+
+
+@pytest.mark.integration
+@needs_mnist
+def test_a_scan_sent_to_ray_from_the_scan_page_runs_there(data_dir, monkeypatch):
+    monkeypatch.setenv("NC_RAY_ADDRESS", "local:2")
+    at = open_sample("mnist_backdoored").switch_page(SCAN_PAGE).run()
+    assert at.checkbox(key="scan_ray").label == "Run the classes on 2 Ray workers"
+    at.multiselect(key="scan_classes").set_value([6, 7])
+    at.number_input(key="scan_epochs").set_value(3)
+    at.checkbox(key="scan_ray").check()
+    at.button(key="scan_submit").click().run()
+
+    record = wait_for(data_dir, at.session_state["scan_run"])
+    assert record.status == "done", record.error
+    assert record.settings["ray"] == "local:2"
+    assert store(data_dir).load_report(record.id).device == "a local Ray cluster of 2 workers"
+    at.run()
+    assert "on tensorflow on a local Ray cluster of 2 workers" in texts(at, "caption")
+
+
 @pytest.mark.integration
 @needs_mnist
 def test_runs_page_lists_exports_imports_and_deletes_runs(reverse_run, scan_run, shared_dir):

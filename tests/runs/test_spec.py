@@ -54,3 +54,10 @@ def test_a_run_records_its_spec_and_a_repair_its_scan_s(tmp_path):
     repair = store.create_run("repair", "m", "d", RepairSpec(store.get(scan).spec, scan).to_settings())
     assert store.get(scan).spec.config.epochs == 5
     assert store.get(repair).scan_spec.classes == (2,) and store.get(repair).spec.source_run == scan
+
+
+def test_a_scan_sent_to_ray_keeps_where_and_older_runs_stay_on_the_machine():
+    spec = ScanSpec.from_settings(STORED_0_12).replace(ray="local:2")
+    assert spec.to_settings() == {**STORED_0_12, "ray": "local:2"}
+    assert ScanSpec.from_settings(json.loads(json.dumps(spec.to_settings()))) == spec
+    assert ScanSpec.from_settings(STORED_0_12).ray is None and "ray" not in ScanSpec().to_settings()

@@ -76,14 +76,15 @@ def test_the_cli_refuses_such_a_manifest_with_a_clean_error_and_accepts_a_root(t
 
 
 @pytest.mark.integration
-def test_the_local_ray_of_an_audit_listens_on_127_0_0_1_only():
-    """In a process of its own, as the audit driver is (Ray keeps its authentication mode per process)."""
+def test_the_local_ray_of_an_audit_or_a_scan_listens_on_127_0_0_1_only():
+    """In a process of its own, as the audit driver is (Ray keeps its authentication mode per process);
+    audits and scans start their local Ray with the same function."""
     pytest.importorskip("ray")
     script = (
         "import ray\n"
         "import ray._private.ray_constants as constants\n"
-        "from nc_core.audit.runner import _init_ray\n"
-        "_init_ray(None, 1)\n"
+        "from nc_core.optimise.cluster import start_ray\n"
+        "start_ray(None, 1)\n"
         "answer = ray.get(ray.remote(lambda: 42).remote())\n"
         "print(ray.get_runtime_context().gcs_address, answer, constants.ENABLE_RAY_CLUSTER)\n"
         "ray.shutdown()\n"
