@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -51,6 +51,8 @@ DEFAULT_P_VALUE = 1e-4
 MIN_P = 1e-300
 #: Images in one optimisation batch: classes are optimised together up to this many images.
 MAX_BATCH_IMAGES = 512
+#: A probe of the margin (:func:`max_margin_scan` with a sample) runs this share of the steps.
+PROBE_STEP_SHARE = 5
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ class MarginResult:
     logits: str = "dense"
     config: dict = field(default_factory=dict)
     images: list[np.ndarray] = field(default_factory=list, repr=False)
+    #: The random classes the null was fitted to, where only some were measured in full (None: all).
+    sample: list[int] | None = None
 
     @property
     def score(self) -> float:
@@ -228,7 +232,7 @@ def _ascend(logits, start, labels, num_classes, scale, offset, config, cancel):
 
 
 def margin_statistics(
-    margins: list[float] | np.ndarray, p_value: float = DEFAULT_P_VALUE
+    margins: list[float] | np.ndarray, p_value: float = DEFAULT_P_VALUE, sample: Sequence[int] | None = None
 ) -> tuple[list[float], list[int]]:
     """MM-BD's test: each class's p-value, and the class flagged (at most one).
 
@@ -241,22 +245,49 @@ def margin_statistics(
     Neural Cleanse, whose mask rule
     flags each on its own. Fewer than three classes cannot be tested (p-values 1).
 
+    With a ``sample`` (a scan of very many classes; :func:`max_margin_scan`), only the sample's
+    classes form the null, classes with a NaN margin were not measured (p-value NaN), and ``n``
+    counts the classes below in the whole model that the sample's share stands for.
+
     >>> p, flagged = margin_statistics([9.0, 10.0, 11.0, 10.5, 9.5, 10.2, 60.0, 9.8, 10.1, 10.4])
     >>> flagged
     [6]
     """
     values = np.maximum(np.asarray(margins, np.float64), 1e-6)
+    if sample is not None:
+        return _sampled_statistics(values, [int(c) for c in sample], p_value)
     p_values = [1.0] * values.size
     if values.size < 3 or not np.all(np.isfinite(values)):
         return p_values, []
     order = [int(k) for k in np.argsort(-values)]
     for rank, k in enumerate(order[:-2]):
-        below = order[rank + 1 :]
-        shape, scale = fit_gamma(values[below])
-        tail = gamma_sf(values[k], shape, scale)
-        p_values[k] = max(float(-math.expm1(len(below) * math.log1p(-min(tail, 1.0 - 1e-16)))), MIN_P)
+        p_values[k] = _order_p(values[k], values[order[rank + 1 :]], len(order) - rank - 1)
     top = order[0]
     return p_values, [top] if p_values[top] < p_value else []
+
+
+def _sampled_statistics(values: np.ndarray, sample: list[int], p_value: float) -> tuple[list[float], list[int]]:
+    """:func:`margin_statistics` with the null fitted to ``sample`` and NaN for classes not measured."""
+    measured = [int(k) for k in np.flatnonzero(np.isfinite(values))]
+    p_values = [1.0 if k in measured else float("nan") for k in range(values.size)]
+    pool = [c for c in sample if c in measured]
+    if values.size < 3 or len(pool) < 3:
+        return p_values, []
+    order = sorted(measured, key=lambda k: -values[k])
+    for rank, k in enumerate(order):
+        below = [c for c in order[rank + 1 :] if c in pool]
+        if len(below) >= 2:
+            stands_for = (values.size - 1) / (len(pool) - (k in pool))
+            p_values[k] = _order_p(values[k], values[below], len(below) * stands_for)
+    top = order[0]
+    return p_values, [top] if p_values[top] < p_value else []
+
+
+def _order_p(value: float, below: np.ndarray, n: float) -> float:
+    """The p-value of ``value`` as the largest of ``n`` draws from a gamma fitted to ``below``."""
+    shape, scale = fit_gamma(below)
+    tail = gamma_sf(value, shape, scale)
+    return max(float(-math.expm1(n * math.log1p(-min(tail, 1.0 - 1e-16)))), MIN_P)
 
 
 def max_margin_scan(
@@ -266,16 +297,31 @@ def max_margin_scan(
     p_value: float = DEFAULT_P_VALUE,
     cancel: CancelToken | None = None,
     on_progress: Callable[[float], None] | None = None,
+    sample: Sequence[int] | None = None,
+    candidates: int = 0,
 ) -> MarginResult:
-    """Run the max-margin detector on every class of ``classifier`` (no data needed)."""
+    """Run the max-margin detector on every class of ``classifier`` (no data needed).
+
+    A ``sample`` of classes makes the cost grow slower than the number of classes (a scan of very
+    many, :mod:`nc_core.detection.probe`): every class is probed with one start and
+    ``1 / PROBE_STEP_SHARE`` of the steps, and only the sample and the ``candidates`` classes with
+    the largest probe margins get the full search. The null is fitted to the random sample; the
+    others' margins are NaN. A backdoor's target is the class driven hardest, so it leads the
+    probe as it leads the full search.
+    """
     if not 0 < p_value < 1:
         raise InvalidParameterError(f"The max-margin p-value must be between 0 and 1, not {p_value}.")
     started = time.perf_counter()
-    margins, images, source, steps = max_margins(
-        classifier, pixel_range, config, cancel=cancel, on_progress=on_progress
-    )
-    p_values, flagged = margin_statistics(margins, p_value)
-    scores = [margin_score(p, p_value) for p in p_values]
+    if sample is None:
+        margins, images, source, steps = max_margins(
+            classifier, pixel_range, config, cancel=cancel, on_progress=on_progress
+        )
+    else:
+        margins, images, source, steps = _probed_margins(
+            classifier, pixel_range, config, sample, candidates, cancel, on_progress
+        )
+    p_values, flagged = margin_statistics(margins, p_value, sample)
+    scores = [margin_score(p, p_value) if math.isfinite(p) else float("nan") for p in p_values]
     return MarginResult(
         [float(m) for m in margins],
         p_values,
@@ -287,7 +333,30 @@ def max_margin_scan(
         source,
         config.to_dict(),
         images,
+        sorted(int(c) for c in sample) if sample is not None else None,
     )
+
+
+def _probed_margins(classifier, pixel_range, config, sample, candidates, cancel, on_progress):
+    """Every class's probe margin, then the full search on the sample and the leaders of the probe."""
+    num_classes = int(classifier.outputs[0].shape[-1])
+    quick = replace(config, starts=1, steps=max(1, config.steps // PROBE_STEP_SHARE))
+    chosen_count = min(num_classes, len(set(sample)) + candidates)
+    probe_share = num_classes * quick.steps / (num_classes * quick.steps + chosen_count * config.starts * config.steps)
+
+    def report(share: float, offset: float) -> Callable[[float], None] | None:
+        return None if on_progress is None else (lambda done: on_progress(offset + share * done))
+
+    probe, _, _, probe_steps = max_margins(classifier, pixel_range, quick, None, cancel, report(probe_share, 0.0))
+    sampled = {int(c) for c in sample}
+    leaders = [int(k) for k in np.argsort(-probe, kind="stable") if int(k) not in sampled][:candidates]
+    chosen = sorted(sampled | set(leaders))
+    best, images, source, steps = max_margins(
+        classifier, pixel_range, config, chosen, cancel, report(1.0 - probe_share, probe_share)
+    )
+    margins = np.full(num_classes, np.nan)
+    margins[chosen] = best[chosen]
+    return margins, images, source, probe_steps + steps
 
 
 def margin_score(p: float, p_value: float = DEFAULT_P_VALUE) -> float:

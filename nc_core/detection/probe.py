@@ -62,6 +62,18 @@ def probe_epochs(config: CleanseConfig, num_classes: int, screen: int) -> int:
     return config.probe_epochs
 
 
+def margin_sample(config: CleanseConfig, num_classes: int) -> list[int] | None:
+    """The classes the max-margin test measures in full and fits its null to, in a model of very
+    many classes (the leaders of its own probe join them); None: measure every class in full.
+
+    >>> len(margin_sample(CleanseConfig(), 1000)), margin_sample(CleanseConfig(), 43)
+    (48, None)
+    """
+    if config.probe_epochs <= 0 or num_classes < PROBE_MIN_CLASSES:
+        return None
+    return median_sample(range(num_classes), config.seed)
+
+
 def probe_loss(result: TriggerResult) -> float:
     """How hard a class's target is to reach: the mean classification loss of its probe's epochs."""
     losses = [h.ce for h in result.history if math.isfinite(h.ce)]

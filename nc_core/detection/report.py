@@ -624,14 +624,17 @@ def _margin_evidence(margin: MarginResult | None, class_ids: list[int], p_value:
     """Per scanned class: its max margin, the margin over the median, its p-value, score and flag.
 
     The test is judged over *every* class of the model at the rule's ``p_value`` (the margin run
-    needs no data and always covers them all, and a null fitted to a few scanned classes would
-    be noise); NaN and unflagged without a margin run."""
+    needs no data and covers them all, and a null fitted to a few scanned classes would be noise;
+    in a scan of very many classes, over the margin run's own random sample of them). NaN and
+    unflagged without a margin run, or for a class whose margin was only probed."""
     blank = {"margin": float("nan"), "ratio": float("nan"), "p": float("nan"), "score": float("nan"), "flagged": False}
     if margin is None or not class_ids or max(class_ids) >= len(margin.margins):
         return {c: dict(blank) for c in class_ids}
-    p_values, flagged = margin_statistics(margin.margins, p_value)
-    median = float(np.median(margin.margins))
-    top = int(np.argmax(margin.margins))
+    p_values, flagged = margin_statistics(margin.margins, p_value, margin.sample)
+    values = np.asarray(margin.margins, np.float64)
+    pool = values[margin.sample] if margin.sample is not None else values
+    median = float(np.nanmedian(pool)) if np.isfinite(pool).any() else float("nan")
+    top = int(np.nanargmax(values)) if np.isfinite(values).any() else -1
 
     def score(c: int) -> float:  # only the largest margin can be flagged, so only it may score above 1
         return margin_score(p_values[c], p_value) if c == top else min(margin_score(p_values[c], p_value), 1.0)
@@ -641,7 +644,7 @@ def _margin_evidence(margin: MarginResult | None, class_ids: list[int], p_value:
             "margin": margin.margins[c],
             "ratio": margin.margins[c] / median if median > 0 else float("nan"),
             "p": p_values[c],
-            "score": score(c),
+            "score": score(c) if math.isfinite(p_values[c]) else float("nan"),
             "flagged": c in flagged,
         }
         for c in class_ids

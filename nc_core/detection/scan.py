@@ -30,6 +30,7 @@ from nc_core.detection.probe import (
     MEDIAN_SAMPLE,
     PROBE_CANDIDATES,
     easiest,
+    margin_sample,
     median_sample,
     probe_epochs,
     probe_loss,
@@ -232,16 +233,23 @@ def run_margin(
     cancel: CancelToken | None,
     progress: ScanProgress | None = None,
 ) -> MarginResult | None:
-    """The max-margin detector over every class, as ``config`` sets it (None when it is off)."""
+    """The max-margin detector over every class, as ``config`` sets it (None when it is off).
+
+    A model of very many classes has its margins probed first and searched in full only on a
+    random sample and the probe's leaders, as its Neural Cleanse runs are
+    (:mod:`nc_core.detection.probe`), unless ``config.probe_epochs`` is 0."""
     if config.margin_steps <= 0:
         return None
     if progress is not None:
         progress.phase = "margin"
+    sample = margin_sample(config, int(classifier.output_shape[-1]))
     return max_margin_scan(
         classifier,
         data.pixel_range,
         MarginConfig(config.margin_starts, config.margin_steps, seed=config.seed),
         cancel=cancel,
+        sample=sample,
+        candidates=0 if sample is None else PROBE_CANDIDATES,
     )
 
 

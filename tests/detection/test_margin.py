@@ -54,6 +54,35 @@ def test_too_few_classes_or_non_finite_margins_flag_nothing():
     assert margin_statistics([1.0, 2.0, float("nan"), 100.0])[1] == []
 
 
+def test_a_sample_of_all_classes_gives_the_full_test():
+    rng = np.random.default_rng(1)
+    values = list(rng.gamma(30.0, 1.0, 12))
+    values[5] = 5 * max(values)
+    full = margin_statistics(values)
+    sampled = margin_statistics(values, sample=range(12))
+    assert sampled[1] == full[1] == [5]
+    assert np.allclose(sampled[0], full[0])
+
+
+def test_a_sampled_null_judges_the_largest_of_many_classes():
+    """Only a random sample and the leaders are measured: NaN for the rest, the exponent for all."""
+    rng = np.random.default_rng(2)
+    values = np.full(1000, np.nan)
+    sample = sorted(rng.choice(1000, 48, replace=False))
+    values[sample] = rng.gamma(30.0, 1.0, 48)
+    values[123] = 4 * np.nanmax(values)
+    p, flagged = margin_statistics(values, sample=sample)
+    assert flagged == [123]
+    assert math.isnan(p[0 if 0 not in sample else 1]) and all(0 < p[c] <= 1 for c in sample)
+    natural = values.copy()
+    natural[123] = np.nanmax(values[sample]) * 1.05  # a natural leader, barely above the sample
+    assert margin_statistics(natural, sample=sample)[1] == []
+    # the same leader among 1,000 classes is less surprising than among the 48 of the sample alone
+    alone = margin_statistics(list(values[sample]) + [values[123] * 0.45])[0][-1]
+    among_many = margin_statistics(np.where(np.arange(1000) == 123, values[123] * 0.45, values), sample=sample)[0][123]
+    assert among_many > alone
+
+
 def test_bad_settings_are_refused():
     with pytest.raises(InvalidParameterError):
         MarginConfig(starts=0).validate()

@@ -88,3 +88,5 @@ def test_a_probed_scan_finds_the_backdoor_and_clears_the_clean_twin(twin, verdic
     assert sum(r.median_sample for r in report.results) == 4
     if flagged:
         assert not report.result_for(7).probe_only, "the target is screened: in the sample or among the easiest"
+    assert len(report.margin.sample) == 4, "the max-margin test fits its null to a sample too"
+    assert report.margin.flagged == flagged
