@@ -103,6 +103,7 @@ def scan_one(name: str, batch_size: int | None, epochs: int | None) -> dict:
         "flagged": report.flagged,
         "truth": expected if target is None else f"backdoored -> {target}",
         "right": report.verdict == expected and (target is None or target in report.flagged),
+        "reason": report.verdict_reason,
     }
 
 
