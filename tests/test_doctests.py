@@ -82,6 +82,7 @@ DOCTESTED_WITH_MODELS = [
     "nc_core.loading.data.for_model",
     "nc_core.loading.inputs",
     "nc_core.loading.models",
+    "nc_core.loading.models.footprint",
     "nc_core.loading.models.inspection",
     "nc_core.loading.models.load",
     "nc_core.loading.models.prediction",

@@ -161,7 +161,7 @@ def max_margins(
     chosen = list(range(num_classes)) if classes is None else list(classes)
     logits, source = logits_function(classifier)
     scale, offset = np.float32(pixel_range.scale), np.float32(pixel_range.offset)
-    per_batch = max(1, MAX_BATCH_IMAGES // config.starts)
+    per_batch = max(1, _batch_images(classifier) // config.starts)
     best = np.full(num_classes, -np.inf, np.float64)
     images: dict[int, np.ndarray] = {}
     steps = 0
@@ -180,6 +180,15 @@ def max_margins(
         if on_progress is not None:
             on_progress(min(1.0, (first + len(group)) / len(chosen)))
     return best, [images.get(c, np.zeros(shape, np.float32)) for c in range(num_classes)], source, steps
+
+
+def _batch_images(classifier: keras.Model) -> int:
+    """Images one margin batch may hold: ``MAX_BATCH_IMAGES``, fewer where the model's layer
+    outputs would not fit :data:`~nc_core.loading.models.footprint.GRADIENT_BUDGET_BYTES` (a 96x96
+    MobileNetV2 takes 32, four classes of 8 starts)."""
+    from nc_core.loading.models.footprint import GRADIENT_BUDGET_BYTES, GRADIENT_FACTOR, images_within
+
+    return images_within(classifier, GRADIENT_BUDGET_BYTES, most=MAX_BATCH_IMAGES, factor=GRADIENT_FACTOR)
 
 
 def _ascend(logits, start, labels, num_classes, scale, offset, config, cancel):

@@ -16,12 +16,23 @@ import keras
 import numpy as np
 
 from nc_core.errors import InvalidDataError, InvalidParameterError
+from nc_core.loading.models.footprint import INFERENCE_BUDGET_BYTES, images_within
+
+#: Most images one prediction batch takes, however small the model.
+MAX_PREDICT_BATCH = 256
 
 
 def predict(
-    model: keras.Model, x: np.ndarray, batch_size: int = 256, forward: Callable[[np.ndarray], Any] | None = None
+    model: keras.Model,
+    x: np.ndarray,
+    batch_size: int | None = None,
+    forward: Callable[[np.ndarray], Any] | None = None,
 ) -> np.ndarray:
     """The model's outputs for ``x`` (model inputs), batched, without Keras's progress bar.
+
+    ``batch_size`` defaults to what the model's layer outputs allow within
+    :data:`~nc_core.loading.models.footprint.INFERENCE_BUDGET_BYTES`, at most ``MAX_PREDICT_BATCH``
+    (a 96x96 MobileNetV2 predicts 32 images at a time: 256 took 5.2 GiB).
 
     Pass the model from :func:`as_classifier` to get probabilities, and :func:`compiled_forward`
     as ``forward`` where one model predicts many times.
@@ -29,6 +40,8 @@ def predict(
     >>> predict(classifier, data.model_inputs()[:10]).shape
     (10, 10)
     """
+    if batch_size is None:
+        batch_size = images_within(model, INFERENCE_BUDGET_BYTES, most=MAX_PREDICT_BATCH)
     if batch_size < 1:
         raise InvalidParameterError(f"The batch size must be at least 1, not {batch_size}.")
     x = np.asarray(x, np.float32)
@@ -71,7 +84,7 @@ def compiled_forward(model: keras.Model) -> Callable[[np.ndarray], Any]:
     return forward
 
 
-def clean_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:
+def clean_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int | None = None) -> float:
     """Share of labelled samples the model classifies right (labels below 0 mean unknown).
 
     >>> clean_accuracy(classifier, data.model_inputs(), data.y)
