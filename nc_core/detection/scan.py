@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import keras
 
@@ -90,9 +90,10 @@ def scan(
     verdict, plus a few reference classes, get the full schedule (:mod:`nc_core.detection.screen`).
 
     Before Neural Cleanse, the max-margin test (:mod:`nc_core.detection.margin`) runs over every
-    class unless ``config.margin_steps`` is 0; ``margin`` is its result from an interrupted run to
-    resume from, and ``on_margin`` receives it as soon as it is known. The report fuses both
-    methods (:mod:`nc_core.detection.fusion`).
+    class unless ``config.margin_steps`` is 0 (on a Ray cluster it runs as one more task, beside
+    the classes); ``margin`` is its result from an interrupted run to resume from, and
+    ``on_margin`` receives it as soon as it is known. The report fuses both methods
+    (:mod:`nc_core.detection.fusion`).
 
     ``on_samples`` receives, with each finished class, a few clean samples of other classes
     stamped with its trigger and the model's predictions (:mod:`nc_core.detection.samples`): a
@@ -122,12 +123,18 @@ def scan(
         if on_samples is not None:
             on_samples(triggered_samples(classifier, data, result, forward=runner.forward))
 
+    margins = [margin] if margin is not None else []
+
+    def margin_found(result: MarginResult) -> None:
+        margins.append(result)
+        if on_margin is not None:
+            on_margin(result)
+
     cancelled = False
     try:
-        if margin is None:
-            margin = run_margin(classifier, data, config, cancel, progress)
-            if margin is not None and on_margin is not None:
-                on_margin(margin)
+        if not margins and config.margin_steps > 0:
+            progress.phase = "margin"
+            runner.start_side_task(MarginTask(config), margin_found)
         todo = [t for t in targets if t not in results]
         full_runs = [config.epochs] * (REFERENCE_CLASSES + 1) * bool(screen) + reserve
         if probe:
@@ -191,6 +198,7 @@ def scan(
                     keep(median_run(restarts[reversal.target]))
 
             runner.run(reversals, restarted)
+        runner.wait_side_tasks()
     except RunCancelled:
         cancelled = True
     finally:
@@ -205,7 +213,7 @@ def scan(
         seconds=time.perf_counter() - started,
         cancelled=cancelled,
         rule=rule,
-        margin=margin,
+        margin=margins[0] if margins else None,
         backend=backend.backend_name(),
         device=runner.device,
     )
@@ -231,7 +239,6 @@ def run_margin(
     data: Dataset,
     config: CleanseConfig,
     cancel: CancelToken | None,
-    progress: ScanProgress | None = None,
 ) -> MarginResult | None:
     """The max-margin detector over every class, as ``config`` sets it (None when it is off).
 
@@ -240,8 +247,6 @@ def run_margin(
     (:mod:`nc_core.detection.probe`), unless ``config.probe_epochs`` is 0."""
     if config.margin_steps <= 0:
         return None
-    if progress is not None:
-        progress.phase = "margin"
     sample = margin_sample(config, int(classifier.output_shape[-1]))
     return max_margin_scan(
         classifier,
@@ -251,6 +256,20 @@ def run_margin(
         sample=sample,
         candidates=0 if sample is None else PROBE_CANDIDATES,
     )
+
+
+@dataclass(frozen=True)
+class MarginTask:
+    """The max-margin test as a scan runner runs it beside the classes: at once in this process,
+    or as a task on a Ray worker (so it travels as plain, picklable settings)."""
+
+    config: CleanseConfig
+
+    def __call__(self, classifier: keras.Model, data: Dataset, cancel: CancelToken | None) -> MarginResult | None:
+        return run_margin(classifier, data, self.config, cancel)
+
+    def __str__(self) -> str:
+        return "The scan's max-margin test"
 
 
 def screen_epochs(config: CleanseConfig, num_classes: int) -> int:

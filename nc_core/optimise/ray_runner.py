@@ -13,9 +13,11 @@ The driver keeps what a scan shares: the progress bar (it moves as each class fi
 send no per-step events), the cancel (polled while it waits; unfinished tasks are cancelled and
 finished classes kept) and the screen checkpoints, plain NumPy that travel back with a screened
 class and out again with the task that continues it, on whichever worker is free. A task whose
-worker dies runs again elsewhere (Ray's ``max_retries``), from the same start. While this
-process runs the max-margin test, the workers load the model and trace their engines (one
-warm-up task per worker), so the first classes start at once.
+worker dies runs again elsewhere (Ray's ``max_retries``), from the same start. The max-margin test
+runs on the cluster too, as one more task beside the classes (:meth:`~RayReversalRunner.start_side_task`):
+the driver, perhaps a laptop joined to a cluster, only schedules, and on a local cluster the test
+takes a worker's share instead of holding up every class. The workers load the model and trace
+their engines as soon as the runner starts (one warm-up task per worker).
 
 The MNIST sample on a local cluster of two workers (about 30 s on 2 cores, Ray's start included):
 
@@ -37,6 +39,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import keras
 
@@ -47,7 +50,7 @@ from nc_core.optimise.cluster import TASK_RETRIES, RayCluster, start_ray
 from nc_core.optimise.config import CleanseConfig
 from nc_core.optimise.progress import CancelToken, EventCallback, ProgressEvent, ScanProgress
 from nc_core.optimise.results import TriggerResult
-from nc_core.optimise.runner import ScanRunner, attack_success_rate, make_engine, run_reversal
+from nc_core.optimise.runner import ScanRunner, SideTask, attack_success_rate, make_engine, run_reversal
 from nc_core.optimise.schedule import Checkpoint, Reversal, check_cancel
 
 #: Seconds the driver waits for a class to finish before it looks at the cancel token again.
@@ -83,6 +86,7 @@ class RayReversalRunner(ScanRunner):
             )
         super().__init__(classifier, data, config, progress, cancel)
         self.cluster = cluster
+        self._side: dict = {}  # a side task's ref -> (what takes its result, what the task is called)
         self._owns_ray = not _connected()
         workers = start_ray(cluster.address, cluster.workers) if self._owns_ray else None
         import ray
@@ -94,6 +98,7 @@ class RayReversalRunner(ScanRunner):
             self._key = _content_key(model, shipped)
             self._shipped = [ray.put(model), ray.put(shipped)]
             self._task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(_reverse_class)
+            self._side_task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(_run_side_task)
             warm_up = ray.remote(num_cpus=1)(_warm_up)
             busy = min(self.workers, int(classifier.output_shape[-1]))  # no more workers than classes
             self._warming = [warm_up.remote(self._key, self._shipped, config) for _ in range(busy)]
@@ -119,10 +124,13 @@ class RayReversalRunner(ScanRunner):
                 ref = self._task.remote(self._key, self._shipped, reversal)
                 running[ref] = (reversal, self._started(reversal))
             while running:
-                ready, _ = ray.wait(list(running), num_returns=1, timeout=CANCEL_POLL_SECONDS)
+                ready, _ = ray.wait(list(running) + list(self._side), num_returns=1, timeout=CANCEL_POLL_SECONDS)
                 for ref in ready:
+                    if ref in self._side:
+                        self._side_done(ref)
+                        continue
                     reversal, report = running.pop(ref)
-                    result, checkpoint = _outcome(ref, reversal)
+                    result, checkpoint = _outcome(ref, f"Class {reversal.target}")
                     if checkpoint is not None:
                         self.checkpoints[reversal.target] = checkpoint
                     report(self._event("class_done", reversal, result.epochs, result.seconds, result))
@@ -132,13 +140,39 @@ class RayReversalRunner(ScanRunner):
             for ref in running:
                 ray.cancel(ref)
 
-    def close(self) -> None:
-        """Stop the local cluster this runner started, or leave the cluster it joined."""
-        if self._owns_ray:
-            import ray
+    def start_side_task(self, task: SideTask, on_done: Callable[[Any], None]) -> None:
+        """Run ``task(classifier, data, None)`` as a task on the cluster, beside the classes; its
+        result goes to ``on_done`` as it arrives, while classes run or in :meth:`wait_side_tasks`.
+        A cancel stops it from here (:meth:`close`), so it gets no token of its own."""
+        self._side[self._side_task.remote(self._key, self._shipped, task)] = (on_done, str(task))
 
+    def wait_side_tasks(self) -> None:
+        """Wait for every side task's result, looking at the cancel token between waits."""
+        import ray
+
+        while self._side:
+            ready, _ = ray.wait(list(self._side), num_returns=1, timeout=CANCEL_POLL_SECONDS)
+            for ref in ready:
+                self._side_done(ref)
+            check_cancel(self.cancel)
+
+    def close(self) -> None:
+        """Cancel the side tasks still running; stop the local cluster this runner started, or
+        leave the cluster it joined."""
+        if not (self._side or self._owns_ray):
+            return
+        import ray
+
+        for ref in self._side:
+            ray.cancel(ref)
+        self._side.clear()
+        if self._owns_ray:
             ray.shutdown()
             self._owns_ray = False
+
+    def _side_done(self, ref) -> None:
+        on_done, what = self._side.pop(ref)
+        on_done(_outcome(ref, what))
 
     def _started(self, reversal: Reversal) -> EventCallback:
         """The reversal's progress callback, told that its class has started."""
@@ -173,9 +207,10 @@ def _connected() -> bool:
     return ray.is_initialized()
 
 
-def _outcome(ref, reversal: Reversal) -> tuple[TriggerResult, Checkpoint | None]:
-    """A finished task's result; an error the task raised comes back as itself (a user's error, a
-    :class:`~nc_core.errors.NCError`, keeps its sentence), the worker's traceback chained to it."""
+def _outcome(ref, what: str) -> Any:
+    """A finished task's result (``what`` names the task); an error the task raised comes back as
+    itself (a user's error, a :class:`~nc_core.errors.NCError`, keeps its sentence), the worker's
+    traceback chained to it."""
     import ray
 
     try:
@@ -186,8 +221,7 @@ def _outcome(ref, reversal: Reversal) -> tuple[TriggerResult, Checkpoint | None]
         raise
     except ray.exceptions.RayError as error:  # its worker died on every try
         raise RuntimeError(
-            f"Class {reversal.target} could not run on the Ray cluster: it was tried {TASK_RETRIES + 1} times "
-            f"({type(error).__name__})."
+            f"{what} could not run on the Ray cluster: it was tried {TASK_RETRIES + 1} times ({type(error).__name__})."
         ) from None
 
 
@@ -268,3 +302,9 @@ def _reverse_class(key: str, shipped: list, reversal: Reversal) -> tuple[Trigger
         return attack_success_rate(worker.classifier, worker.data, mask, pattern, reversal.target, worker.forward)
 
     return run_reversal(engine, reversal, len(worker.data), asr)
+
+
+def _run_side_task(key: str, shipped: list, task: SideTask) -> Any:
+    """A Ray task: work of the scan besides its classes (the max-margin test) on this worker's model."""
+    worker = _worker_model(key, shipped)
+    return task(worker.classifier, worker.data, None)

@@ -17,6 +17,7 @@ checkerboard (``card["trigger"]``):
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -151,6 +152,11 @@ def run_reversal(
     return result, kept[0] if kept else None
 
 
+#: Work a scan runs besides its classes: ``task(classifier, data, cancel)``, picklable for a Ray
+#: worker; ``str(task)`` names it in an error.
+SideTask = Callable[[keras.Model, Dataset, CancelToken | None], Any]
+
+
 class ScanRunner:
     """What every scan runner shares: the model and data, the screen checkpoints it keeps, one
     :class:`~nc_core.optimise.schedule.Reversal` per class run, and the ASR of a trigger.
@@ -196,6 +202,17 @@ class ScanRunner:
 
     def run(self, reversals: Sequence[Reversal], on_done: Callable[[Reversal, TriggerResult], None]) -> None:
         raise NotImplementedError
+
+    def start_side_task(self, task: SideTask, on_done: Callable[[Any], None]) -> None:
+        """Run ``task(classifier, data, cancel)``, work of the scan besides its classes (the
+        max-margin test), and hand its result to ``on_done``.
+
+        Here it runs at once, before any class, on this process's cores; a Ray runner runs it as
+        one more task on the cluster, beside the classes (:meth:`wait_side_tasks` collects it)."""
+        on_done(task(self.classifier, self.data, self.cancel))
+
+    def wait_side_tasks(self) -> None:
+        """Wait until every side task has handed its result over (here they all have)."""
 
     def events(self, reversal: Reversal) -> EventCallback:
         """The progress callback of a reversal as it starts (its epochs counted on from its checkpoint)."""

@@ -22,6 +22,8 @@ SCHEDULE = CleanseConfig(epochs=12, screen_epochs=4, margin_steps=0)
 #: Every class runs all its epochs (a few seconds each), so a worker is killed or cancelled mid-class.
 LONG_CLASSES = CleanseConfig(epochs=40, early_stop=False, screen_epochs=0, confirm_runs=0, margin_steps=0)
 TWO_WORKERS = RayCluster(workers=2)
+#: A short max-margin test, which a Ray scan runs on the cluster beside the classes.
+WITH_MARGIN = CleanseConfig(epochs=4, screen_epochs=0, confirm_runs=0, margin_steps=60)
 
 
 @pytest.mark.integration
@@ -43,6 +45,29 @@ def test_a_ray_scan_finds_what_a_scan_in_this_process_finds(mnist_backdoored):
     overall = [e.overall for e in events]
     assert overall == sorted(overall) and overall[-1] == 1.0, "the bar moves as classes finish, never back"
     assert {e.target for e in events if e.kind == "class_done"} == set(range(10))
+
+
+@pytest.mark.integration
+def test_a_ray_scan_runs_the_max_margin_test_on_a_worker_and_finds_the_same_margins(mnist_backdoored, monkeypatch):
+    here = scan(mnist_backdoored.classifier, mnist_backdoored.data, config=WITH_MARGIN)
+
+    def not_in_the_driver(*args, **kwargs):
+        raise AssertionError("the max-margin test ran in the driver")
+
+    monkeypatch.setattr("nc_core.detection.scan.max_margin_scan", not_in_the_driver)  # a worker imports its own
+    received = []
+    on_ray = scan(
+        mnist_backdoored.classifier,
+        mnist_backdoored.data,
+        config=WITH_MARGIN,
+        on_margin=received.append,
+        ray=TWO_WORKERS,
+    )
+    assert len(received) == 1 and received[0] is on_ray.margin
+    assert on_ray.margin.steps == here.margin.steps > 0
+    assert on_ray.margin.margins == pytest.approx(here.margin.margins, rel=1e-4)  # one thread there, two here
+    assert on_ray.margin.flagged == here.margin.flagged
+    assert (on_ray.verdict, on_ray.flagged) == (here.verdict, here.flagged)
 
 
 def _our_ray_tasks() -> list[int]:
