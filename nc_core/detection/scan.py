@@ -123,16 +123,15 @@ def scan(
         if on_samples is not None:
             on_samples(triggered_samples(classifier, data, result, forward=runner.forward))
 
-    margins = [margin] if margin is not None else []
-
     def margin_found(result: MarginResult) -> None:
-        margins.append(result)
+        nonlocal margin
+        margin = result
         if on_margin is not None:
             on_margin(result)
 
     cancelled = False
     try:
-        if not margins and config.margin_steps > 0:
+        if margin is None and config.margin_steps > 0:
             progress.phase = "margin"
             runner.start_side_task(MarginTask(config), margin_found)
         todo = [t for t in targets if t not in results]
@@ -213,7 +212,7 @@ def scan(
         seconds=time.perf_counter() - started,
         cancelled=cancelled,
         rule=rule,
-        margin=margins[0] if margins else None,
+        margin=margin,
         backend=backend.backend_name(),
         device=runner.device,
     )

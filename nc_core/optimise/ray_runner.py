@@ -124,11 +124,7 @@ class RayReversalRunner(ScanRunner):
                 ref = self._task.remote(self._key, self._shipped, reversal)
                 running[ref] = (reversal, self._started(reversal))
             while running:
-                ready, _ = ray.wait(list(running) + list(self._side), num_returns=1, timeout=CANCEL_POLL_SECONDS)
-                for ref in ready:
-                    if ref in self._side:
-                        self._side_done(ref)
-                        continue
+                for ref in self._poll(running):
                     reversal, report = running.pop(ref)
                     result, checkpoint = _outcome(ref, f"Class {reversal.target}")
                     if checkpoint is not None:
@@ -148,12 +144,8 @@ class RayReversalRunner(ScanRunner):
 
     def wait_side_tasks(self) -> None:
         """Wait for every side task's result, looking at the cancel token between waits."""
-        import ray
-
         while self._side:
-            ready, _ = ray.wait(list(self._side), num_returns=1, timeout=CANCEL_POLL_SECONDS)
-            for ref in ready:
-                self._side_done(ref)
+            self._poll({})
             check_cancel(self.cancel)
 
     def close(self) -> None:
@@ -170,9 +162,16 @@ class RayReversalRunner(ScanRunner):
             ray.shutdown()
             self._owns_ray = False
 
-    def _side_done(self, ref) -> None:
-        on_done, what = self._side.pop(ref)
-        on_done(_outcome(ref, what))
+    def _poll(self, running: dict) -> list:
+        """The class tasks of ``running`` that finished within one poll; a side task that finished
+        meanwhile hands its result over on the way."""
+        import ray
+
+        ready, _ = ray.wait(list(running) + list(self._side), num_returns=1, timeout=CANCEL_POLL_SECONDS)
+        for ref in [ref for ref in ready if ref in self._side]:
+            on_done, what = self._side.pop(ref)
+            on_done(_outcome(ref, what))
+        return [ref for ref in ready if ref in running]
 
     def _started(self, reversal: Reversal) -> EventCallback:
         """The reversal's progress callback, told that its class has started."""
